@@ -1,0 +1,90 @@
+// Package contract is the on-disk contract between the build host (image/...)
+// and the device (initsys/...): partition labels, boot-partition paths,
+// kernel command-line keys and the console markers tests wait for.
+//
+// It imports neither side; both import it. Keep it small and stable: a change
+// here is a change of the image format.
+package contract
+
+// GPT partition names (PARTLABEL) and the FAT volume label of the boot partition.
+const (
+	PartBoot  = "basalt-boot"
+	PartRootA = "basalt-root-a"
+	PartRootB = "basalt-root-b"
+	PartData  = "basalt-data"
+
+	// BootFSLabel is the FAT volume label of the boot partition.
+	BootFSLabel = "BASALT"
+	// DataFSLabel is the ext4 volume label of the data partition.
+	DataFSLabel = "basalt-data"
+)
+
+// Slot names a root slot.
+type Slot string
+
+const (
+	SlotA Slot = "a"
+	SlotB Slot = "b"
+)
+
+// PartLabel returns the PARTLABEL of the slot's root partition.
+func (s Slot) PartLabel() string {
+	if s == SlotB {
+		return PartRootB
+	}
+	return PartRootA
+}
+
+// Other returns the other slot.
+func (s Slot) Other() Slot {
+	if s == SlotB {
+		return SlotA
+	}
+	return SlotB
+}
+
+// Valid reports whether s names a slot.
+func (s Slot) Valid() bool { return s == SlotA || s == SlotB }
+
+// Paths on the boot partition, relative to its root, slash-separated.
+const (
+	// SlotDir holds a slot's boot files: SlotDir(s)+"/vmlinuz", "/initrd", "/dtbs/".
+	BootConfig    = "basalt/config.yaml"
+	BootConfigDir = "basalt/config.d"
+	// BootStateFile is the A/B state file read by boot.scr (U-Boot boards).
+	BootStateFile = "basalt/state.txt"
+	// BootVersionFile, inside a slot directory, names the version of that slot.
+	BootVersionFile = "version"
+	KernelFile      = "vmlinuz"
+	InitrdFile      = "initrd"
+	DTBDir          = "dtbs"
+)
+
+// SlotDir returns the boot-partition directory of the slot's boot files.
+func SlotDir(s Slot) string { return string(s) }
+
+// Kernel command-line keys.
+const (
+	CmdlineSlot  = "basalt.slot"
+	CmdlineDebug = "basalt.debug"
+)
+
+// Console markers: stable strings that tests and users wait for.
+const (
+	// MarkerRootMounted is printed by stage 1 as MarkerRootMounted + " " + slot + " mounted".
+	MarkerPrefix = "basalt: "
+	MarkerReady  = "basalt: ready"
+)
+
+// RootMountedMarker is the stage-1 marker printed once the slot's root is mounted.
+func RootMountedMarker(s Slot) string { return "basalt: root " + string(s) + " mounted" }
+
+// Paths inside the root filesystem.
+const (
+	// InitPath is where the device binary lives in the slot root and in the initramfs.
+	InitPath = "/sbin/basalt-init"
+	// ModulesDir is the kernel modules directory (ModulesDir/<release>/...).
+	ModulesDir = "/lib/modules"
+	// ReleaseFile describes the image in the root (key=value, os-release style).
+	ReleaseFile = "/etc/basalt-release"
+)

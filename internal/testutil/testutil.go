@@ -1,0 +1,30 @@
+// Package testutil holds helpers shared by basalt's tests.
+package testutil
+
+import (
+	"os"
+	"os/exec"
+	"testing"
+)
+
+// NeedTool returns the path of a host tool a test checks its output with
+// (unsquashfs, sgdisk, fsck.vfat, e2fsck, qemu-system-*). Where the tool is
+// missing the test fails under CI (CI=true: `make test` installs the tools,
+// so a missing one is a broken setup) and is skipped elsewhere.
+func NeedTool(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin"} {
+		if _, err := os.Stat(dir + "/" + name); err == nil {
+			return dir + "/" + name
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s not found: `make test` installs it (see Makefile: deps)", name)
+	}
+	t.Skipf("%s not found; run `make deps` to install the host tools the checks use", name)
+	return ""
+}
