@@ -1,0 +1,56 @@
+// Package cli is the basalt command line: one file per verb, each with its
+// options struct; the work itself lives in image/ and qemu/.
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes: scripts can tell bad input from a failure of the machine.
+const (
+	exitFailure = 1 // I/O, network, tool failure
+	exitInvalid = 2 // invalid input: spec, flags, files
+)
+
+// ErrInvalid marks errors caused by the user's input (exit code 2).
+var ErrInvalid = errors.New("invalid input")
+
+// globalOptions are the flags every verb has.
+type globalOptions struct {
+	verbose bool
+}
+
+func newRootCmd() *cobra.Command {
+	g := &globalOptions{}
+	root := &cobra.Command{
+		Use:   "basalt",
+		Short: "Build immutable, A/B-updatable edge OS images from one YAML spec",
+		Long: `basalt turns one declarative YAML spec into a bootable disk image per board
+and a signed OTA update bundle, without root, Docker or loop devices.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "show each step with its duration")
+	root.AddCommand(
+		newBoardsCmd(g),
+	)
+	return root
+}
+
+// Run executes the command line and returns the process exit code.
+func Run(args []string) int {
+	root := newRootCmd()
+	root.SetArgs(args)
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "basalt:", err)
+		if errors.Is(err, ErrInvalid) {
+			return exitInvalid
+		}
+		return exitFailure
+	}
+	return 0
+}
