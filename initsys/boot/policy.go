@@ -1,0 +1,78 @@
+package boot
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"time"
+)
+
+// Policy decides what a failed boot does. The zero value is not usable;
+// fill every field (stage 2 wires the real ones, tests fakes).
+type Policy struct {
+	Console io.Writer
+	// Debug is basalt.debug=1 from the kernel command line.
+	Debug bool
+	// Countdown before the reboot, printed once per second.
+	Countdown time.Duration
+	Sleep     func(time.Duration)
+	// Reboot restarts the machine (after stopping services and unmounting);
+	// it does not return when it works.
+	Reboot func() error
+	// Shell runs the emergency shell on the console and returns when it
+	// exits; ErrNoShell when there is none.
+	Shell func() error
+	// Hang blocks forever.
+	Hang func()
+}
+
+// ErrNoShell says the image has no emergency shell.
+var ErrNoShell = fmt.Errorf("no emergency shell in this image (%s)", ShellPath)
+
+// ShellPath is the emergency shell: busybox-static's sh when the image has it.
+const ShellPath = "/bin/sh"
+
+// Fail handles an essential step's failure: with Debug it drops to the
+// emergency shell (restarting it when it exits) or hangs when there is none;
+// otherwise it counts down and reboots so the bootloader can fall back.
+// It returns only when the reboot itself failed.
+func (p Policy) Fail(err error) error {
+	fmt.Fprintf(p.Console, "basalt: boot failed: %v\n", err)
+	if p.Debug {
+		fmt.Fprintf(p.Console, "basalt: basalt.debug=1: emergency shell instead of reboot\n")
+		for {
+			serr := p.Shell()
+			if serr == nil {
+				fmt.Fprintln(p.Console, "basalt: emergency shell exited; starting another")
+				p.Sleep(time.Second)
+				continue
+			}
+			fmt.Fprintf(p.Console, "basalt: %v; halted for debugging\n", serr)
+			p.Hang()
+			return serr
+		}
+	}
+	for left := p.Countdown; left > 0; left -= time.Second {
+		fmt.Fprintf(p.Console, "basalt: rebooting in %d s\n", int((left+time.Second-1)/time.Second))
+		p.Sleep(min(time.Second, left))
+	}
+	fmt.Fprintln(p.Console, "basalt: rebooting")
+	return p.Reboot()
+}
+
+// ConsoleShell runs ShellPath on the console (fds 0-2), or returns ErrNoShell.
+func ConsoleShell() error {
+	if _, err := os.Stat(ShellPath); err != nil {
+		return ErrNoShell
+	}
+	cmd := exec.Command(ShellPath)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = []string{"PATH=/sbin:/usr/sbin:/bin:/usr/bin", "HOME=/", "TERM=linux", "PS1=basalt-emergency# "}
+	var exit *exec.ExitError
+	if err := cmd.Run(); err != nil && !errors.As(err, &exit) {
+		return fmt.Errorf("emergency shell: %w", err)
+	}
+	return nil
+}
