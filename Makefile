@@ -1,0 +1,99 @@
+# basalt — build, demo, test, bench, lint.
+#   make demo   installs what it needs, builds basalt and the default image, boots it in QEMU
+#   make test   everything CI runs: unit tests (fuzz seeds included), image checks with the
+#               real tools, QEMU boot tests; prints each layer's time at the end
+#   make unit   seconds, no QEMU          make e2e   QEMU boot tests (TCG; KVM when it works)
+#   make bench  benchmarks, one table of ratios against references measured in the same run
+#   make lint   gofmt, go vet, staticcheck
+
+SHELL       := /bin/bash
+GO          ?= go
+BIN         := bin
+OUT         ?= out
+CACHE       := $(CURDIR)/.cache
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+GOFLAGS_REPRO := -trimpath -ldflags='-s -w -buildid='
+INIT_ARCHES := amd64 arm64 armhf
+
+# Host packages: QEMU and firmware to boot, and the real tools the tests check images with.
+HOST_PKGS := qemu-system-x86 qemu-system-arm qemu-utils ovmf qemu-efi-aarch64 qemu-efi-arm \
+	u-boot-qemu u-boot-tools squashfs-tools gdisk dosfstools e2fsprogs mtools kmod cpio \
+	zstd xz-utils busybox-static
+# One file per package that proves it is installed.
+HOST_CHECK := /usr/bin/qemu-system-x86_64 /usr/bin/qemu-system-aarch64 /usr/bin/qemu-img \
+	/usr/share/OVMF/OVMF_CODE_4M.fd /usr/share/AAVMF/AAVMF_CODE.fd /usr/share/AAVMF/AAVMF32_CODE.fd \
+	/usr/lib/u-boot/qemu_arm/u-boot.bin /usr/bin/mkimage /usr/bin/unsquashfs /usr/sbin/sgdisk \
+	/usr/sbin/fsck.vfat /usr/sbin/e2fsck /usr/bin/mdir /usr/sbin/depmod /usr/bin/cpio \
+	/usr/bin/zstd /usr/bin/xz /bin/busybox
+
+.PHONY: all build deps demo test unit e2e testdata bench lint clean
+
+all: build
+
+# ---- build ------------------------------------------------------------------
+# The device binary for each arch, embedded into basalt (image/initbin).
+image/initbin/bin/basalt-init-amd64: GOENV_ARCH := GOARCH=amd64
+image/initbin/bin/basalt-init-arm64: GOENV_ARCH := GOARCH=arm64
+image/initbin/bin/basalt-init-armhf: GOENV_ARCH := GOARCH=arm GOARM=7
+image/initbin/bin/basalt-init-%: FORCE
+	@CGO_ENABLED=0 GOOS=linux $(GOENV_ARCH) $(GO) build $(GOFLAGS_REPRO) -o $@ ./cmd/basalt-init
+
+build: $(addprefix image/initbin/bin/basalt-init-,$(INIT_ARCHES))
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_REPRO) -o $(BIN)/basalt ./cmd/basalt
+	@echo "built $(BIN)/basalt"
+
+FORCE:
+
+# ---- host packages ----------------------------------------------------------
+deps:
+	@missing=0; for f in $(HOST_CHECK); do [ -e $$f ] || missing=1; done; \
+	if [ $$missing = 0 ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+		echo "installing host packages: $(HOST_PKGS)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(HOST_PKGS) >/dev/null; \
+	else \
+		echo "basalt needs these host packages for QEMU and the image checks; run:"; \
+		echo "  sudo apt-get install -y --no-install-recommends $(HOST_PKGS)"; exit 1; \
+	fi
+	@$(GO) version | awk '{ split($$3, v, "."); if (v[1] != "go1" || v[2] < 26) { print "basalt needs Go >= 1.26 (found " $$3 "): see https://go.dev/dl/"; exit 1 } }'
+
+# ---- demo -------------------------------------------------------------------
+demo: deps build
+	$(BIN)/basalt build -o $(OUT)
+	$(BIN)/basalt qemu $$(ls $(OUT)/*-qemu-x86_64.img | head -1)
+
+# ---- tests ------------------------------------------------------------------
+# Inputs the boot tests use, fetched before the tests run (tests touch no network).
+testdata: deps
+	@bash scripts/testkernel.sh amd64 $(CACHE)/testkernel/amd64
+	@bash scripts/testkernel.sh arm64 $(CACHE)/testkernel/arm64
+	@bash scripts/testkernel.sh armhf $(CACHE)/testkernel/armhf
+
+unit: deps
+	$(GO) test -count=1 ./...
+
+e2e: testdata
+	$(GO) test -count=1 -tags e2e -run '^TestE2E' -timeout 35m ./...
+
+test:
+	@set -e; t0=$$(date +%s); \
+	$(MAKE) --no-print-directory deps testdata; t1=$$(date +%s); \
+	$(MAKE) --no-print-directory unit; t2=$$(date +%s); \
+	$(MAKE) --no-print-directory e2e; t3=$$(date +%s); \
+	printf '\n== make test layer times\n  setup (host packages, test inputs) %4ds\n  unit                                %4ds\n  e2e (QEMU, %s)                      %4ds\n  total                               %4ds\n' \
+		$$((t1-t0)) $$((t2-t1)) "$$( [ -w /dev/kvm ] && echo kvm? || echo tcg)" $$((t3-t2)) $$((t3-t0))
+
+# ---- benchmarks ---------------------------------------------------------------
+bench: testdata
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m -tags e2e ./... | tee $(CACHE)/bench.txt | $(GO) run ./internal/benchtable
+
+# ---- lint ---------------------------------------------------------------------
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) vet -tags e2e ./...
+	$(GO) run $(STATICCHECK) ./...
+
+clean:
+	rm -rf $(BIN) $(OUT) image/initbin/bin/basalt-init-*
