@@ -95,23 +95,20 @@ func newGeometry(size int64) (geometry, error) {
 		return geometry{}, fmt.Errorf("size %d exceeds the FAT32 maximum of 2 TiB", size)
 	}
 	g := geometry{spc: uint32(ClusterSize(size) / sectorSize), reserved: reservedSectors, nfats: 2, total: uint32(total), rootClus: 2}
-	// The FAT must cover the clusters that remain after the FATs: grow it
-	// until it does (two or three rounds).
-	for {
-		data := int64(g.total) - int64(g.reserved) - int64(g.nfats)*int64(g.fatSize)
-		if data <= 0 {
-			return geometry{}, fmt.Errorf("size %d bytes is too small for FAT32", size)
-		}
-		clusters := data / int64(g.spc)
-		if (clusters+2)*4 <= int64(g.fatSize)*sectorSize {
-			g.clusters = uint32(min(clusters, maxClusters+1))
-			break
-		}
-		g.fatSize = uint32(((clusters+2)*4 + sectorSize - 1) / sectorSize)
-		g.reserved = reservedSectors
-		if r := (g.reserved + g.nfats*g.fatSize) % g.spc; r != 0 {
-			g.reserved += g.spc - r // start the data area on a cluster boundary
-		}
+	// The smallest FAT that covers the clusters left after the FATs, as
+	// mkfs.fat computes it: fat*512 >= ((total-reserved-2*fat)/spc+2)*4.
+	spc := int64(g.spc)
+	avail := int64(g.total) - reservedSectors
+	if avail <= 0 {
+		return geometry{}, fmt.Errorf("size %d bytes is too small for FAT32", size)
+	}
+	g.fatSize = uint32(((avail+2*spc)*4 + sectorSize*spc + 8 - 1) / (sectorSize*spc + 8))
+	if r := (g.reserved + g.nfats*g.fatSize) % g.spc; r != 0 {
+		g.reserved += g.spc - r // start the data area on a cluster boundary
+	}
+	data := int64(g.total) - int64(g.reserved) - int64(g.nfats)*int64(g.fatSize)
+	if data > 0 {
+		g.clusters = uint32(min(data/spc, maxClusters+1))
 	}
 	if g.clusters < minClusters {
 		return geometry{}, fmt.Errorf("size %d bytes gives %d clusters of %d bytes; FAT32 needs at least %d (about %d MiB)", size, g.clusters, g.clusterBytes(), minClusters, (minClusters*g.clusterBytes())>>20+1)
