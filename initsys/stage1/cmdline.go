@@ -1,0 +1,75 @@
+package stage1
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/basaltos/basalt/contract"
+)
+
+// Cmdline holds the kernel command-line keys stage 1 reads.
+type Cmdline struct {
+	Slot  contract.Slot
+	Debug bool
+}
+
+// ParseCmdline parses /proc/cmdline. basalt.slot defaults to a; basalt.debug
+// is on for 1, true, yes or a bare key. The last occurrence of a key wins, as
+// with the kernel's own parameters. An invalid slot is an error; Debug is
+// still set so that the failure can be debugged.
+func ParseCmdline(s string) (Cmdline, error) {
+	c := Cmdline{Slot: contract.SlotA}
+	var slot string
+	for _, f := range splitCmdline(s) {
+		k, v, hasValue := strings.Cut(f, "=")
+		switch k {
+		case contract.CmdlineSlot:
+			slot = v
+		case contract.CmdlineDebug:
+			switch strings.ToLower(v) {
+			case "1", "true", "yes", "on":
+				c.Debug = true
+			case "":
+				c.Debug = !hasValue
+			default:
+				c.Debug = false
+			}
+		}
+	}
+	if slot != "" {
+		c.Slot = contract.Slot(slot)
+		if !c.Slot.Valid() {
+			return Cmdline{Slot: contract.SlotA, Debug: c.Debug},
+				fmt.Errorf("%s=%q: want %s or %s", contract.CmdlineSlot, slot, contract.SlotA, contract.SlotB)
+		}
+	}
+	return c, nil
+}
+
+// splitCmdline splits on whitespace outside double quotes and drops the
+// quotes, as the kernel does (key="a b" is one parameter).
+func splitCmdline(s string) []string {
+	var out []string
+	var cur strings.Builder
+	inQuote, inField := false, false
+	for _, r := range s {
+		switch {
+		case r == '"':
+			inQuote = !inQuote
+			inField = true
+		case !inQuote && (r == ' ' || r == '\t' || r == '\n'):
+			if inField {
+				out = append(out, cur.String())
+				cur.Reset()
+				inField = false
+			}
+		default:
+			cur.WriteRune(r)
+			inField = true
+		}
+	}
+	if inField {
+		out = append(out, cur.String())
+	}
+	return out
+}

@@ -1,0 +1,61 @@
+package stage1
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestParseCmdline(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    Cmdline
+		wantErr string
+	}{
+		{"console=ttyS0 quiet\n", Cmdline{Slot: "a"}, ""},
+		{"BOOT_IMAGE=/a/vmlinuz console=ttyS0 basalt.slot=b", Cmdline{Slot: "b"}, ""},
+		{"basalt.slot=b basalt.slot=a", Cmdline{Slot: "a"}, ""},
+		{"basalt.debug=1 basalt.slot=a", Cmdline{Slot: "a", Debug: true}, ""},
+		{"basalt.debug", Cmdline{Slot: "a", Debug: true}, ""},
+		{"basalt.debug=0", Cmdline{Slot: "a"}, ""},
+		{"basalt.debug=yes basalt.debug=no", Cmdline{Slot: "a"}, ""},
+		{`dyndbg="file foo.c +p" basalt.slot=b`, Cmdline{Slot: "b"}, ""},
+		{`x="basalt.slot=b"`, Cmdline{Slot: "a"}, ""},
+		{"basalt.slotx=b xbasalt.slot=b", Cmdline{Slot: "a"}, ""},
+		{"basalt.slot=c basalt.debug=1", Cmdline{Slot: "a", Debug: true}, `basalt.slot="c": want a or b`},
+		{"basalt.slot=", Cmdline{Slot: "a"}, ""},
+		{"", Cmdline{Slot: "a"}, ""},
+	}
+	for _, tt := range tests {
+		got, err := ParseCmdline(tt.in)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("ParseCmdline(%q) err = %v, want %q", tt.in, err, tt.wantErr)
+			}
+		} else if err != nil {
+			t.Errorf("ParseCmdline(%q): %v", tt.in, err)
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("ParseCmdline(%q) (-want +got):\n%s", tt.in, diff)
+		}
+	}
+}
+
+func TestSplitCmdline(t *testing.T) {
+	got := splitCmdline("  a=1\tb=\"x y\"  \"c d\"=2 e\n")
+	if diff := cmp.Diff([]string{"a=1", "b=x y", "c d=2", "e"}, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+func FuzzParseCmdline(f *testing.F) {
+	f.Add("console=ttyS0 basalt.slot=b basalt.debug=1")
+	f.Add(`a="b c basalt.slot=x`)
+	f.Fuzz(func(t *testing.T, s string) {
+		c, _ := ParseCmdline(s)
+		if !c.Slot.Valid() {
+			t.Fatalf("ParseCmdline(%q) slot %q invalid", s, c.Slot)
+		}
+	})
+}
