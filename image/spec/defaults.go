@@ -1,0 +1,31 @@
+package spec
+
+// Defaults, in one place. ApplyDefaults fills every unset field that has one;
+// the JSON Schema reads its "default" values from here too.
+const (
+	DefaultSuite    = "bookworm"
+	DefaultBootSize = Size(256 << 20)
+	DefaultDataSize = Size(64 << 20)
+	// RootSlotAlign is what an automatic root slot size is rounded up to.
+	RootSlotAlign = Size(64 << 20)
+)
+
+// ApplyDefaults fills s's unset fields with their defaults.
+func ApplyDefaults(s *Spec) {
+	if s.Debian.Suite == "" {
+		s.Debian.Suite = DefaultSuite
+	}
+	if s.Disk.Boot == 0 {
+		s.Disk.Boot = DefaultBootSize
+	}
+	if s.Disk.Data == 0 {
+		s.Disk.Data = DefaultDataSize
+	}
+}
+
+// AutoRootSlot returns the default root slot size for content bytes of
+// squashfs: twice the content, rounded up to RootSlotAlign.
+func AutoRootSlot(content int64) Size {
+	n := 2 * content
+	return Size((n + int64(RootSlotAlign) - 1) / int64(RootSlotAlign) * int64(RootSlotAlign))
+}

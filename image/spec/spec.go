@@ -1,0 +1,110 @@
+// Package spec is basalt.yaml: the versioned, declarative description of an
+// image (apiVersion basalt.dev/v1alpha1, kind Image), its strict decoding
+// with file:line errors, its validation (all errors at once, each with its
+// YAML path; warnings apart), its defaults (in defaults.go, one place), the
+// embedded default spec, and the JSON Schema generated from these types.
+//
+// Struct tags: `yaml` names the key, `desc` documents it (in the schema),
+// `enum` lists the allowed values, `required:"true"` marks required keys.
+package spec
+
+// APIVersion and Kind identify a basalt image spec.
+const (
+	APIVersion = "basalt.dev/v1alpha1"
+	Kind       = "Image"
+)
+
+// Spec is one basalt.yaml.
+type Spec struct {
+	APIVersion string   `yaml:"apiVersion" required:"true" enum:"basalt.dev/v1alpha1" desc:"Version of the spec format."`
+	Kind       string   `yaml:"kind" required:"true" enum:"Image" desc:"Kind of document."`
+	Name       string   `yaml:"name" required:"true" desc:"Image name: lower-case letters, digits and '-', starting with a letter (at most 63 bytes); names the output files."`
+	Version    string   `yaml:"version" required:"true" desc:"Image version, semver-like (1.2.3, 1.2.3-rc.1); updates must increase it."`
+	Boards     []string `yaml:"boards" required:"true" desc:"Boards to build an image for (see 'basalt boards')."`
+
+	Kernel     map[string]KernelSource     `yaml:"kernel,omitempty" desc:"Per-board kernel override, keyed by board name; default: the board's Debian kernel package."`
+	Bootloader map[string]BootloaderSource `yaml:"bootloader,omitempty" desc:"Per-board override of the bootloader binary put on the boot partition (UEFI boards: the systemd-boot EFI binary), keyed by board name."`
+	Debian     Debian                      `yaml:"debian,omitempty" desc:"Where Debian packages (kernels, bootloaders) come from."`
+	Overlays   []Overlay                   `yaml:"overlays,omitempty" desc:"Host files and directories copied into the root filesystem."`
+	Disk       Disk                        `yaml:"disk,omitempty" desc:"Partition and disk sizes."`
+
+	Cluster   *Cluster   `yaml:"cluster,omitempty" desc:"Orchestrator (k3s) role and join settings; not built yet: a later issue adds k3s."`
+	Images    []Image    `yaml:"images,omitempty" desc:"Container images preloaded for air-gapped use; not built yet: a later issue adds them."`
+	Manifests []Manifest `yaml:"manifests,omitempty" desc:"Kubernetes manifests applied by the k3s server; not built yet: a later issue adds them."`
+	Update    *Update    `yaml:"update,omitempty" desc:"Over-the-air update settings; not built yet: a later issue adds update bundles."`
+
+	// File is the spec's file name (in messages), Dir the directory its
+	// relative paths resolve against.
+	File, Dir string `yaml:"-"`
+	// lines maps YAML paths to their line in File.
+	lines map[string]int
+}
+
+// KernelSource overrides where a board's kernel comes from. Exactly one of
+// Package, Deb or Vmlinuz is set.
+type KernelSource struct {
+	Package string `yaml:"package,omitempty" desc:"Debian package (or metapackage) with the kernel, fetched from the mirror."`
+	Deb     string `yaml:"deb,omitempty" desc:"Local kernel .deb file (relative to the spec file)."`
+	Vmlinuz string `yaml:"vmlinuz,omitempty" desc:"Local kernel image; needs modules."`
+	Modules string `yaml:"modules,omitempty" desc:"With vmlinuz: the modules directory, either lib/modules (holding one release directory) or the release directory itself."`
+	SHA256  string `yaml:"sha256,omitempty" desc:"Expected sha256 (hex) of deb or vmlinuz."`
+}
+
+// BootloaderSource overrides the bootloader binary of a board. Exactly one of
+// Deb or File is set.
+type BootloaderSource struct {
+	Deb    string `yaml:"deb,omitempty" desc:"Local .deb holding the board's bootloader file (e.g. systemd-boot-efi)."`
+	File   string `yaml:"file,omitempty" desc:"Local bootloader binary (e.g. systemd-bootx64.efi)."`
+	SHA256 string `yaml:"sha256,omitempty" desc:"Expected sha256 (hex) of deb or file."`
+}
+
+// Debian names the package source.
+type Debian struct {
+	Mirror string `yaml:"mirror,omitempty" desc:"Debian mirror URL; default: $BASALT_DEBIAN_MIRROR, else the host's apt sources."`
+	Suite  string `yaml:"suite,omitempty" desc:"Debian suite (release codename)."`
+}
+
+// Overlay copies a host file or directory into the root.
+type Overlay struct {
+	From   string `yaml:"from" required:"true" desc:"Host file or directory, relative to the spec file."`
+	To     string `yaml:"to" required:"true" desc:"Absolute path in the root filesystem."`
+	Mode   *Mode  `yaml:"mode,omitempty" desc:"Octal permissions for files (e.g. \"0644\"); default: the host file's permission bits."`
+	UID    uint32 `yaml:"uid,omitempty" desc:"Owner user id."`
+	GID    uint32 `yaml:"gid,omitempty" desc:"Owner group id."`
+	SHA256 string `yaml:"sha256,omitempty" desc:"Expected sha256 (hex) of a file overlay."`
+}
+
+// Disk sizes the partitions. Sizes are written like "256MiB", "2GiB".
+type Disk struct {
+	Boot     Size `yaml:"boot,omitempty" desc:"Boot (FAT32) partition size."`
+	RootSlot Size `yaml:"rootSlot,omitempty" desc:"Size of each root slot (A and B); default: twice the root content, rounded up to 64 MiB."`
+	Data     Size `yaml:"data,omitempty" desc:"Data (ext4) partition size in the image; it grows to fill the medium on first boot."`
+	Total    Size `yaml:"total,omitempty" desc:"Whole image size; default: just large enough. Any extra space goes to data."`
+}
+
+// Cluster is the orchestrator section (placeholder until the k3s issue).
+type Cluster struct {
+	Role      string            `yaml:"role" required:"true" enum:"server,agent" desc:"k3s role of the device."`
+	Server    string            `yaml:"server,omitempty" desc:"https URL of the server an agent joins."`
+	TokenFile string            `yaml:"tokenFile,omitempty" desc:"Host file with the join token (kept out of the spec)."`
+	Labels    map[string]string `yaml:"labels,omitempty" desc:"Node labels."`
+}
+
+// Image is a container image to preload (placeholder until the k3s issue).
+type Image struct {
+	Ref  string `yaml:"ref,omitempty" desc:"Registry reference, pinned by digest (name@sha256:...)."`
+	Path string `yaml:"path,omitempty" desc:"Local OCI or docker-archive tarball."`
+}
+
+// Manifest is a Kubernetes manifest to install (placeholder until the k3s issue).
+type Manifest struct {
+	Path string `yaml:"path" required:"true" desc:"Host YAML file or directory of YAML files."`
+}
+
+// Update configures A/B OTA updates (placeholder until the update issue).
+type Update struct {
+	Channel        string `yaml:"channel,omitempty" desc:"http(s) URL the device polls for bundles."`
+	PublicKey      string `yaml:"publicKey,omitempty" desc:"Host file with the ed25519 public key bundles are verified with."`
+	Interval       string `yaml:"interval,omitempty" desc:"Poll interval (Go duration, e.g. 6h)."`
+	AllowDowngrade bool   `yaml:"allowDowngrade,omitempty" desc:"Accept bundles with a lower version."`
+}

@@ -1,0 +1,214 @@
+package spec
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+const head = "apiVersion: basalt.dev/v1alpha1\nkind: Image\nname: demo\nversion: 1.0.0\n"
+
+func issues(err error) []string {
+	var e *Error
+	if !errors.As(err, &e) {
+		if err != nil {
+			return []string{"not a spec error: " + err.Error()}
+		}
+		return nil
+	}
+	var out []string
+	for _, is := range e.Issues {
+		out = append(out, is.String())
+	}
+	return out
+}
+
+func TestParseErrors(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "k.deb"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "basalt.yaml")
+	for _, tc := range []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"empty", "", []string{"F: empty spec (want apiVersion, kind, name, version, boards)"}},
+		{"syntax", head + "boards: [a, b\n", []string{"F:5: did not find expected ',' or ']'"}},
+		{"unknown keys all at once", head + "boards: [qemu-x86_64]\nbord: x\ndisk:\n  bot: 1MiB\n", []string{
+			"F:6: .bord: unknown key (allowed: apiVersion, kind, name, version, boards, kernel, bootloader, debian, overlays, disk, cluster, images, manifests, update)",
+			"F:8: .disk.bot: unknown key (allowed: boot, rootSlot, data, total)",
+		}},
+		{"missing required", "apiVersion: basalt.dev/v1alpha1\nkind: Image\n", []string{
+			`F:1: .: missing required key "name"`,
+			`F:1: .: missing required key "version"`,
+			`F:1: .: missing required key "boards"`,
+		}},
+		{"enum and kinds", "apiVersion: basalt.dev/v2\nkind: Image\nname: demo\nversion: 1.0.0\nboards: qemu-x86_64\noverlays: {from: x}\n", []string{
+			`F:1: .apiVersion: "basalt.dev/v2" is not allowed (allowed: basalt.dev/v1alpha1)`,
+			"F:5: .boards: want a list, got the scalar \"qemu-x86_64\"",
+			"F:6: .overlays: want a list, got a mapping",
+		}},
+		{"scalars", head + "boards: [qemu-x86_64]\ndisk: {boot: 12XB, data: [1]}\noverlays:\n  - {from: k.deb, to: /x, mode: \"0999\", uid: -1}\n", []string{
+			`F:6: .disk.boot: size "12XB": want a whole number with a unit (allowed: B, KiB, MiB, GiB, TiB), e.g. 256MiB`,
+			"F:6: .disk.data: want a scalar, got a list",
+			`F:8: .overlays[0].mode: mode "0999": want octal permissions up to 07777, e.g. "0644"`,
+			`F:8: .overlays[0].uid: want a whole number from 0 to 4294967295, got "-1"`,
+		}},
+		{"duplicate key", head + "boards: [qemu-x86_64]\nname: again\n", []string{
+			"F:6: .name: duplicate key (first at line 3)",
+		}},
+		{"semantic, all at once", "apiVersion: basalt.dev/v1alpha1\nkind: Image\nname: Demo_1\nversion: v1\nboards: [qemu-x86_64, rpi9, qemu-x86_64]\n" +
+			"kernel:\n  qemu-x86_64: {package: linux-image-cloud-amd64, deb: k.deb}\n  qemu-armv7: {vmlinuz: nope/vmlinuz}\n" +
+			"bootloader:\n  qemu-armv7: {file: k.deb}\n" +
+			"overlays:\n  - {from: missing, to: etc/x}\n" +
+			"disk: {boot: 32MiB, rootSlot: 100MiB, data: 64MiB, total: 200MiB}\n", []string{
+			`F:3: .name: "Demo_1": want lower-case letters, digits and '-', starting with a letter, at most 63 bytes`,
+			`F:4: .version: "v1": want MAJOR.MINOR.PATCH with optional -PRERELEASE and +BUILD, e.g. 1.4.0`,
+			`F:5: .boards[1]: unknown board "rpi9" (allowed: pc-x86_64, qemu-arm64, qemu-armv7, qemu-x86_64, uefi-arm64)`,
+			`F:5: .boards[2]: board "qemu-x86_64" listed twice`,
+			`F:8: .kernel.qemu-armv7: vmlinuz needs modules (the lib/modules directory of that kernel)`,
+			`F:8: .kernel.qemu-armv7.vmlinuz: D/nope/vmlinuz: no such file or directory`,
+			`F:7: .kernel.qemu-x86_64: want exactly one of package, deb, vmlinuz (got 2)`,
+			`F:10: .bootloader.qemu-armv7: board "qemu-armv7" boots with uboot-script, which has no bootloader file to override (allowed on systemd-boot boards)`,
+			`F:12: .overlays[0].to: "etc/x": want a clean absolute path in the root, e.g. /etc/app`,
+			`F:12: .overlays[0].from: D/missing: no such file or directory`,
+			`F:13: .disk.boot: 32MiB is too small (at least 64MiB)`,
+			`F:13: .disk.total: 200MiB cannot hold boot 32MiB + 2 x rootSlot 100MiB + data 64MiB + 2MiB of tables (298MiB)`,
+		}},
+		{"later sections", head + "boards: [qemu-x86_64]\ncluster: {role: agent}\nimages: [{ref: nginx:latest}]\nupdate: {channel: ftp://x, interval: soon}\n", []string{
+			"F:6: .cluster: role agent needs server (the https URL of the server to join)",
+			`F:7: .images[0].ref: "nginx:latest" is not pinned by digest (want NAME@sha256:HEX)`,
+			`F:8: .update.channel: "ftp://x": want a URL (allowed schemes: http, https)`,
+			`F:8: .update.interval: "soon": want a positive Go duration, e.g. 6h`,
+		}},
+		{"two documents", head + "boards: [qemu-x86_64]\n---\nname: x\n", []string{"F:6: a second YAML document; a spec is one document"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _, err := Parse(file, []byte(tc.yaml))
+			if err == nil {
+				t.Fatalf("Parse = %+v, want errors", s)
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("error does not match ErrInvalid: %v", err)
+			}
+			var got []string
+			for _, l := range issues(err) {
+				got = append(got, strings.ReplaceAll(strings.ReplaceAll(l, file, "F"), dir, "D"))
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("issues (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestWarningsAndDefaults(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "basalt.yaml")
+	y := head + "boards: [qemu-x86_64]\nkernel:\n  qemu-arm64: {package: linux-image-arm64}\ncluster: {role: server}\n"
+	s, warns, err := Parse(file, []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, w := range warns {
+		got = append(got, strings.ReplaceAll(w.String(), file, "F"))
+	}
+	want := []string{
+		`F:7: .kernel.qemu-arm64: board "qemu-arm64" is not in .boards; this override is unused`,
+		"F:8: .cluster: not built into the image yet (a later issue adds k3s)",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(Disk{Boot: DefaultBootSize, Data: DefaultDataSize}, s.Disk); diff != "" {
+		t.Errorf("disk defaults (-want +got):\n%s", diff)
+	}
+	if s.Debian.Suite != DefaultSuite {
+		t.Errorf("suite = %q, want %q", s.Debian.Suite, DefaultSuite)
+	}
+	if got, want := s.Where(".kernel.qemu-arm64.package"), file+":7: .kernel.qemu-arm64.package"; got != want {
+		t.Errorf("Where = %q, want %q", got, want)
+	}
+}
+
+func TestDefault(t *testing.T) {
+	s := Default(".")
+	if diff := cmp.Diff([]string{"qemu-x86_64"}, s.Boards); diff != "" {
+		t.Errorf("boards (-want +got):\n%s", diff)
+	}
+	if s.Name != "basalt-demo" || s.Disk.Boot != DefaultBootSize {
+		t.Errorf("default spec = %+v", s)
+	}
+}
+
+func TestSize(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Size
+		str  string
+		err  bool
+	}{
+		{"256MiB", 256 << 20, "256MiB", false},
+		{"2GiB", 2 << 30, "2GiB", false},
+		{"1536MiB", 1536 << 20, "1536MiB", false},
+		{"1048576", 1 << 20, "1MiB", false},
+		{"100B", 100, "100B", false},
+		{"1 GiB", 1 << 30, "1GiB", false},
+		{"-1MiB", 0, "", true},
+		{"1.5GiB", 0, "", true},
+		{"1GB", 0, "", true},
+	} {
+		var s Size
+		err := s.parseScalar(tc.in)
+		if (err != nil) != tc.err {
+			t.Errorf("parse %q: err = %v, want error %v", tc.in, err, tc.err)
+			continue
+		}
+		if tc.err {
+			continue
+		}
+		if s != tc.want || s.String() != tc.str {
+			t.Errorf("parse %q = %d (%s), want %d (%s)", tc.in, s, s, tc.want, tc.str)
+		}
+	}
+}
+
+func TestMode(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want os.FileMode
+	}{
+		{"0644", 0o644},
+		{"755", 0o755},
+		{"0o4755", 0o755 | os.ModeSetuid},
+		{"1777", 0o777 | os.ModeSticky},
+	} {
+		var m Mode
+		if err := m.parseScalar(tc.in); err != nil || m.FileMode() != tc.want {
+			t.Errorf("parse %q = %v, %v; want %v", tc.in, m.FileMode(), err, tc.want)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(head + "boards: [qemu-x86_64]\n"))
+	f.Add([]byte(head + "boards: [qemu-x86_64]\ndisk: {boot: 256MiB}\noverlays: [{from: x, to: /y, mode: '0644'}]\n"))
+	f.Add([]byte("a: &x [1]\nb: *x\n"))
+	f.Add([]byte("{"))
+	f.Add(defaultYAML)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, _, err := Parse("f.yaml", data)
+		if err == nil && s == nil {
+			t.Fatal("nil spec without error")
+		}
+		if err != nil && !errors.Is(err, ErrInvalid) {
+			t.Fatalf("error does not match ErrInvalid: %v", err)
+		}
+	})
+}

@@ -1,0 +1,304 @@
+package spec
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/basaltos/basalt/boards"
+)
+
+var (
+	nameRE    = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
+	versionRE = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`)
+	sha256RE  = regexp.MustCompile(`^[0-9a-f]{64}$`)
+)
+
+// Minimum partition sizes the writers need.
+const (
+	MinBootSize = Size(64 << 20) // FAT32 with 512-byte clusters needs >= 65525 clusters
+	MinDataSize = Size(16 << 20)
+)
+
+// Resolve returns the host path of p, a path from the spec: absolute, or
+// relative to the spec's directory.
+func (s *Spec) Resolve(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(s.Dir, p)
+}
+
+// Line returns the line of a YAML path in the spec file, or of its nearest
+// parent that has one (0 when unknown).
+func (s *Spec) Line(p string) int {
+	for {
+		if l, ok := s.lines[p]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i <= 0 {
+			return s.lines[""]
+		}
+		p = p[:i]
+	}
+}
+
+// Where returns "FILE:LINE: PATH" for messages about a YAML path.
+func (s *Spec) Where(p string) string {
+	is := Issue{File: s.File, Line: s.Line(p), Path: showPath(p)}
+	return strings.TrimSuffix(is.String(), ": ")
+}
+
+type checker struct {
+	s           *Spec
+	errs, warns []Issue
+}
+
+func (c *checker) errf(p, format string, args ...any) {
+	c.errs = append(c.errs, Issue{File: c.s.File, Line: c.s.Line(p), Path: showPath(p), Msg: fmt.Sprintf(format, args...)})
+}
+
+func (c *checker) warnf(p, format string, args ...any) {
+	c.warns = append(c.warns, Issue{File: c.s.File, Line: c.s.Line(p), Path: showPath(p), Msg: fmt.Sprintf(format, args...)})
+}
+
+// validate checks what the types cannot say; it returns errors and
+// warnings in document order of the checks.
+func (s *Spec) validate() (errs, warns []Issue) {
+	c := &checker{s: s}
+	if !nameRE.MatchString(s.Name) {
+		c.errf(".name", "%q: want lower-case letters, digits and '-', starting with a letter, at most 63 bytes", s.Name)
+	}
+	if !versionRE.MatchString(s.Version) {
+		c.errf(".version", "%q: want MAJOR.MINOR.PATCH with optional -PRERELEASE and +BUILD, e.g. 1.4.0", s.Version)
+	}
+	c.boards()
+	for _, b := range sortedKeys(s.Kernel) {
+		c.kernel(b, s.Kernel[b])
+	}
+	for _, b := range sortedKeys(s.Bootloader) {
+		c.bootloader(b, s.Bootloader[b])
+	}
+	if m := s.Debian.Mirror; m != "" {
+		c.url(".debian.mirror", m, "http", "https", "file")
+	}
+	for i, o := range s.Overlays {
+		c.overlay(fmt.Sprintf(".overlays[%d]", i), o)
+	}
+	c.disk()
+	c.later()
+	return c.errs, c.warns
+}
+
+func (c *checker) boards() {
+	seen := map[string]bool{}
+	if len(c.s.Boards) == 0 {
+		c.errf(".boards", "empty; want at least one board (allowed: %s)", strings.Join(boards.Names(), ", "))
+	}
+	for i, b := range c.s.Boards {
+		p := fmt.Sprintf(".boards[%d]", i)
+		if _, err := boards.Get(b); err != nil {
+			c.errf(p, "unknown board %q (allowed: %s)", b, strings.Join(boards.Names(), ", "))
+		} else if seen[b] {
+			c.errf(p, "board %q listed twice", b)
+		}
+		seen[b] = true
+	}
+}
+
+// override checks the key of a per-board override map.
+func (c *checker) override(p, board string) *boards.Board {
+	b, err := boards.Get(board)
+	if err != nil {
+		c.errf(p, "unknown board %q (allowed: %s)", board, strings.Join(boards.Names(), ", "))
+		return nil
+	}
+	if !contains(c.s.Boards, board) {
+		c.warnf(p, "board %q is not in .boards; this override is unused", board)
+	}
+	return b
+}
+
+func (c *checker) kernel(board string, k KernelSource) {
+	p := ".kernel." + board
+	c.override(p, board)
+	set := 0
+	for _, v := range []string{k.Package, k.Deb, k.Vmlinuz} {
+		if v != "" {
+			set++
+		}
+	}
+	if set != 1 {
+		c.errf(p, "want exactly one of package, deb, vmlinuz (got %d)", set)
+	}
+	if k.Modules != "" && k.Vmlinuz == "" {
+		c.errf(p+".modules", "only allowed with vmlinuz")
+	}
+	if k.Vmlinuz != "" && k.Modules == "" {
+		c.errf(p, "vmlinuz needs modules (the lib/modules directory of that kernel)")
+	}
+	if k.SHA256 != "" && k.Package != "" {
+		c.errf(p+".sha256", "not allowed with package (the Debian archive signs package checksums)")
+	}
+	c.sha(p+".sha256", k.SHA256)
+	c.file(p+".deb", k.Deb, wantFile)
+	c.file(p+".vmlinuz", k.Vmlinuz, wantFile)
+	c.file(p+".modules", k.Modules, wantDir)
+}
+
+func (c *checker) bootloader(board string, b BootloaderSource) {
+	p := ".bootloader." + board
+	if bd := c.override(p, board); bd != nil && bd.Bootloader != boards.SystemdBoot {
+		c.errf(p, "board %q boots with %s, which has no bootloader file to override (allowed on %s boards)", board, bd.Bootloader, boards.SystemdBoot)
+	}
+	if (b.Deb == "") == (b.File == "") {
+		c.errf(p, "want exactly one of deb, file")
+	}
+	c.sha(p+".sha256", b.SHA256)
+	c.file(p+".deb", b.Deb, wantFile)
+	c.file(p+".file", b.File, wantFile)
+}
+
+func (c *checker) overlay(p string, o Overlay) {
+	if o.To != "" && (!strings.HasPrefix(o.To, "/") || path.Clean(o.To) != o.To) {
+		c.errf(p+".to", "%q: want a clean absolute path in the root, e.g. /etc/app", o.To)
+	}
+	if o.From == "" {
+		return
+	}
+	fi, err := os.Stat(c.s.Resolve(o.From))
+	if err != nil {
+		c.errf(p+".from", "%s: %v", c.s.Resolve(o.From), unwrapPathErr(err))
+		return
+	}
+	if fi.IsDir() && o.SHA256 != "" {
+		c.errf(p+".sha256", "only allowed for a file overlay; %s is a directory", c.s.Resolve(o.From))
+	}
+	if !fi.IsDir() && o.To == "/" {
+		c.errf(p+".to", "a file cannot replace the root directory")
+	}
+	c.sha(p+".sha256", o.SHA256)
+}
+
+func (c *checker) disk() {
+	d := c.s.Disk
+	if d.Boot < MinBootSize {
+		c.errf(".disk.boot", "%s is too small (at least %s)", d.Boot, MinBootSize)
+	}
+	if d.Data < MinDataSize {
+		c.errf(".disk.data", "%s is too small (at least %s)", d.Data, MinDataSize)
+	}
+	for _, x := range []struct {
+		p string
+		v Size
+	}{{".disk.boot", d.Boot}, {".disk.rootSlot", d.RootSlot}, {".disk.data", d.Data}, {".disk.total", d.Total}} {
+		if x.v%(1<<20) != 0 {
+			c.errf(x.p, "%s is not a whole number of MiB", x.v)
+		}
+	}
+	if d.Total != 0 && d.RootSlot != 0 {
+		// 1 MiB before the first partition, 1 MiB for the backup GPT.
+		need := d.Boot + 2*d.RootSlot + d.Data + 2<<20
+		if d.Total < need {
+			c.errf(".disk.total", "%s cannot hold boot %s + 2 x rootSlot %s + data %s + 2MiB of tables (%s)", d.Total, d.Boot, d.RootSlot, d.Data, need)
+		}
+	}
+}
+
+// later checks the sections whose building later issues add, and warns that
+// they are not built yet.
+func (c *checker) later() {
+	s := c.s
+	if cl := s.Cluster; cl != nil {
+		c.warnf(".cluster", "not built into the image yet (a later issue adds k3s)")
+		if cl.Role == "agent" && cl.Server == "" {
+			c.errf(".cluster", "role agent needs server (the https URL of the server to join)")
+		}
+		if cl.Server != "" {
+			c.url(".cluster.server", cl.Server, "https")
+		}
+		c.file(".cluster.tokenFile", cl.TokenFile, wantFile)
+	}
+	if len(s.Images) > 0 {
+		c.warnf(".images", "not built into the image yet (a later issue adds preloaded images)")
+	}
+	for i, im := range s.Images {
+		p := fmt.Sprintf(".images[%d]", i)
+		if (im.Ref == "") == (im.Path == "") {
+			c.errf(p, "want exactly one of ref, path")
+		}
+		if im.Ref != "" && !strings.Contains(im.Ref, "@sha256:") {
+			c.errf(p+".ref", "%q is not pinned by digest (want NAME@sha256:HEX)", im.Ref)
+		}
+		c.file(p+".path", im.Path, wantFile)
+	}
+	if len(s.Manifests) > 0 {
+		c.warnf(".manifests", "not built into the image yet (a later issue adds manifests)")
+	}
+	for i, m := range s.Manifests {
+		c.file(fmt.Sprintf(".manifests[%d].path", i), m.Path, wantAny)
+	}
+	if u := s.Update; u != nil {
+		c.warnf(".update", "not built into the image yet (a later issue adds updates)")
+		if u.Channel != "" {
+			c.url(".update.channel", u.Channel, "http", "https")
+		}
+		if u.Interval != "" {
+			if d, err := time.ParseDuration(u.Interval); err != nil || d <= 0 {
+				c.errf(".update.interval", "%q: want a positive Go duration, e.g. 6h", u.Interval)
+			}
+		}
+		c.file(".update.publicKey", u.PublicKey, wantFile)
+	}
+}
+
+func (c *checker) url(p, raw string, schemes ...string) {
+	u, err := url.Parse(raw)
+	if err != nil || !contains(schemes, u.Scheme) || (u.Host == "" && u.Scheme != "file") {
+		c.errf(p, "%q: want a URL (allowed schemes: %s)", raw, strings.Join(schemes, ", "))
+	}
+}
+
+func (c *checker) sha(p, v string) {
+	if v != "" && !sha256RE.MatchString(v) {
+		c.errf(p, "%q: want 64 lower-case hex digits", v)
+	}
+}
+
+type want int
+
+const (
+	wantAny want = iota
+	wantFile
+	wantDir
+)
+
+// file checks that a referenced host file or directory exists.
+func (c *checker) file(p, v string, w want) {
+	if v == "" {
+		return
+	}
+	host := c.s.Resolve(v)
+	fi, err := os.Stat(host)
+	switch {
+	case err != nil:
+		c.errf(p, "%s: %v", host, unwrapPathErr(err))
+	case w == wantDir && !fi.IsDir():
+		c.errf(p, "%s: not a directory", host)
+	case w == wantFile && fi.IsDir():
+		c.errf(p, "%s: is a directory, want a file", host)
+	}
+}
+
+func unwrapPathErr(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
