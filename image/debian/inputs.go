@@ -1,0 +1,81 @@
+package debian
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/basaltos/basalt/boards"
+	"github.com/basaltos/basalt/image/cache"
+)
+
+// Input is one Debian package a board needs.
+type Input struct {
+	Name   string
+	Kernel bool // resolve through kernel metapackages
+}
+
+// BoardInputs lists the Debian packages of a board: its kernel, the packages
+// of its boot files, and u-boot-qemu when its QEMU firmware comes from it.
+func BoardInputs(b *boards.Board) []Input {
+	in := []Input{{Name: b.Kernel.Package, Kernel: true}}
+	seen := map[string]bool{b.Kernel.Package: true}
+	add := func(n string) {
+		if !seen[n] {
+			seen[n] = true
+			in = append(in, Input{Name: n})
+		}
+	}
+	for _, f := range b.BootFiles {
+		add(f.Package)
+	}
+	if b.QEMU != nil && slices.Contains(b.QEMU.HostPackages, "u-boot-qemu") {
+		add("u-boot-qemu")
+	}
+	return in
+}
+
+// Fetched is a resolved and downloaded input.
+type Fetched struct {
+	Input
+	Package
+	Path string // the .deb in the cache
+}
+
+// FetchInputs resolves and downloads inputs for board. A package pinned in
+// lock is fetched at exactly that version unless update is set; the lock is
+// updated in place with every input's entry.
+func (c *Client) FetchInputs(ctx context.Context, lock *cache.Lock, board string, inputs []Input, update bool) ([]Fetched, error) {
+	var out []Fetched
+	var entries []cache.LockedPackage
+	for _, in := range inputs {
+		var (
+			p    Package
+			path string
+			err  error
+		)
+		if l, ok := lock.Find(board, in.Name); ok && !update {
+			if l.Arch != c.Arch && l.Arch != "all" {
+				return nil, fmt.Errorf("%s: %s is locked for arch %s, board %s is %s; run `basalt fetch --update-lock`", cache.LockName, in.Name, l.Arch, board, c.Arch)
+			}
+			p = FromLock(l)
+			path, err = c.FetchLocked(ctx, l)
+		} else {
+			if in.Kernel {
+				p, err = c.ResolveKernel(ctx, in.Name)
+			} else {
+				p, err = c.Resolve(ctx, in.Name)
+			}
+			if err == nil {
+				path, err = c.Fetch(ctx, p)
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("board %s: %w", board, err)
+		}
+		out = append(out, Fetched{Input: in, Package: p, Path: path})
+		entries = append(entries, p.Lock(in.Name))
+	}
+	lock.Boards[board] = entries
+	return out, nil
+}

@@ -1,0 +1,62 @@
+package debian
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Kernel is a kernel unpacked on disk.
+type Kernel struct {
+	Release string // e.g. 6.1.0-28-cloud-amd64
+	Vmlinuz string // path of the kernel image
+	// Modules is the lib/modules/<Release> directory.
+	Modules string
+	// DTBs is the usr/lib/linux-image-<Release> directory ("" when the
+	// package ships no device trees).
+	DTBs string
+}
+
+// ExtractKernel unpacks boot/vmlinuz-*, lib/modules/<release>/ and
+// usr/lib/linux-image-<release>/ (device trees) of a kernel .deb into dir.
+// A package without boot/vmlinuz-* is an error saying it is not a kernel.
+func ExtractKernel(d *Deb, dir string) (Kernel, error) {
+	names, err := d.ExtractTo(dir, func(n string) bool {
+		return strings.HasPrefix(n, "boot/vmlinuz-") || strings.HasPrefix(n, "lib/modules/") ||
+			strings.HasPrefix(n, "usr/lib/linux-image-") || n == "boot" || n == "lib" || n == "usr" || n == "usr/lib"
+	})
+	if err != nil {
+		return Kernel{}, err
+	}
+	var k Kernel
+	for _, n := range names {
+		if rel, ok := strings.CutPrefix(n, "boot/vmlinuz-"); ok {
+			if k.Release != "" {
+				return Kernel{}, fmt.Errorf("%s: package %s has two kernels (%s, %s)", d.Path, d.Name(), k.Release, rel)
+			}
+			k.Release = rel
+		}
+	}
+	if k.Release == "" {
+		return Kernel{}, fmt.Errorf("%s: package %s has no boot/vmlinuz-*: not a kernel package", d.Path, d.Name())
+	}
+	return LocalKernel(filepath.Join(dir, "boot", "vmlinuz-"+k.Release), filepath.Join(dir, "lib", "modules", k.Release))
+}
+
+// LocalKernel checks a kernel given as files (offline builds): vmlinuz and
+// its lib/modules/<release> directory, whose name is the release.
+func LocalKernel(vmlinuz, modules string) (Kernel, error) {
+	if fi, err := os.Stat(vmlinuz); err != nil || !fi.Mode().IsRegular() {
+		return Kernel{}, fmt.Errorf("kernel image %s: not a regular file", vmlinuz)
+	}
+	if fi, err := os.Stat(modules); err != nil || !fi.IsDir() {
+		return Kernel{}, fmt.Errorf("kernel modules %s: not a directory", modules)
+	}
+	k := Kernel{Release: filepath.Base(modules), Vmlinuz: vmlinuz, Modules: modules}
+	dtbs := filepath.Join(filepath.Dir(filepath.Dir(filepath.Dir(modules))), "usr", "lib", "linux-image-"+k.Release)
+	if fi, err := os.Stat(dtbs); err == nil && fi.IsDir() {
+		k.DTBs = dtbs
+	}
+	return k, nil
+}
