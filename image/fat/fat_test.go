@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/basaltos/basalt/contract"
+	"github.com/basaltos/basalt/image/disk"
 	"github.com/basaltos/basalt/image/tree"
 	"github.com/basaltos/basalt/internal/testutil"
 	"github.com/google/go-cmp/cmp"
@@ -361,5 +363,36 @@ func TestShortNames(t *testing.T) {
 	want := []string{"README  TXT false", "VMLINUZ     true", "CONFIG~1YAM true", "CONFIG  YML true", "HIDDEN~1    true", "ABC~1   D   true", "_N_~1   TXT true", "MAKEFI~1IN  true"}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("(-want +got):\n%s", d)
+	}
+}
+
+// TestInDiskImage writes the boot partition of a GPT disk through
+// disk.Write's bounded window and reads it back with mtools at its offset.
+func TestInDiskImage(t *testing.T) {
+	img := filepath.Join(t.TempDir(), "disk.img")
+	tr := bootTree(t, 1*MiB)
+	l := disk.Layout{Scheme: disk.GPT, DiskGUID: disk.DeriveGUID("s", "disk"), Partitions: []disk.Partition{
+		{Name: contract.PartBoot, Type: disk.TypeESP, GUID: disk.DeriveGUID("s", "boot"), Size: 40 * MiB},
+		{Name: contract.PartData, Type: disk.TypeLinuxFS, GUID: disk.DeriveGUID("s", "data"), Size: MiB},
+	}}
+	err := disk.Write(img, l, func(p disk.Partition, w io.WriterAt) error {
+		if p.Name != contract.PartBoot {
+			return nil
+		}
+		return Write(w, p.Size, tr, Options{Label: contract.BootFSLabel, VolumeID: 7, HiddenSectors: uint32(p.Start / disk.SectorSize)})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := mtools(t, "mdir", "-b", "-i", img+"@@1M", "::/a")
+	if !strings.Contains(out, "::/a/vmlinuz") {
+		t.Errorf("mdir at the partition offset:\n%s", out)
+	}
+	// 50 MiB of files cannot fit the 40 MiB partition: an error, no image.
+	tr.AddBytes("big", 0o644, make([]byte, 50*MiB))
+	if err := disk.Write(img+"2", l, func(p disk.Partition, w io.WriterAt) error {
+		return Write(w, p.Size, tr, Options{})
+	}); err == nil {
+		t.Error("oversized boot partition written")
 	}
 }
