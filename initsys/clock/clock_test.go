@@ -1,0 +1,94 @@
+package clock
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestBuildEpoch(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "basalt-release")
+	os.WriteFile(p, []byte("NAME=basalt\nBUILD_EPOCH=1700000000\n"), 0o644)
+	got, err := BuildEpoch(p)
+	if err != nil || got.Unix() != 1700000000 {
+		t.Errorf("BuildEpoch = %v, %v", got, err)
+	}
+	os.WriteFile(p, []byte("NAME=basalt\n"), 0o644)
+	if _, err := BuildEpoch(p); err == nil {
+		t.Error("missing BUILD_EPOCH accepted")
+	}
+}
+
+// fakeServer answers SNTP on loopback with its clock shifted by skew.
+func fakeServer(t *testing.T, skew time.Duration, stratum byte) string {
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	go func() {
+		buf := make([]byte, 48)
+		for {
+			n, addr, err := c.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if n < 48 {
+				continue
+			}
+			resp := make([]byte, 48)
+			resp[0] = 0x24 // version 4, mode 4
+			resp[1] = stratum
+			copy(resp[24:32], buf[40:48])
+			now := time.Now().Add(skew)
+			putNTP(resp[32:], now)
+			putNTP(resp[40:], now)
+			c.WriteTo(resp, addr)
+		}
+	}()
+	return c.LocalAddr().String()
+}
+
+func TestQuery(t *testing.T) {
+	tests := []struct {
+		name    string
+		skew    time.Duration
+		stratum byte
+		wantErr bool
+	}{
+		{"ahead one hour", time.Hour, 2, false},
+		{"behind", -90 * time.Second, 1, false},
+		{"unsynchronised", 0, 0, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			off, err := Query(ctx, fakeServer(t, tc.skew, tc.stratum))
+			if tc.wantErr {
+				if err == nil {
+					t.Errorf("Query = %v, want error", off)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := off - tc.skew; d > time.Second || d < -time.Second {
+				t.Errorf("offset %v, want about %v", off, tc.skew)
+			}
+		})
+	}
+}
+
+func TestNTPTimestampRoundTrip(t *testing.T) {
+	in := time.Unix(1700000000, 123456789)
+	b := make([]byte, 8)
+	putNTP(b, in)
+	if d := getNTP(b).Sub(in); d > time.Microsecond || d < -time.Microsecond {
+		t.Errorf("round trip off by %v", d)
+	}
+}

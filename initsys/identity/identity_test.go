@@ -1,0 +1,45 @@
+package identity
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestMachineIDStable(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "machine-id")
+	id, created, err := MachineID(p)
+	if err != nil || !created || !valid(id) {
+		t.Fatalf("first MachineID = %q, %v, %v", id, created, err)
+	}
+	again, created, err := MachineID(p)
+	if err != nil || created || again != id {
+		t.Errorf("second MachineID = %q, %v, %v; want %q kept", again, created, err, id)
+	}
+	os.WriteFile(p, []byte("uninitialized\n"), 0o644)
+	if fresh, created, _ := MachineID(p); !created || fresh == id {
+		t.Errorf("invalid id not replaced: %q %v", fresh, created)
+	}
+}
+
+func TestHostname(t *testing.T) {
+	tests := []struct{ configured, id, want string }{
+		{"", "0123456789abcdef0123456789abcdef", "basalt-012345"},
+		{"store-7", "0123456789abcdef0123456789abcdef", "store-7"},
+	}
+	for _, tc := range tests {
+		if got := Hostname(tc.configured, tc.id); got != tc.want {
+			t.Errorf("Hostname(%q) = %q, want %q", tc.configured, got, tc.want)
+		}
+	}
+}
+
+func TestHosts(t *testing.T) {
+	got := Hosts("127.0.0.1 localhost\n127.0.1.1 old\n10.0.0.5 registry\n", "basalt-abc123")
+	want := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tbasalt-abc123\n10.0.0.5 registry\n"
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("hosts (-want +got):\n%s", diff)
+	}
+}
