@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -82,6 +83,13 @@ func ParseCmdline(cmdline string) (*Document, Issues, error) {
 	doc, w, err := Parse(CmdlineFile, append([]byte(CloudConfigHeader+"\n"), b...))
 	warns = append(warns, w...)
 	if err != nil {
+		// Lines of the synthetic document mean nothing to the user.
+		var is Issues
+		if errors.As(err, &is) {
+			for i := range is {
+				is[i].Line = 0
+			}
+		}
 		return nil, warns, err
 	}
 	doc.Format = FormatCmdline

@@ -384,3 +384,13 @@ func (c *Config) EffectiveHostname() string {
 	}
 	return ""
 }
+
+// MarshalDocument encodes c as a versioned basalt document (secrets
+// included: write it 0600). Parse reads it back.
+func MarshalDocument(c *Config) ([]byte, error) {
+	b, err := yaml.Marshal(basaltDoc{APIVersion: APIVersion, Kind: Kind, Config: *c})
+	if err != nil {
+		return nil, fmt.Errorf("encode config: %w", err)
+	}
+	return b, nil
+}

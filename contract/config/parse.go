@@ -193,7 +193,13 @@ func yamlError(err error) (int, string) {
 	msg = strings.TrimPrefix(msg, "yaml: ")
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		n, _ := strconv.Atoi(m[1])
-		return n, "invalid YAML: " + msg[len(m[0]):]
+		reason := msg[len(m[0]):]
+		if strings.HasPrefix(reason, "did not find expected") {
+			// yaml.v3 reports parser (not scanner) errors at the
+			// 0-based line of their context.
+			n++
+		}
+		return n, "invalid YAML: " + reason
 	}
 	return 0, "invalid YAML: " + msg
 }
