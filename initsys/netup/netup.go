@@ -1,0 +1,310 @@
+// Package netup brings the network up: loopback, the wired interfaces
+// (physical, not lo, not virtual), addresses by DHCPv4 (renewed before the
+// lease ends) or static ones from the device config, the default route, and
+// /etc/resolv.conf.
+package netup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
+	"github.com/vishvananda/netlink"
+
+	"github.com/basaltos/basalt/contract/config"
+	"github.com/basaltos/basalt/initsys/identity"
+)
+
+// Wired returns the physical network interfaces under sysNet
+// (/sys/class/net): those with a device link, sorted. Virtual ones (lo,
+// bridges, veth, tun) have none.
+func Wired(sysNet string) ([]string, error) {
+	ents, err := os.ReadDir(sysNet)
+	if err != nil {
+		return nil, fmt.Errorf("list interfaces: %w", err)
+	}
+	var out []string
+	for _, e := range ents {
+		if _, err := os.Stat(filepath.Join(sysNet, e.Name(), "device")); err != nil {
+			continue
+		}
+		if b, err := os.ReadFile(filepath.Join(sysNet, e.Name(), "type")); err == nil && strings.TrimSpace(string(b)) != "1" {
+			continue // not Ethernet (ARPHRD_ETHER)
+		}
+		out = append(out, e.Name())
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Resolv returns /etc/resolv.conf content for nameservers and search domains.
+func Resolv(servers []string, search []string) string {
+	var b strings.Builder
+	b.WriteString("# written by basalt-init\n")
+	if len(search) > 0 {
+		fmt.Fprintf(&b, "search %s\n", strings.Join(search, " "))
+	}
+	for _, s := range servers {
+		fmt.Fprintf(&b, "nameserver %s\n", s)
+	}
+	return b.String()
+}
+
+// Net is the running network: it keeps DHCP leases renewed.
+type Net struct {
+	Console io.Writer
+	EtcDir  string // where resolv.conf goes (/etc)
+
+	mu  sync.Mutex
+	dns map[string][]string // per interface
+	// Addrs are the addresses configured, for status.
+	Addrs map[string][]string
+}
+
+// Up brings up lo and every wired interface, configuring each from cfg
+// (nil: DHCPv4 everywhere). DHCP gets dhcpTimeout per interface; renewals
+// run until ctx ends. It returns an error when no wired interface got an
+// address.
+func (n *Net) Up(ctx context.Context, cfg *config.Network, wired []string, dhcpTimeout time.Duration) error {
+	n.dns, n.Addrs = map[string][]string{}, map[string][]string{}
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("loopback: %w", err)
+	}
+	if err := netlink.LinkSetUp(lo); err != nil {
+		return fmt.Errorf("loopback up: %w", err)
+	}
+	var errs []error
+	ok := 0
+	for _, name := range wired {
+		ic := ifaceConfig(cfg, name)
+		if err := n.configure(ctx, name, ic, dhcpTimeout); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			continue
+		}
+		ok++
+	}
+	if err := n.writeResolv(); err != nil {
+		errs = append(errs, err)
+	}
+	if ok == 0 {
+		errs = append(errs, fmt.Errorf("no wired interface configured (found %v)", wired))
+	}
+	return errors.Join(errs...)
+}
+
+// ifaceConfig returns the interface's config (by key or match name), or
+// DHCPv4 when there is none.
+func ifaceConfig(cfg *config.Network, name string) config.Interface {
+	if cfg != nil {
+		if ic, ok := cfg.Interfaces[name]; ok {
+			return ic
+		}
+		for _, ic := range cfg.Interfaces {
+			if ic.Match != nil && ic.Match.Name != nil {
+				if m, _ := filepath.Match(*ic.Match.Name, name); m {
+					return ic
+				}
+			}
+		}
+	}
+	yes := true
+	return config.Interface{DHCP4: &yes}
+}
+
+func (n *Net) configure(ctx context.Context, name string, ic config.Interface, dhcpTimeout time.Duration) error {
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		return err
+	}
+	if ic.MTU != nil {
+		if err := netlink.LinkSetMTU(link, *ic.MTU); err != nil {
+			return fmt.Errorf("mtu %d: %w", *ic.MTU, err)
+		}
+	}
+	if err := netlink.LinkSetUp(link); err != nil {
+		return fmt.Errorf("link up: %w", err)
+	}
+	for _, a := range ic.Addresses {
+		addr, err := netlink.ParseAddr(a)
+		if err != nil {
+			return fmt.Errorf("address %q: %w", a, err)
+		}
+		if err := netlink.AddrReplace(link, addr); err != nil {
+			return fmt.Errorf("address %s: %w", a, err)
+		}
+		n.addAddr(name, a)
+	}
+	for _, gw := range []*string{ic.Gateway4, ic.Gateway6} {
+		if gw != nil {
+			if err := defaultRoute(link, net.ParseIP(*gw)); err != nil {
+				return err
+			}
+		}
+	}
+	for _, r := range ic.Routes {
+		var dst *net.IPNet
+		if r.To != "default" {
+			if _, dst, err = net.ParseCIDR(r.To); err != nil {
+				return fmt.Errorf("route to %q: %w", r.To, err)
+			}
+		}
+		rt := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: dst, Gw: net.ParseIP(r.Via)}
+		if r.Metric != nil {
+			rt.Priority = *r.Metric
+		}
+		if err := netlink.RouteReplace(rt); err != nil {
+			return fmt.Errorf("route to %s: %w", r.To, err)
+		}
+	}
+	if ic.Nameservers != nil {
+		n.mu.Lock()
+		n.dns[name] = append(n.dns[name], ic.Nameservers.Addresses...)
+		n.mu.Unlock()
+	}
+	if ic.DHCP4 != nil && *ic.DHCP4 {
+		return n.dhcp4(ctx, name, link, dhcpTimeout)
+	}
+	return nil
+}
+
+func (n *Net) addAddr(name, a string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.Addrs[name] = append(n.Addrs[name], a)
+}
+
+func defaultRoute(link netlink.Link, gw net.IP) error {
+	if gw == nil {
+		return errors.New("default route: gateway is not an IP")
+	}
+	rt := &netlink.Route{LinkIndex: link.Attrs().Index, Gw: gw}
+	if err := netlink.RouteReplace(rt); err != nil {
+		return fmt.Errorf("default route via %s: %w", gw, err)
+	}
+	return nil
+}
+
+func (n *Net) dhcp4(ctx context.Context, name string, link netlink.Link, timeout time.Duration) error {
+	c, err := nclient4.New(name, nclient4.WithTimeout(timeout/3), nclient4.WithRetry(3))
+	if err != nil {
+		return fmt.Errorf("dhcp4: %w", err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	lease, err := c.Request(rctx)
+	cancel()
+	if err != nil {
+		c.Close()
+		return fmt.Errorf("dhcp4: %w", err)
+	}
+	if err := n.apply(name, link, lease); err != nil {
+		c.Close()
+		return err
+	}
+	go n.renew(ctx, c, name, link, lease)
+	return nil
+}
+
+// apply puts a lease's address, default route and DNS in place.
+func (n *Net) apply(name string, link netlink.Link, lease *nclient4.Lease) error {
+	ack := lease.ACK
+	ipn := &net.IPNet{IP: ack.YourIPAddr, Mask: ack.SubnetMask()}
+	addr := &netlink.Addr{IPNet: ipn, ValidLft: int(ack.IPAddressLeaseTime(time.Hour).Seconds()), PreferedLft: int(ack.IPAddressLeaseTime(time.Hour).Seconds())}
+	if err := netlink.AddrReplace(link, addr); err != nil {
+		return fmt.Errorf("dhcp4 address %s: %w", ipn, err)
+	}
+	if r := ack.Router(); len(r) > 0 {
+		if err := defaultRoute(link, r[0]); err != nil {
+			return err
+		}
+	}
+	var dns []string
+	for _, ip := range ack.DNS() {
+		dns = append(dns, ip.String())
+	}
+	n.mu.Lock()
+	n.dns[name] = dns
+	n.Addrs[name] = []string{ipn.String()}
+	n.mu.Unlock()
+	fmt.Fprintf(n.Console, "basalt: %s: dhcp4 %s via %v dns %v lease %v\n", name, ipn, ack.Router(), dns, ack.IPAddressLeaseTime(time.Hour))
+	return nil
+}
+
+// renew renews at T1 (half the lease by default); on failure retries with
+// backoff, and requests a fresh lease when the old one has run out.
+func (n *Net) renew(ctx context.Context, c *nclient4.Client, name string, link netlink.Link, lease *nclient4.Lease) {
+	defer c.Close()
+	retry := 10 * time.Second
+	for {
+		lt := lease.ACK.IPAddressLeaseTime(time.Hour)
+		wait := lease.ACK.IPAddressRenewalTime(lt / 2)
+		if !sleep(ctx, wait) {
+			return
+		}
+		expires := time.Now().Add(lt - wait)
+		for {
+			rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			var nl *nclient4.Lease
+			var err error
+			if time.Now().Before(expires) {
+				nl, err = c.Renew(rctx, lease)
+			} else {
+				nl, err = c.Request(rctx)
+			}
+			cancel()
+			if err == nil {
+				lease = nl
+				if err := n.apply(name, link, lease); err != nil {
+					fmt.Fprintf(n.Console, "basalt: %s: %v\n", name, err)
+				}
+				n.writeResolv()
+				break
+			}
+			fmt.Fprintf(n.Console, "basalt: %s: dhcp4 renew: %v; retry in %v\n", name, err, retry)
+			if !sleep(ctx, retry) {
+				return
+			}
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (n *Net) writeResolv() error {
+	n.mu.Lock()
+	var names []string
+	for k := range n.dns {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var servers []string
+	seen := map[string]bool{}
+	for _, k := range names {
+		for _, s := range n.dns[k] {
+			if !seen[s] {
+				seen[s] = true
+				servers = append(servers, s)
+			}
+		}
+	}
+	n.mu.Unlock()
+	return identity.WriteFile(filepath.Join(n.EtcDir, "resolv.conf"), []byte(Resolv(servers, nil)), 0o644)
+}

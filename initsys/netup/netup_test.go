@@ -1,0 +1,68 @@
+package netup
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/basaltos/basalt/contract/config"
+)
+
+func TestWired(t *testing.T) {
+	sys := t.TempDir()
+	mk := func(name, typ string, device bool) {
+		d := filepath.Join(sys, name)
+		os.MkdirAll(d, 0o755)
+		os.WriteFile(filepath.Join(d, "type"), []byte(typ+"\n"), 0o644)
+		if device {
+			os.Mkdir(filepath.Join(d, "device"), 0o755)
+		}
+	}
+	mk("lo", "772", false)
+	mk("eth1", "1", true)
+	mk("enp0s3", "1", true)
+	mk("cni0", "1", false)
+	mk("wwan0", "519", true)
+	got, err := Wired(sys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"enp0s3", "eth1"}, got); diff != "" {
+		t.Errorf("wired (-want +got):\n%s", diff)
+	}
+}
+
+func TestResolv(t *testing.T) {
+	got := Resolv([]string{"10.0.2.3", "1.1.1.1"}, []string{"lan"})
+	want := "# written by basalt-init\nsearch lan\nnameserver 10.0.2.3\nnameserver 1.1.1.1\n"
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("resolv.conf (-want +got):\n%s", diff)
+	}
+}
+
+func TestIfaceConfig(t *testing.T) {
+	no, pat := false, "enp*"
+	cfg := &config.Network{Interfaces: map[string]config.Interface{
+		"eth0":  {DHCP4: &no, Addresses: []string{"192.168.1.10/24"}},
+		"wired": {Match: &config.Match{Name: &pat}, DHCP4: &no},
+	}}
+	tests := []struct {
+		name     string
+		cfg      *config.Network
+		wantDHCP bool
+		wantAddr int
+	}{
+		{"eth0", cfg, false, 1},
+		{"enp0s3", cfg, false, 0},
+		{"eth1", cfg, true, 0},
+		{"eth0", nil, true, 0},
+	}
+	for _, tc := range tests {
+		ic := ifaceConfig(tc.cfg, tc.name)
+		if got := ic.DHCP4 != nil && *ic.DHCP4; got != tc.wantDHCP || len(ic.Addresses) != tc.wantAddr {
+			t.Errorf("%s: dhcp4 %v addrs %v, want %v and %d", tc.name, got, ic.Addresses, tc.wantDHCP, tc.wantAddr)
+		}
+	}
+}
