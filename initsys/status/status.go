@@ -1,0 +1,100 @@
+// Package status serves PID 1's state as JSON on a unix socket
+// (/run/basalt/init.sock) and formats it for `basalt-init status`.
+package status
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/basaltos/basalt/initsys/boot"
+	"github.com/basaltos/basalt/initsys/supervise"
+)
+
+// Socket is where PID 1 serves its status.
+const Socket = "/run/basalt/init.sock"
+
+// Status is what `basalt-init status` shows.
+type Status struct {
+	Slot          string              `json:"slot"`
+	Version       string              `json:"version"`
+	Ready         bool                `json:"ready"`
+	Steps         []boot.Result       `json:"steps"`
+	Services      []supervise.State   `json:"services"`
+	ConfigSources []string            `json:"config_sources,omitempty"`
+	ConfigErrors  []string            `json:"config_errors,omitempty"`
+	DataBytes     uint64              `json:"data_bytes"`
+	Addresses     map[string][]string `json:"addresses,omitempty"`
+}
+
+// Serve answers every connection on path with get()'s JSON until ctx ends.
+func Serve(ctx context.Context, path string, get func() Status) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("status socket: %w", err)
+	}
+	os.Remove(path)
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return fmt.Errorf("status socket: %w", err)
+	}
+	go func() {
+		<-ctx.Done()
+		l.Close()
+	}()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			json.NewEncoder(c).Encode(get())
+			c.Close()
+		}
+	}()
+	return nil
+}
+
+// Query reads the status from the socket at path.
+func Query(path string) (Status, error) {
+	var s Status
+	c, err := net.DialTimeout("unix", path, 5*time.Second)
+	if err != nil {
+		return s, fmt.Errorf("status: is basalt-init running as PID 1? %w", err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := json.NewDecoder(c).Decode(&s); err != nil {
+		return s, fmt.Errorf("status from %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Format writes s for people.
+func Format(w io.Writer, s Status) {
+	fmt.Fprintf(w, "slot:     %s\nversion:  %s\nready:    %v\ndata:     %d bytes (%.2f GiB)\n", s.Slot, s.Version, s.Ready, s.DataBytes, float64(s.DataBytes)/(1<<30))
+	fmt.Fprintln(w, "boot steps:")
+	for _, r := range s.Steps {
+		res := "ok"
+		if r.Err != "" {
+			res = "failed: " + r.Err
+		}
+		fmt.Fprintf(w, "  %-18s %6d ms  %s\n", r.Name, r.Duration.Milliseconds(), res)
+	}
+	fmt.Fprintln(w, "services:")
+	for _, v := range s.Services {
+		fmt.Fprintf(w, "  %-18s %-8s pid %-6d restarts %-3d restart=%s last: %s\n", v.Name, v.Phase, v.PID, v.Restarts, v.Restart, v.LastExit)
+	}
+	for ifc, a := range s.Addresses {
+		fmt.Fprintf(w, "network:  %s %v\n", ifc, a)
+	}
+	fmt.Fprintf(w, "config sources: %v\n", s.ConfigSources)
+	for _, e := range s.ConfigErrors {
+		fmt.Fprintf(w, "config error: %s\n", e)
+	}
+}
