@@ -183,13 +183,18 @@ func (c *Client) loadIndex(ctx context.Context, src Source) (*suiteIndex, error)
 	if name == "" {
 		return nil, fmt.Errorf("%s: lists no main/binary-%s/Packages.xz or .gz (is %s an architecture of this suite?)", irURL, c.Arch, c.Arch)
 	}
-	url := dists + "/" + name
+	// by-hash URLs survive a mirror update between the InRelease and the
+	// index download; mirrors may prune them, so fall back as apt does.
+	var path string
+	err = cache.ErrNotFound
 	if rel.AcquireByHash {
-		url = dists + "/main/binary-" + c.Arch + "/by-hash/SHA256/" + sum.SHA256
+		path, err = c.Cache.Get(ctx, dists+"/main/binary-"+c.Arch+"/by-hash/SHA256/"+sum.SHA256, sum.Size, sum.SHA256)
 	}
-	path, err := c.Cache.Get(ctx, url, sum.Size, sum.SHA256)
+	if errors.Is(err, cache.ErrNotFound) {
+		path, err = c.Cache.Get(ctx, dists+"/"+name, sum.Size, sum.SHA256)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("%s/%s: %w", dists, name, err)
+		return nil, err
 	}
 	f, err := os.Open(path)
 	if err != nil {

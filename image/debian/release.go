@@ -52,7 +52,7 @@ func VerifyInRelease(data []byte, keyring openpgp.KeyRing, now time.Time, suite,
 	}
 	cfg := &packet.Config{Time: func() time.Time { return now }}
 	if _, err := block.VerifySignature(keyring, cfg); err != nil {
-		return nil, fmt.Errorf("%s: signature not valid with the Debian archive keyring: %w", name, err)
+		return nil, fmt.Errorf("%s: signature not valid with the archive keyring: %w", name, err)
 	}
 	var p Paragraph
 	if err := ParseParagraphs(bytes.NewReader(block.Plaintext), func(q Paragraph) error {

@@ -34,7 +34,8 @@ func (m Mirrors) Sources(release string) []Source {
 // FindMirrors picks the mirrors: spec (from the build spec, may be empty),
 // else $BASALT_DEBIAN_MIRROR, else the host's apt sources below root ("/"
 // for the host). The security mirror comes from
-// $BASALT_DEBIAN_SECURITY_MIRROR, else the host's apt sources, else none.
+// $BASALT_DEBIAN_SECURITY_MIRROR ("none" disables it), else the host's apt
+// sources, else none.
 func FindMirrors(spec, root string) (Mirrors, error) {
 	host, err := hostMirrors(root)
 	if err != nil {
@@ -47,8 +48,11 @@ func FindMirrors(spec, root string) (Mirrors, error) {
 	if m.Debian == "" {
 		m.Debian = host.Debian
 	}
-	if m.Security == "" {
+	switch m.Security {
+	case "":
 		m.Security = host.Security
+	case "none":
+		m.Security = ""
 	}
 	if m.Debian == "" {
 		return Mirrors{}, errors.New("no Debian mirror: set debian.mirror in the spec, or BASALT_DEBIAN_MIRROR=http://deb.debian.org/debian (the host has no deb line in /etc/apt/sources.list*)")

@@ -32,7 +32,8 @@ mirror indexes, download them into the cache (sha256-verified) and record them
 in the lock file. With a lock file, the pinned versions are fetched.
 
 The mirror is --mirror, else $BASALT_DEBIAN_MIRROR, else the host's apt sources;
-the security suite comes from $BASALT_DEBIAN_SECURITY_MIRROR or the host's sources.
+the security suite comes from $BASALT_DEBIAN_SECURITY_MIRROR (none: skip it)
+or the host's sources.
 
   basalt fetch --board qemu-x86_64
   basalt fetch --update-lock

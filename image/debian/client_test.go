@@ -1,0 +1,327 @@
+package debian
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/basaltos/basalt/image/cache"
+)
+
+// archive is a fake Debian archive: bookworm at /debian, bookworm-security
+// at /security, both signed by key.
+type archive struct {
+	m        *fakeMirror
+	key      *openpgp.Entity
+	sources  []Source
+	cacheDir string
+}
+
+func kernelPkg(abi, version string) fakePkg {
+	rel := "6.1.0-" + abi + "-cloud-amd64"
+	return fakePkg{name: "linux-image-" + rel, version: version, files: map[string]string{
+		"boot/vmlinuz-" + rel:                     "KERNEL " + version,
+		"lib/modules/" + rel + "/modules.builtin": "",
+	}}
+}
+
+func newArchive(t *testing.T) *archive {
+	a := &archive{m: newFakeMirror(t), key: newKey(t, "archive"), cacheDir: t.TempDir()}
+	a.sources = []Source{
+		a.m.addSuite(t, "/debian", "bookworm", []fakePkg{
+			{name: "linux-image-cloud-amd64", version: "6.1.158-1", depends: "linux-image-6.1.0-40-cloud-amd64 (= 6.1.158-1)"},
+			kernelPkg("40", "6.1.158-1"),
+			{name: "systemd-boot-efi", version: "252.39-1~deb12u1", files: map[string]string{"usr/lib/systemd/boot/efi/systemd-bootx64.efi": "MZ"}},
+			{name: "u-boot-qemu", version: "2023.01+dfsg-2", files: map[string]string{"usr/lib/u-boot/qemu_arm/u-boot.bin": "UB"}},
+		}, suiteOpts{signer: a.key}),
+		a.m.addSuite(t, "/security", "bookworm-security", []fakePkg{
+			{name: "linux-image-cloud-amd64", version: "6.1.192-2", depends: "linux-image-6.1.0-56-cloud-amd64 (= 6.1.192-2)"},
+			kernelPkg("56", "6.1.192-2"),
+			{name: "u-boot-qemu", version: "2023.01+dfsg-2~old1", files: map[string]string{"x": "old"}},
+		}, suiteOpts{signer: a.key, validUntil: testNow.Add(24 * time.Hour).Format(time.RFC1123)}),
+	}
+	return a
+}
+
+func (a *archive) client(t *testing.T, offline bool) *Client {
+	c, err := cache.Open(a.cacheDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Offline = offline
+	return &Client{Sources: a.sources, Arch: "amd64", Keyring: openpgp.EntityList{a.key}, Cache: c, Now: func() time.Time { return testNow }}
+}
+
+type resolved struct{ Name, Version, Suite string }
+
+func TestResolveAndFetch(t *testing.T) {
+	a := newArchive(t)
+	c := a.client(t, false)
+	ctx := context.Background()
+	tests := []struct {
+		name   string
+		kernel bool
+		want   resolved
+	}{
+		// the metapackage in security is newer and points at the newer ABI
+		{"linux-image-cloud-amd64", true, resolved{"linux-image-6.1.0-56-cloud-amd64", "6.1.192-2", "bookworm-security"}},
+		{"linux-image-cloud-amd64", false, resolved{"linux-image-cloud-amd64", "6.1.192-2", "bookworm-security"}},
+		{"linux-image-6.1.0-40-cloud-amd64", true, resolved{"linux-image-6.1.0-40-cloud-amd64", "6.1.158-1", "bookworm"}},
+		// "~old1" sorts before the main version: main wins
+		{"u-boot-qemu", false, resolved{"u-boot-qemu", "2023.01+dfsg-2", "bookworm"}},
+	}
+	for _, tt := range tests {
+		resolve := c.Resolve
+		if tt.kernel {
+			resolve = c.ResolveKernel
+		}
+		p, err := resolve(ctx, tt.name)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if diff := cmp.Diff(tt.want, resolved{p.Name, p.Version, p.Source.Suite}); diff != "" {
+			t.Errorf("%s (kernel=%v) (-want +got)\n%s", tt.name, tt.kernel, diff)
+		}
+		path, err := c.Fetch(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := OpenDeb(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Control["Package"] != p.Name || d.Control["Version"] != p.Version {
+			t.Errorf("fetched %s, want %s %s", d.Name(), p.Name, p.Version)
+		}
+	}
+
+	// A second client with an offline cache resolves and fetches without
+	// touching the network.
+	hits := a.m.hits
+	off := a.client(t, true)
+	p, err := off.ResolveKernel(ctx, "linux-image-cloud-amd64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := off.Fetch(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if a.m.hits != hits {
+		t.Errorf("offline client made %d requests", a.m.hits-hits)
+	}
+	// Offline, something never fetched is a clear error.
+	p, err = off.Resolve(ctx, "linux-image-cloud-amd64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.SHA256 = strings.Repeat("0", 64)
+	if _, err := off.Fetch(ctx, p); err == nil || !strings.Contains(err.Error(), "is not in the cache") {
+		t.Errorf("offline fetch of a missing blob: %v", err)
+	}
+}
+
+func TestResolveErrors(t *testing.T) {
+	ctx := context.Background()
+	other := newKey(t, "other")
+	tests := []struct {
+		name    string
+		mutate  func(t *testing.T, a *archive)
+		pkg     string
+		wantErr []string
+	}{
+		{"unknown package", nil, "no-such-package",
+			[]string{`package "no-such-package" not found for arch amd64 in bookworm at http://`, "bookworm-security at"}},
+		{"bad signature", func(t *testing.T, a *archive) {
+			p := "/debian/dists/bookworm/InRelease"
+			a.m.set(p, []byte(strings.Replace(string(a.m.get(p)), "Origin: Debian", "Origin: Evil", 1)))
+		}, "systemd-boot-efi", []string{"bookworm/InRelease: signature not valid"}},
+		{"unsigned", func(t *testing.T, a *archive) {
+			a.m.set("/debian/dists/bookworm/InRelease", []byte("Suite: bookworm\nDate: Mon, 01 Jun 2026 10:00:00 UTC\n"))
+		}, "systemd-boot-efi", []string{"bookworm/InRelease: not an OpenPGP clearsigned file (unsigned InRelease)"}},
+		{"key not in keyring", func(t *testing.T, a *archive) {
+			a.sources[0] = a.m.addSuite(t, "/debian", "bookworm", []fakePkg{{name: "x", version: "1"}}, suiteOpts{signer: other})
+		}, "x", []string{"signature not valid", "unknown entity"}},
+		{"expired Valid-Until", func(t *testing.T, a *archive) {
+			a.sources[1] = a.m.addSuite(t, "/security", "bookworm-security", nil, suiteOpts{signer: a.key, validUntil: testNow.Add(-time.Minute).Format(time.RFC1123)})
+		}, "systemd-boot-efi", []string{"bookworm-security/InRelease: expired: Valid-Until"}},
+		{"wrong suite", func(t *testing.T, a *archive) {
+			a.m.set("/security/dists/bookworm-security/InRelease", a.m.get("/debian/dists/bookworm/InRelease"))
+		}, "systemd-boot-efi", []string{`is for suite "bookworm" (codename "bookworm"), want "bookworm-security"`}},
+		{"Packages sha256 mismatch", func(t *testing.T, a *archive) {
+			p := "/debian/dists/bookworm/main/binary-amd64/Packages.xz"
+			a.m.set(p, make([]byte, len(a.m.get(p))))
+		}, "systemd-boot-efi", []string{"bookworm/main/binary-amd64/Packages.xz: sha256 mismatch: want "}},
+		{"Packages size mismatch", func(t *testing.T, a *archive) {
+			a.m.set("/debian/dists/bookworm/main/binary-amd64/Packages.xz", []byte("not the signed index"))
+		}, "systemd-boot-efi", []string{"bookworm/main/binary-amd64/Packages.xz: size 20, want"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := newArchive(t)
+			if tt.mutate != nil {
+				tt.mutate(t, a)
+			}
+			_, err := a.client(t, false).Resolve(ctx, tt.pkg)
+			for _, w := range tt.wantErr {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Errorf("err = %v, want it to contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestFetchDebMismatch(t *testing.T) {
+	a := newArchive(t)
+	c := a.client(t, false)
+	ctx := context.Background()
+	p, err := c.Resolve(ctx, "systemd-boot-efi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deb := a.m.get("/debian/" + p.Filename)
+	bad := append([]byte(nil), deb...)
+	bad[len(bad)-1] ^= 0xff
+	a.m.set("/debian/"+p.Filename, bad)
+	_, err = c.Fetch(ctx, p)
+	for _, w := range []string{p.URL(), "sha256 mismatch: want " + p.SHA256 + ", got " + sum(bad)} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("err = %v, want it to contain %q", err, w)
+		}
+	}
+	if _, ok := c.Cache.Blob(sum(bad)); ok {
+		t.Error("the bad .deb was stored in the cache")
+	}
+}
+
+func TestFetchInputsLock(t *testing.T) {
+	a := newArchive(t)
+	ctx := context.Background()
+	inputs := []Input{{Name: "linux-image-cloud-amd64", Kernel: true}, {Name: "systemd-boot-efi"}}
+	lockPath := filepath.Join(t.TempDir(), cache.LockName)
+	lock, _ := cache.ReadLock(lockPath)
+	got, err := a.client(t, false).FetchInputs(ctx, lock, "qemu-x86_64", inputs, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0].Package.Name != "linux-image-6.1.0-56-cloud-amd64" || got[0].Path == "" {
+		t.Errorf("kernel = %+v", got[0])
+	}
+	if err := lock.Write(lockPath); err != nil {
+		t.Fatal(err)
+	}
+	lock2, err := cache.ReadLock(lockPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(lock, lock2); diff != "" {
+		t.Errorf("lock round trip (-want +got)\n%s", diff)
+	}
+	l, _ := lock2.Find("qemu-x86_64", "linux-image-cloud-amd64")
+	if l.SHA256 != got[0].SHA256 || l.InRelease.URL != a.sources[1].Mirror+"/dists/bookworm-security/InRelease" || l.InRelease.SHA256 == "" {
+		t.Errorf("lock entry %+v", l)
+	}
+
+	// The archive moves on: a newer kernel in security.
+	a.sources[1] = a.m.addSuite(t, "/security", "bookworm-security", []fakePkg{
+		{name: "linux-image-cloud-amd64", version: "6.1.200-1", depends: "linux-image-6.1.0-60-cloud-amd64"},
+		kernelPkg("60", "6.1.200-1"),
+	}, suiteOpts{signer: a.key})
+	pinned, err := a.client(t, false).FetchInputs(ctx, lock2, "qemu-x86_64", inputs, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pinned[0].Version != "6.1.192-2" {
+		t.Errorf("locked fetch got %s, want the pinned 6.1.192-2", pinned[0].Version)
+	}
+	// Pinned and cached: works offline too.
+	if _, err := a.client(t, true).FetchInputs(ctx, lock2, "qemu-x86_64", inputs, false); err != nil {
+		t.Errorf("offline locked fetch: %v", err)
+	}
+	// Not cached and gone from the mirror: tell the user to update the lock.
+	os.RemoveAll(filepath.Join(a.cacheDir, "sha256"))
+	os.MkdirAll(filepath.Join(a.cacheDir, "sha256"), 0o755)
+	a.m.set("/security/"+l.Filename, nil)
+	delete(a.m.files, "/security/"+l.Filename)
+	_, err = a.client(t, false).FetchInputs(ctx, lock2, "qemu-x86_64", inputs, false)
+	if err == nil || !strings.Contains(err.Error(), "run `basalt fetch --update-lock`") {
+		t.Errorf("err = %v", err)
+	}
+	updated, err := a.client(t, false).FetchInputs(ctx, lock2, "qemu-x86_64", inputs, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if updated[0].Version != "6.1.200-1" || updated[0].Package.Name != "linux-image-6.1.0-60-cloud-amd64" {
+		t.Errorf("update-lock got %s %s", updated[0].Package.Name, updated[0].Version)
+	}
+	if l, _ := lock2.Find("qemu-x86_64", "linux-image-cloud-amd64"); l.Version != "6.1.200-1" {
+		t.Errorf("lock not updated: %+v", l)
+	}
+}
+
+func TestFindMirrors(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "etc/apt/sources.list.d"), 0o755)
+	os.WriteFile(filepath.Join(root, "etc/apt/sources.list.d/debian.sources"), []byte(`Types: deb
+URIs: http://mirror.example/debian
+Suites: bookworm bookworm-updates
+Components: main
+
+Types: deb
+URIs: http://mirror.example/debian-security
+Suites: bookworm-security
+Components: main
+`), 0o644)
+	os.WriteFile(filepath.Join(root, "etc/apt/sources.list"), []byte("# deb http://old/debian bookworm main\ndeb [arch=amd64 signed-by=/x.gpg] http://list.example/debian bookworm main\n"), 0o644)
+	tests := []struct {
+		name, spec, env, secEnv, root string
+		want                          Mirrors
+		wantErr                       string
+	}{
+		{"host sources", "", "", "", root, Mirrors{"http://list.example/debian", "http://mirror.example/debian-security"}, ""},
+		{"spec wins", "http://spec/debian/", "http://env/debian", "", root, Mirrors{"http://spec/debian", "http://mirror.example/debian-security"}, ""},
+		{"env", "", "http://env/debian", "none", root, Mirrors{"http://env/debian", ""}, ""},
+		{"nothing", "", "", "", t.TempDir(), Mirrors{}, "set debian.mirror in the spec, or BASALT_DEBIAN_MIRROR="},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("BASALT_DEBIAN_MIRROR", tt.env)
+			t.Setenv("BASALT_DEBIAN_SECURITY_MIRROR", tt.secEnv)
+			got, err := FindMirrors(tt.spec, tt.root)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("(-want +got)\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestEmbeddedKeyring(t *testing.T) {
+	kr, err := DebianKeyring()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range kr {
+		for n := range e.Identities {
+			names = append(names, n)
+		}
+	}
+	if len(kr) != 3 || !strings.Contains(strings.Join(names, ";"), "(12/bookworm)") {
+		t.Errorf("embedded keyring: %d keys %v, want the 3 bookworm keys", len(kr), names)
+	}
+}
