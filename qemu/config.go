@@ -186,7 +186,11 @@ func args(c *Config, p plan) ([]string, error) {
 		if c.Snapshot {
 			d += ",snapshot=on"
 		}
-		a = append(a, "-drive", d, "-device", "virtio-blk-pci,drive=disk0,bootindex=0")
+		dev := "virtio-blk-pci,drive=disk0"
+		if c.Kernel == "" { // -kernel takes bootindex 0 itself
+			dev += ",bootindex=0"
+		}
+		a = append(a, "-drive", d, "-device", dev)
 	}
 	for i, x := range c.ExtraDrives {
 		id := "disk" + strconv.Itoa(i+1)
