@@ -38,20 +38,25 @@ func (g *genReader) Read(p []byte) (int, error) {
 	if int64(len(p)) > g.left {
 		p = p[:g.left]
 	}
-	const words = "alpha beta gamma delta kernel squash inode block fragment table "
-	for i := range p {
+	for i := 0; i < len(p); {
+		n := min(len(p)-i, 32)
 		if g.zeroEvery > 0 && (g.chunk>>16)%g.zeroEvery != 0 {
-			p[i] = 0
-		} else if g.rng.IntN(8) == 0 {
-			p[i] = byte(g.rng.Uint32())
+			clear(p[i : i+n])
 		} else {
-			p[i] = words[g.chunk%int64(len(words))]
+			off := g.rng.IntN(len(genText) - 32)
+			copy(p[i:i+n], genText[off:])
+			p[i+g.rng.IntN(n)] = byte(g.rng.Uint32())
 		}
-		g.chunk++
+		i += n
+		g.chunk += int64(n)
 	}
 	g.left -= int64(len(p))
 	return len(p), nil
 }
+
+const genText = "alpha beta gamma delta kernel squash inode block fragment table " +
+	"the quick brown fox jumps over the lazy dog 0123456789 {}[]();,.:/ " +
+	"func main() { fmt.Println(\"hello\") } // a comment about blocks and tails "
 
 func genOpener(seed uint64, size int64) func() (io.ReadCloser, error) {
 	return func() (io.ReadCloser, error) {

@@ -40,7 +40,7 @@ func everyType(t testing.TB) *tree.Tree {
 	add(tree.Entry{Path: "usr/share/small-dup", Type: tree.Regular, Mode: 0o644, MTime: epoch, Size: 5000, Open: genOpener(1, 5000)})
 	add(tree.Entry{Path: "empty", Type: tree.Regular, Mode: 0o400, MTime: epoch})
 	add(tree.Entry{Path: "tmp", Type: tree.Dir, Mode: 0o777 | fs.ModeSticky, MTime: epoch + 1})
-	add(tree.Entry{Path: "srv", Type: tree.Dir, Mode: 0o2750 & 0o777 | fs.ModeSetgid, UID: 33, GID: 33, MTime: epoch + 2, Xattrs: map[string][]byte{"user.dir": []byte("x")}})
+	add(tree.Entry{Path: "srv", Type: tree.Dir, Mode: 0o2750&0o777 | fs.ModeSetgid, UID: 33, GID: 33, MTime: epoch + 2, Xattrs: map[string][]byte{"user.dir": []byte("x")}})
 	add(tree.Entry{Path: "dev/null", Type: tree.CharDev, Mode: 0o666, Major: 1, Minor: 3, MTime: epoch})
 	add(tree.Entry{Path: "dev/sda1", Type: tree.BlockDev, Mode: 0o660, GID: 6, Major: 8, Minor: 1, MTime: epoch})
 	add(tree.Entry{Path: "dev/big", Type: tree.BlockDev, Mode: 0o660, Major: 259, Minor: 70000, MTime: epoch})
