@@ -87,4 +87,10 @@ const (
 	ModulesDir = "/lib/modules"
 	// ReleaseFile describes the image in the root (key=value, os-release style).
 	ReleaseFile = "/etc/basalt-release"
+	// ServicesFile lists the services stage 2 supervises (YAML list of
+	// name, path, args, env, restart: always|on-failure|once, ready_file, ready_exec).
+	ServicesFile = "/etc/basalt/services.yaml"
+	// DataMountPoint is where stage 2 mounts the data partition; the root
+	// provides it and /var, /run, /tmp as empty directories.
+	DataMountPoint = "/data"
 )

@@ -7,14 +7,40 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/basaltos/basalt/initsys/ctl"
 	"github.com/basaltos/basalt/initsys/stage1"
+	"github.com/basaltos/basalt/initsys/stage2"
 )
+
+const usage = "usage: basalt-init status|reboot|poweroff"
 
 // Main runs the device binary with its command line and returns the exit code.
 func Main(args []string) int {
-	if os.Getpid() == 1 && filepath.Base(args[0]) == "init" {
-		stage1.Main() // does not return
+	if os.Getpid() == 1 {
+		if filepath.Base(args[0]) == "init" {
+			stage1.Main() // does not return
+		}
+		stage2.Main() // does not return
 	}
-	fmt.Fprintln(os.Stderr, "basalt-init: stage 2 is not built yet")
-	return 1
+	if len(args) < 2 {
+		fmt.Fprintln(os.Stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[1] {
+	case "status":
+		err = ctl.Status(os.Stdout)
+	case "reboot":
+		err = ctl.Reboot()
+	case "poweroff":
+		err = ctl.Poweroff()
+	default:
+		fmt.Fprintf(os.Stderr, "basalt-init: unknown command %q\n%s\n", args[1], usage)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "basalt-init:", err)
+		return 1
+	}
+	return 0
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strings"
 	"time"
 )
 
@@ -62,8 +63,9 @@ func (p Policy) Fail(err error) error {
 	return p.Reboot()
 }
 
-// ConsoleShell runs ShellPath on the console (fds 0-2), or returns ErrNoShell.
-func ConsoleShell() error {
+// ConsoleShell runs ShellPath on the console (fds 0-2) with run (exec.Cmd.Run,
+// or reaper.Run in PID 1), or returns ErrNoShell.
+func ConsoleShell(run func(*exec.Cmd) error) error {
 	if _, err := os.Stat(ShellPath); err != nil {
 		return ErrNoShell
 	}
@@ -71,7 +73,7 @@ func ConsoleShell() error {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Env = []string{"PATH=/sbin:/usr/sbin:/bin:/usr/bin", "HOME=/", "TERM=linux", "PS1=basalt-emergency# "}
 	var exit *exec.ExitError
-	if err := cmd.Run(); err != nil && !errors.As(err, &exit) {
+	if err := run(cmd); err != nil && !errors.As(err, &exit) && !strings.HasPrefix(err.Error(), "exit status") {
 		return fmt.Errorf("emergency shell: %w", err)
 	}
 	return nil

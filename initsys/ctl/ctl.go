@@ -1,0 +1,34 @@
+// Package ctl holds the on-device commands of basalt-init: status, reboot
+// and poweroff (sent to PID 1 as SIGTERM and SIGUSR2).
+package ctl
+
+import (
+	"fmt"
+	"io"
+	"syscall"
+
+	"github.com/basaltos/basalt/initsys/status"
+)
+
+// Status prints PID 1's status.
+func Status(w io.Writer) error {
+	s, err := status.Query(status.Socket)
+	if err != nil {
+		return err
+	}
+	status.Format(w, s)
+	return nil
+}
+
+// Reboot asks PID 1 for an orderly reboot (SIGTERM).
+func Reboot() error { return signalInit(syscall.SIGTERM, "reboot") }
+
+// Poweroff asks PID 1 for an orderly poweroff (SIGUSR2).
+func Poweroff() error { return signalInit(syscall.SIGUSR2, "poweroff") }
+
+func signalInit(sig syscall.Signal, what string) error {
+	if err := syscall.Kill(1, sig); err != nil {
+		return fmt.Errorf("%s: signal PID 1: %w", what, err)
+	}
+	return nil
+}

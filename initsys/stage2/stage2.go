@@ -1,0 +1,265 @@
+// Package stage2 is PID 1 of the slot root: it installs the reaper and the
+// signal handlers, runs the boot sequence (the steps list below, top to
+// bottom), prints the ready marker, supervises services and shuts down
+// cleanly on a signal.
+//
+// Signals to PID 1 (what `basalt-init reboot|poweroff` send):
+//
+//	SIGTERM, SIGINT (ctrl-alt-del, with reboot(CAD_OFF)) -> orderly reboot
+//	SIGUSR2                                              -> orderly poweroff
+package stage2
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/basaltos/basalt/contract"
+	"github.com/basaltos/basalt/initsys/boot"
+	"github.com/basaltos/basalt/initsys/clock"
+	"github.com/basaltos/basalt/initsys/datapart"
+	"github.com/basaltos/basalt/initsys/identity"
+	"github.com/basaltos/basalt/initsys/mounts"
+	"github.com/basaltos/basalt/initsys/netup"
+	"github.com/basaltos/basalt/initsys/reaper"
+	"github.com/basaltos/basalt/initsys/stage1"
+	"github.com/basaltos/basalt/initsys/status"
+	"github.com/basaltos/basalt/initsys/supervise"
+)
+
+// Tunables.
+const (
+	rebootCountdown = 5 * time.Second
+	dhcpTimeout     = 10 * time.Second
+	ntpTimeout      = 3 * time.Second
+	ntpInterval     = 30 * time.Minute
+	stopGrace       = 10 * time.Second
+)
+
+// defaultNTP is used until the device config names servers.
+var defaultNTP = []string{"pool.ntp.org"}
+
+// system is what the steps share.
+type system struct {
+	start   time.Time
+	ctx     context.Context
+	cmdline stage1.Cmdline
+	version string
+	floor   time.Time
+	data    datapart.Device
+	dataB   uint64
+	id      string
+	net     netup.Net
+	sup     *supervise.Supervisor
+
+	mu      sync.Mutex
+	results []boot.Result
+	ready   bool
+	once    sync.Once
+}
+
+func (s *system) steps() []boot.Step {
+	return []boot.Step{
+		{Name: "api-filesystems", Essential: true, Run: s.apiFS},
+		{Name: "find-data", Essential: true, Run: s.findData},
+		{Name: "grow-partition", Essential: false, Run: s.growPartition},
+		{Name: "mount-data", Essential: true, Run: func() error { return mounts.MountData(s.data.Part) }},
+		{Name: "grow-filesystem", Essential: false, Run: s.growFS},
+		{Name: "data-layout", Essential: true, Run: mounts.LayoutData},
+		{Name: "machine-id", Essential: true, Run: s.machineID},
+		{Name: "hostname", Essential: false, Run: func() error { return identity.Apply("/etc", identity.Hostname("", s.id)) }},
+		{Name: "status-socket", Essential: false, Run: func() error { return status.Serve(s.ctx, status.Socket, s.status) }},
+		{Name: "network", Essential: false, Run: s.network},
+		{Name: "clock", Essential: false, Run: s.clock},
+		{Name: "services", Essential: false, Run: s.services},
+	}
+}
+
+// Main runs stage 2; it does not return.
+func Main() {
+	s := &system{start: time.Now(), ctx: context.Background()}
+	console := os.Stdout
+	// Before any child starts: the reaper and the signal handlers.
+	reaper.Start()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR2)
+	unix.Reboot(unix.LINUX_REBOOT_CMD_CAD_OFF) // ctrl-alt-del -> SIGINT to us
+	go func() {
+		sig := <-sigs
+		cmd, what := unix.LINUX_REBOOT_CMD_RESTART, "reboot"
+		if sig == syscall.SIGUSR2 {
+			cmd, what = unix.LINUX_REBOOT_CMD_POWER_OFF, "poweroff"
+		}
+		fmt.Fprintf(console, "basalt: %v: %s\n", sig, what)
+		s.shutdown(cmd, what)
+	}()
+
+	b, _ := os.ReadFile("/proc/cmdline")
+	s.cmdline, _ = stage1.ParseCmdline(string(b))
+	s.version = releaseValue("VERSION")
+	s.sup = supervise.New(supervise.Options{Console: console, LogDir: "/var/log/basalt", LogMaxBytes: 1 << 20, LogKeep: 3,
+		Backoff: supervise.Backoff{Min: time.Second, Max: time.Minute, Reset: 2 * time.Minute}, Grace: stopGrace, Start: s.start})
+
+	results, err := boot.Run(console, time.Now, s.steps())
+	s.mu.Lock()
+	s.results = results
+	s.mu.Unlock()
+	if err != nil {
+		p := boot.Policy{Console: console, Debug: s.cmdline.Debug, Countdown: rebootCountdown, Sleep: time.Sleep,
+			Reboot: func() error { s.shutdown(unix.LINUX_REBOOT_CMD_RESTART, "reboot"); return nil },
+			Shell:  func() error { return boot.ConsoleShell(reaper.Run) },
+			Hang:   hang}
+		p.Fail(err)
+		hang()
+	}
+	s.mu.Lock()
+	s.ready = true
+	s.mu.Unlock()
+	fmt.Fprintf(console, "%s (%d ms in stage 2)\n", contract.MarkerReady, time.Since(s.start).Milliseconds())
+	hang()
+}
+
+// hang blocks forever without tripping the runtime's deadlock detector.
+func hang() {
+	for {
+		time.Sleep(time.Hour)
+	}
+}
+
+func (s *system) apiFS() error {
+	if err := mounts.Do("/", mounts.API()); err != nil {
+		return err
+	}
+	return mounts.Finish()
+}
+
+func (s *system) findData() error {
+	var err error
+	s.data, err = datapart.Find("/sys/class/block", "/dev", contract.PartData)
+	return err
+}
+
+func (s *system) growPartition() error {
+	msg, err := datapart.GrowPartition(s.data, contract.PartData)
+	if err == nil {
+		fmt.Printf("basalt: %s: %s\n", contract.PartData, msg)
+	}
+	return err
+}
+
+func (s *system) growFS() error {
+	before, after, bs, err := datapart.GrowFS(s.data.Part, mounts.DataDir)
+	if err != nil {
+		return err
+	}
+	s.dataB = after * uint64(bs)
+	if before == after {
+		fmt.Printf("basalt: data filesystem already fills %s (%d bytes)\n", s.data.Part, s.dataB)
+	} else {
+		fmt.Printf("basalt: data filesystem grown %d -> %d bytes\n", before*uint64(bs), s.dataB)
+	}
+	return nil
+}
+
+func (s *system) machineID() error {
+	id, created, err := identity.MachineID("/etc/machine-id")
+	if err != nil {
+		return err
+	}
+	s.id = id
+	if created {
+		fmt.Printf("basalt: new machine id %s\n", id)
+	}
+	return nil
+}
+
+func (s *system) network() error {
+	wired, err := netup.Wired("/sys/class/net")
+	if err != nil {
+		return err
+	}
+	s.net.Console, s.net.EtcDir = os.Stdout, "/etc"
+	return s.net.Up(s.ctx, nil, wired, dhcpTimeout)
+}
+
+func (s *system) clock() error {
+	floor, ferr := clock.BuildEpoch(contract.ReleaseFile)
+	if ferr == nil {
+		if stepped, err := clock.Floor(floor); err != nil {
+			return err
+		} else if stepped {
+			fmt.Printf("basalt: clock was before the image's build time; set to %s\n", floor.UTC().Format(time.RFC3339))
+		}
+	}
+	off, err := clock.Sync(defaultNTP, ntpTimeout, floor)
+	go clock.Discipline(s.ctx, defaultNTP, ntpInterval, ntpTimeout, floor, func(time.Duration, error) {})
+	if err != nil {
+		if ferr != nil {
+			return fmt.Errorf("%w; and %v", err, ferr)
+		}
+		return err
+	}
+	fmt.Printf("basalt: clock corrected by %v\n", off)
+	return nil
+}
+
+func (s *system) services() error {
+	svcs, err := loadServices(contract.ServicesFile)
+	if err != nil {
+		return err
+	}
+	return s.sup.Start(svcs)
+}
+
+func (s *system) status() status.Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := status.Status{Slot: string(s.cmdline.Slot), Version: s.version, Ready: s.ready,
+		Steps: s.results, Services: s.sup.Status(), DataBytes: s.dataB, Addresses: s.net.Addrs}
+	var fs unix.Statfs_t
+	if unix.Statfs(mounts.DataDir, &fs) == nil {
+		st.DataBytes = fs.Blocks * uint64(fs.Bsize)
+	}
+	return st
+}
+
+// shutdown stops services, unmounts data and reboots or powers off; once.
+func (s *system) shutdown(cmd int, what string) {
+	s.once.Do(func() {
+		s.sup.Stop()
+		if err := mounts.Unmount(); err != nil {
+			fmt.Printf("basalt: shutdown: %v\n", err)
+		}
+		unix.Sync()
+		fmt.Printf("basalt: %s now\n", what)
+		if err := unix.Reboot(cmd); err != nil {
+			fmt.Printf("basalt: %s: %v\n", what, err)
+		}
+	})
+	hang()
+}
+
+// releaseValue reads KEY= from contract.ReleaseFile.
+func releaseValue(key string) string {
+	f, err := os.Open(contract.ReleaseFile)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), key+"="); ok {
+			return strings.Trim(v, `"`)
+		}
+	}
+	return ""
+}
+
