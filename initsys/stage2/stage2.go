@@ -262,4 +262,3 @@ func releaseValue(key string) string {
 	}
 	return ""
 }
-
