@@ -38,6 +38,7 @@ and a signed OTA update bundle, without root, Docker or loop devices.`,
 	root.AddCommand(
 		newBoardsCmd(g),
 		newFetchCmd(g),
+		newQemuCmd(g),
 	)
 	return root
 }

@@ -1,0 +1,185 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/basaltos/basalt/boards"
+	"github.com/basaltos/basalt/qemu"
+)
+
+type qemuOptions struct {
+	board    string
+	diskSize string
+	net      string
+	forwards []string
+	memory   int
+	smp      int
+	accel    string
+	snapshot bool
+	noReboot bool
+}
+
+func newQemuCmd(_ *globalOptions) *cobra.Command {
+	o := &qemuOptions{}
+	cmd := &cobra.Command{
+		Use:   "qemu IMAGE",
+		Short: "Boot an image in QEMU with its board's machine, firmware and a serial console",
+		Long: `Boot IMAGE (raw or qcow2) in QEMU: the board's machine and CPU, its firmware
+(OVMF/AAVMF with a private copy of the UEFI vars, U-Boot for armv7), the serial
+console on this terminal (Ctrl-A X quits), KVM when it works here, else TCG.
+
+The board comes from --board, else from the manifest next to the image
+(NAME.manifest.json for NAME.img), else from the end of the file name.
+--disk-size boots on a bigger virtual disk (an overlay; the image is unchanged).
+User networking is isolated (restrict=on); forwards bind 127.0.0.1 only.
+
+  basalt qemu out/demo-0.1.0-qemu-x86_64.img
+  basalt qemu demo.img --board qemu-arm64 --disk-size 4G
+  basalt qemu demo.img --net user --forward 127.0.0.1:2222-:22 --forward 6443-:6443`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return runQemu(cmd, o, args[0]) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.board, "board", "", "board (default: from the image's manifest or file name)")
+	f.StringVar(&o.diskSize, "disk-size", "", "boot on a virtual disk of this size, e.g. 4G or 8GiB")
+	f.StringVar(&o.net, "net", "none", "network: none or user")
+	f.StringArrayVar(&o.forwards, "forward", nil, "port forward [tcp:|udp:][127.0.0.1:]HOST-:GUEST (implies --net user; repeatable)")
+	f.IntVar(&o.memory, "memory", 0, "memory in MiB (default: the board's)")
+	f.IntVar(&o.smp, "smp", 0, "CPUs (default: the board's)")
+	f.StringVar(&o.accel, "accel", "auto", "accelerator: auto, kvm or tcg")
+	f.BoolVar(&o.snapshot, "snapshot", false, "discard the guest's writes to the image")
+	f.BoolVar(&o.noReboot, "no-reboot", false, "exit when the guest reboots")
+	_ = cmd.RegisterFlagCompletionFunc("board", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return boards.Names(), cobra.ShellCompDirectiveNoFileComp
+	})
+	_ = cmd.RegisterFlagCompletionFunc("net", cobra.FixedCompletions([]string{"none", "user"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("accel", cobra.FixedCompletions([]string{"auto", "kvm", "tcg"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+func runQemu(cmd *cobra.Command, o *qemuOptions, image string) error {
+	c, err := o.config(image)
+	if err != nil {
+		return err
+	}
+	c.Console = cmd.OutOrStdout()
+	if term.IsTerminal(int(os.Stdin.Fd())) {
+		c.Stdin = os.Stdin
+	}
+	return qemu.Run(cmd.Context(), c)
+}
+
+// config turns the flags into a qemu.Config; every error is invalid input.
+func (o *qemuOptions) config(image string) (qemu.Config, error) {
+	if _, err := os.Stat(image); err != nil {
+		return qemu.Config{}, fmt.Errorf("%w: image: %w", ErrInvalid, err)
+	}
+	name := o.board
+	if name == "" {
+		var err error
+		if name, err = imageBoard(image); err != nil {
+			return qemu.Config{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+	}
+	b, err := boards.Get(name)
+	if err != nil {
+		return qemu.Config{}, fmt.Errorf("%w: --board: %w", ErrInvalid, err)
+	}
+	c := qemu.Config{Board: b, Image: image, Memory: o.memory, SMP: o.smp, Snapshot: o.snapshot, NoReboot: o.noReboot}
+	if o.diskSize != "" {
+		if c.DiskSize, err = parseSize(o.diskSize); err != nil {
+			return qemu.Config{}, fmt.Errorf("%w: --disk-size: %w", ErrInvalid, err)
+		}
+	}
+	switch o.net {
+	case "none":
+		c.Net.User = len(o.forwards) > 0
+	case "user":
+		c.Net.User = true
+	default:
+		return qemu.Config{}, fmt.Errorf("%w: --net %q: want none or user", ErrInvalid, o.net)
+	}
+	for _, s := range o.forwards {
+		fw, err := qemu.ParseForward(s)
+		if err != nil {
+			return qemu.Config{}, fmt.Errorf("%w: --forward: %w", ErrInvalid, err)
+		}
+		c.Net.Forwards = append(c.Net.Forwards, fw)
+	}
+	switch o.accel {
+	case "auto":
+	case "kvm", "tcg":
+		c.Accel = qemu.Accel(o.accel)
+	default:
+		return qemu.Config{}, fmt.Errorf("%w: --accel %q: want auto, kvm or tcg", ErrInvalid, o.accel)
+	}
+	return c, nil
+}
+
+// imageBoard finds an image's board: the "board" of NAME.manifest.json next
+// to NAME.img, else the longest board name the file name ends with.
+func imageBoard(image string) (string, error) {
+	base := filepath.Base(image)
+	for _, ext := range []string{".qcow2", ".img", ".raw"} {
+		base = strings.TrimSuffix(base, ext)
+	}
+	manifest := filepath.Join(filepath.Dir(image), base+".manifest.json")
+	if data, err := os.ReadFile(manifest); err == nil {
+		var m struct {
+			Board string `json:"board"`
+		}
+		if err := json.Unmarshal(data, &m); err != nil {
+			return "", fmt.Errorf("%s: %w", manifest, err)
+		}
+		if m.Board != "" {
+			return m.Board, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	best := ""
+	for _, n := range boards.Names() {
+		if (base == n || strings.HasSuffix(base, "-"+n)) && len(n) > len(best) {
+			best = n
+		}
+	}
+	if best == "" {
+		return "", fmt.Errorf("cannot tell the board of %s (no %s, no board name at the end of the file name): use --board (%s)",
+			image, filepath.Base(manifest), strings.Join(boards.Names(), ", "))
+	}
+	return best, nil
+}
+
+// parseSize parses a byte count with an optional binary unit: 4G, 4GiB,
+// 512M, 1048576.
+func parseSize(s string) (int64, error) {
+	num, mult := strings.TrimSpace(s), int64(1)
+	for _, u := range []struct {
+		suffixes []string
+		mult     int64
+	}{{[]string{"TiB", "T"}, 1 << 40}, {[]string{"GiB", "G"}, 1 << 30}, {[]string{"MiB", "M"}, 1 << 20}, {[]string{"KiB", "K"}, 1 << 10}} {
+		for _, suf := range u.suffixes {
+			if strings.HasSuffix(num, suf) {
+				num, mult = strings.TrimSuffix(num, suf), u.mult
+				break
+			}
+		}
+		if mult != 1 {
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+	if err != nil || n <= 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("size %q: want a positive whole number with an optional unit (K, M, G, T or KiB, MiB, GiB, TiB), e.g. 4G", s)
+	}
+	return n * mult, nil
+}

@@ -1,0 +1,88 @@
+package cli
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/basaltos/basalt/qemu"
+)
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"4G": 4 << 30, "4GiB": 4 << 30, "512M": 512 << 20, "1T": 1 << 40, "1048576": 1 << 20, "64KiB": 64 << 10} {
+		if got, err := parseSize(in); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "G", "-1G", "1.5G", "4X", "0"} {
+		if _, err := parseSize(in); err == nil {
+			t.Errorf("parseSize(%q): no error", in)
+		}
+	}
+}
+
+func TestQemuConfig(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	byName := write("demo-0.1.0-qemu-arm64.img", "")
+	byManifest := write("demo.img", "")
+	write("demo.manifest.json", `{"name":"demo","board":"qemu-armv7"}`)
+	anon := write("disk.qcow2", "")
+
+	tests := []struct {
+		name      string
+		o         qemuOptions
+		image     string
+		wantBoard string
+		check     func(t *testing.T, c qemu.Config)
+		wantErr   string
+	}{
+		{name: "board from file name", o: qemuOptions{net: "none", accel: "auto"}, image: byName, wantBoard: "qemu-arm64"},
+		{name: "board from manifest", o: qemuOptions{net: "none", accel: "auto"}, image: byManifest, wantBoard: "qemu-armv7"},
+		{name: "flags", image: anon, wantBoard: "qemu-x86_64",
+			o: qemuOptions{board: "qemu-x86_64", diskSize: "4G", net: "none", forwards: []string{"127.0.0.1:2222-:22"}, accel: "tcg", memory: 2048},
+			check: func(t *testing.T, c qemu.Config) {
+				want := qemu.Net{User: true, Forwards: []qemu.Forward{{Proto: "tcp", HostPort: 2222, GuestPort: 22}}}
+				if diff := cmp.Diff(want, c.Net); diff != "" {
+					t.Errorf("net (-want +got):\n%s", diff)
+				}
+				if c.DiskSize != 4<<30 || c.Accel != qemu.TCG || c.Memory != 2048 {
+					t.Errorf("config = %+v", c)
+				}
+			}},
+		{name: "unknown board", image: anon, wantErr: "use --board", o: qemuOptions{net: "none", accel: "auto"}},
+		{name: "wide forward", image: byName, wantErr: "only 127.0.0.1", o: qemuOptions{net: "user", forwards: []string{"0.0.0.0:22-:22"}, accel: "auto"}},
+		{name: "bad net", image: byName, wantErr: `--net "tap"`, o: qemuOptions{net: "tap", accel: "auto"}},
+		{name: "missing image", image: filepath.Join(dir, "nope.img"), wantErr: "no such file", o: qemuOptions{net: "none"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := tt.o.config(tt.image)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, ErrInvalid) {
+					t.Fatalf("err = %v, want invalid input with %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Board.Name != tt.wantBoard {
+				t.Errorf("board = %s, want %s", c.Board.Name, tt.wantBoard)
+			}
+			if tt.check != nil {
+				tt.check(t, c)
+			}
+		})
+	}
+}
