@@ -37,6 +37,7 @@ and a signed OTA update bundle, without root, Docker or loop devices.`,
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "show each step with its duration")
 	root.AddCommand(
 		newBoardsCmd(g),
+		newConfigCmd(g),
 		newFetchCmd(g),
 		newQemuCmd(g),
 	)
