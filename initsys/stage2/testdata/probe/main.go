@@ -1,0 +1,42 @@
+// Command probe is a test service for stage 2's e2e tests: "crash" exits 1
+// at once; "probe" waits until the crasher has been restarted three times,
+// checks that /var persists and / is read-only, prints `basalt-init status`
+// and powers off.
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "crash" {
+		fmt.Println("crashing on purpose")
+		os.Exit(1)
+	}
+	for i := 0; i < 600; i++ {
+		out, _ := exec.Command("/sbin/basalt-init", "status").CombinedOutput()
+		if strings.Contains(string(out), "ready:    true") && strings.Contains(string(out), "restarts 3") {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	if _, err := os.Stat("/var/probe"); err == nil {
+		fmt.Println("probe: var file present")
+	} else if err := os.WriteFile("/var/probe", []byte("x"), 0o644); err == nil {
+		fmt.Println("probe: var file created")
+	} else {
+		fmt.Println("probe: var file:", err)
+	}
+	err := os.WriteFile("/root-probe", []byte("x"), 0o644)
+	fmt.Println("probe: root write:", err)
+	out, err := exec.Command("/sbin/basalt-init", "status").CombinedOutput()
+	fmt.Printf("%s", out)
+	fmt.Println("probe: status done", err)
+	if err := exec.Command("/sbin/basalt-init", "poweroff").Run(); err != nil {
+		fmt.Println("probe: poweroff:", err)
+	}
+}
