@@ -220,7 +220,8 @@ func (c *Client) loadIndex(ctx context.Context, src Source) (*suiteIndex, error)
 func parsePackages(r io.Reader, src Source, idx *suiteIndex) error {
 	return ParseParagraphs(r, func(p Paragraph) error {
 		size, err := strconv.ParseInt(p["Size"], 10, 64)
-		if err != nil || p["Package"] == "" || p["Version"] == "" || p["Filename"] == "" || len(p["SHA256"]) != 64 {
+		sha, herr := hex.DecodeString(p["SHA256"])
+		if err != nil || herr != nil || len(sha) != sha256.Size || p["Package"] == "" || p["Version"] == "" || p["Filename"] == "" {
 			return fmt.Errorf("package %q: incomplete stanza (needs Package, Version, Filename, Size, SHA256)", p["Package"])
 		}
 		if strings.Contains(p["Filename"], "..") {
@@ -228,7 +229,7 @@ func parsePackages(r io.Reader, src Source, idx *suiteIndex) error {
 		}
 		pkg := Package{
 			Name: p["Package"], Version: p["Version"], Arch: p["Architecture"],
-			Source: src, Filename: p["Filename"], Size: size, SHA256: strings.ToLower(p["SHA256"]),
+			Source: src, Filename: p["Filename"], Size: size, SHA256: hex.EncodeToString(sha),
 			Depends: p["Pre-Depends"] + ", " + p["Depends"], InRelease: idx.release,
 		}
 		pkg.Depends = strings.Trim(pkg.Depends, ", ")
