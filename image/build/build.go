@@ -1,0 +1,180 @@
+// Package build assembles a spec into one bootable disk image per board:
+// it resolves the inputs (kernel, bootloader; local files or Debian packages
+// through image/debian), builds the initramfs, the squashfs root of slot A,
+// the FAT boot partition (systemd-boot with a BLS entry, or a U-Boot
+// boot.scr reading an A/B state file) and the GPT disk, and writes
+// NAME-VERSION-BOARD.img (or .qcow2) with NAME-VERSION-BOARD.manifest.json.
+//
+// Everything is derived from the spec, the inputs and the epoch
+// (SOURCE_DATE_EPOCH): the same three give byte-identical images. Outputs are
+// written into a temporary directory inside the output directory and renamed
+// into place only when every board succeeded; on error nothing is left.
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/basaltos/basalt/boards"
+	"github.com/basaltos/basalt/image/spec"
+)
+
+// ErrInvalid marks errors caused by the user's input: unknown board, missing
+// file, wrong sha256, content that does not fit. Spec errors match
+// spec.ErrInvalid instead.
+var ErrInvalid = errors.New("invalid input")
+
+// DefaultEpoch is the time of every file when SOURCE_DATE_EPOCH is not
+// given: 2024-01-01T00:00:00Z. A constant, so that builds stay reproducible.
+const DefaultEpoch = 1704067200
+
+// Format is the output image format.
+type Format string
+
+const (
+	Raw   Format = "raw"
+	QCOW2 Format = "qcow2"
+)
+
+// Options control a build. The zero value builds every board of the spec as
+// raw images into "out", at DefaultEpoch.
+type Options struct {
+	// OutDir receives the images and manifests (created when missing).
+	OutDir string
+	// Boards restricts the build to these boards of the spec (nil: all).
+	Boards []string
+	Format Format
+	// Epoch is the time in seconds of every file and timestamp (0:
+	// DefaultEpoch). Callers pass SOURCE_DATE_EPOCH here.
+	Epoch int64
+	// Offline forbids network access: Debian inputs must be in the cache.
+	Offline bool
+	// UpdateLock re-resolves Debian inputs to their newest versions and
+	// rewrites basalt.lock.
+	UpdateLock bool
+	// CacheDir is the download cache ("" : the user cache dir).
+	CacheDir string
+	// Step, when set, is called after each step with its name and duration.
+	Step func(name string, d time.Duration)
+	// Progress receives download progress (nil: quiet).
+	Progress io.Writer
+}
+
+// Artifact is one board's output.
+type Artifact struct {
+	Board    string
+	Image    string // path of the image
+	Manifest string // path of the manifest
+	Format   Format
+	Size     int64
+	SHA256   string
+}
+
+// invalidf returns an error matching ErrInvalid.
+func invalidf(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
+}
+
+// Build builds s for the boards of o and returns the artifacts, in board
+// order.
+func Build(ctx context.Context, s *spec.Spec, o Options) (arts []Artifact, err error) {
+	if o.OutDir == "" {
+		o.OutDir = "out"
+	}
+	if o.Format == "" {
+		o.Format = Raw
+	}
+	if o.Format != Raw && o.Format != QCOW2 {
+		return nil, invalidf("format %q (allowed: raw, qcow2)", o.Format)
+	}
+	if o.Epoch == 0 {
+		o.Epoch = DefaultEpoch
+	}
+	names := o.Boards
+	if len(names) == 0 {
+		names = s.Boards
+	}
+	var bs []*boards.Board
+	for _, n := range names {
+		b, err := boards.Get(n)
+		if err != nil {
+			return nil, invalidf("%v", err)
+		}
+		if !contains(s.Boards, n) {
+			return nil, invalidf("board %q is not in the spec's boards (%s: %v)", n, s.Where(".boards"), s.Boards)
+		}
+		bs = append(bs, b)
+	}
+
+	created := false
+	if _, err := os.Stat(o.OutDir); errors.Is(err, os.ErrNotExist) {
+		created = true
+	}
+	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
+		return nil, fmt.Errorf("output directory: %w", err)
+	}
+	tmp, err := os.MkdirTemp(o.OutDir, ".basalt-build-")
+	if err != nil {
+		return nil, fmt.Errorf("output directory: %w", err)
+	}
+	defer func() {
+		os.RemoveAll(tmp)
+		if err != nil && created {
+			os.Remove(o.OutDir) // only when empty
+		}
+	}()
+
+	in := newInputs(ctx, s, o)
+	for _, b := range bs {
+		a, err := buildBoard(ctx, s, o, b, in, tmp)
+		if err != nil {
+			return nil, fmt.Errorf("board %s: %w", b.Name, err)
+		}
+		arts = append(arts, a)
+	}
+	if err := in.saveLock(); err != nil {
+		return nil, err
+	}
+	// Everything succeeded: move the outputs into place.
+	for i, a := range arts {
+		for _, p := range []*string{&arts[i].Image, &arts[i].Manifest} {
+			dst := filepath.Join(o.OutDir, filepath.Base(*p))
+			if err := os.Rename(*p, dst); err != nil {
+				return nil, fmt.Errorf("board %s: %w", a.Board, err)
+			}
+			*p = dst
+		}
+	}
+	return arts, nil
+}
+
+// stepper times the steps of one board.
+type stepper struct {
+	board string
+	fn    func(string, time.Duration)
+}
+
+func (st *stepper) do(name string, f func() error) error {
+	t0 := time.Now()
+	if err := f(); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if st.fn != nil {
+		st.fn(st.board+": "+name, time.Since(t0))
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,232 @@
+package build
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/basaltos/basalt/contract"
+	"github.com/basaltos/basalt/image/disk"
+	"github.com/basaltos/basalt/image/spec"
+	"github.com/basaltos/basalt/internal/testutil"
+)
+
+const sdBootEFI = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi"
+
+// localInputs returns the test kernel (scripts/testkernel.sh) and the
+// host's systemd-boot, skipping the test when they are missing.
+func localInputs(t *testing.T) (kernelDir, efi string) {
+	t.Helper()
+	kernelDir, _ = filepath.Abs("../../.cache/testkernel/amd64")
+	if _, err := os.Stat(filepath.Join(kernelDir, "vmlinuz")); err != nil {
+		t.Skipf("no test kernel: run `bash scripts/testkernel.sh amd64 .cache/testkernel/amd64` (%v)", err)
+	}
+	if _, err := os.Stat(sdBootEFI); err != nil {
+		t.Skipf("no host systemd-boot (apt-get install systemd-boot-efi): %v", err)
+	}
+	return kernelDir, sdBootEFI
+}
+
+// writeSpec writes the default spec plus local inputs and extra YAML into
+// dir and loads it.
+func writeSpec(t *testing.T, dir, extra string) *spec.Spec {
+	t.Helper()
+	k, efi := localInputs(t)
+	y := string(spec.DefaultYAML()) + fmt.Sprintf(`kernel:
+  qemu-x86_64: {vmlinuz: %s/vmlinuz, modules: %s/lib/modules}
+bootloader:
+  qemu-x86_64: {file: %s}
+`, k, k, efi) + extra
+	p := filepath.Join(dir, "basalt.yaml")
+	if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, _, err := spec.Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(testutil.NeedTool(t, name), args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// extract copies a partition of img into its own file.
+func extract(t *testing.T, img string, p disk.Partition) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), p.Name)
+	run(t, "dd", "if="+img, "of="+out, "bs=1M", fmt.Sprintf("skip=%d", p.Start>>20), fmt.Sprintf("count=%d", p.Size>>20), "status=none")
+	return out
+}
+
+func TestBuildDefaultQEMUx86(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "motd"), []byte("hello\n"), 0o600)
+	s := writeSpec(t, dir, "overlays:\n  - {from: motd, to: /etc/motd, mode: \"0644\"}\n")
+	out := filepath.Join(dir, "out")
+	var steps []string
+	arts, err := Build(context.Background(), s, Options{OutDir: out, Epoch: 1700000000, Step: func(n string, d time.Duration) {
+		steps = append(steps, n)
+		t.Logf("%s: %v", n, d)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSteps := []string{"resolve inputs", "initramfs", "root squashfs", "boot partition tree", "disk image", "checksums"}
+	for i := range wantSteps {
+		wantSteps[i] = "qemu-x86_64: " + wantSteps[i]
+	}
+	if diff := cmp.Diff(wantSteps, steps); diff != "" {
+		t.Errorf("steps (-want +got):\n%s", diff)
+	}
+	if len(arts) != 1 {
+		t.Fatalf("artifacts = %+v", arts)
+	}
+	a := arts[0]
+	if got, want := filepath.Base(a.Image), "basalt-demo-0.1.0-qemu-x86_64.img"; got != want {
+		t.Errorf("image = %s, want %s", got, want)
+	}
+	ents, _ := os.ReadDir(out)
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if diff := cmp.Diff([]string{"basalt-demo-0.1.0-qemu-x86_64.img", "basalt-demo-0.1.0-qemu-x86_64.manifest.json"}, names); diff != "" {
+		t.Errorf("output dir (-want +got):\n%s", diff)
+	}
+
+	run(t, "sgdisk", "-v", a.Image)
+	l, err := disk.Read(a.Image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parts []string
+	for _, p := range l.Partitions {
+		parts = append(parts, p.Name)
+	}
+	if diff := cmp.Diff([]string{contract.PartBoot, contract.PartRootA, contract.PartRootB, contract.PartData}, parts); diff != "" {
+		t.Errorf("partitions (-want +got):\n%s", diff)
+	}
+	boot := extract(t, a.Image, l.Partitions[0])
+	run(t, "fsck.vfat", "-n", boot)
+	ls := run(t, "mdir", "-i", boot, "-/", "-b", "::")
+	for _, want := range []string{"::/EFI/BOOT/BOOTX64.EFI", "::/loader/entries/basalt-a.conf", "::/loader/loader.conf", "::/a/vmlinuz", "::/a/initrd", "::/a/version", "::/basalt/config.d/"} {
+		if !strings.Contains(ls, want+"\n") {
+			t.Errorf("boot partition lacks %s:\n%s", want, ls)
+		}
+	}
+	entry := run(t, "mtype", "-i", boot, "::loader/entries/basalt-a.conf")
+	if !strings.Contains(entry, "options console=ttyS0 basalt.slot=a ro") || !strings.Contains(entry, "linux /a/vmlinuz") {
+		t.Errorf("boot entry:\n%s", entry)
+	}
+	root := extract(t, a.Image, l.Partitions[1])
+	sb := run(t, "unsquashfs", "-s", root)
+	if !strings.Contains(sb, "Filesystem size") {
+		t.Errorf("unsquashfs -s:\n%s", sb)
+	}
+	rel := run(t, "unsquashfs", "-cat", root, contract.ReleaseFile)
+	kernel := strings.TrimSpace(string(must(os.ReadFile("../../.cache/testkernel/amd64/release"))))
+	if want := "NAME=basalt-demo\nVERSION=0.1.0\nBOARD=qemu-x86_64\nARCH=amd64\nKERNEL=" + kernel + "\n"; rel != want {
+		t.Errorf("%s = %q, want %q", contract.ReleaseFile, rel, want)
+	}
+	if got := run(t, "unsquashfs", "-cat", root, "etc/motd"); got != "hello\n" {
+		t.Errorf("overlay /etc/motd = %q", got)
+	}
+	lsRoot := run(t, "unsquashfs", "-lls", root, "sbin", "lib/modules/"+kernel+"/modules.dep", "tmp")
+	for _, want := range []string{"-rwxr-xr-x root/root", "squashfs-root" + contract.InitPath, "drwxrwxrwt root/root"} {
+		if !strings.Contains(lsRoot, want) {
+			t.Errorf("root listing lacks %q:\n%s", want, lsRoot)
+		}
+	}
+
+	var m Manifest
+	if err := json.Unmarshal(must(os.ReadFile(a.Manifest)), &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Image.SHA256 != a.SHA256 || len(m.Partitions) != 4 || m.Kernel != kernel || m.Epoch != 1700000000 {
+		t.Errorf("manifest = %+v", m)
+	}
+	var kinds []string
+	for _, in := range m.Inputs {
+		kinds = append(kinds, in.Kind)
+	}
+	if diff := cmp.Diff([]string{"vmlinuz", "modules", "file", "init", "overlay"}, kinds); diff != "" {
+		t.Errorf("input kinds (-want +got):\n%s", diff)
+	}
+
+	// Reproducible: a second build gives the same bytes.
+	arts2, err := Build(context.Background(), s, Options{OutDir: filepath.Join(dir, "out2"), Epoch: 1700000000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if arts2[0].SHA256 != a.SHA256 {
+		t.Errorf("second build sha256 %s, first %s", arts2[0].SHA256, a.SHA256)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func TestBuildBadInput(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		extra string
+		opt   Options
+		prep  func(dir string)
+		want  string
+	}{
+		{name: "unknown board", opt: Options{Boards: []string{"rpi9"}}, want: `unknown board "rpi9"`},
+		{name: "board not in spec", opt: Options{Boards: []string{"qemu-armv7"}}, want: `board "qemu-armv7" is not in the spec's boards`},
+		{name: "root does not fit", extra: "disk: {rootSlot: 1MiB}\n", want: "does not fit a root slot of 1048576 bytes (BASE:11: .disk.rootSlot: 1MiB)"},
+		{name: "wrong sha256", extra: "overlays:\n  - {from: f, to: /etc/f, sha256: " + strings.Repeat("0", 64) + "}\n",
+			want: "BASE:12: .overlays[0].sha256: DIR/f has sha256 "},
+		{name: "missing file", extra: "overlays:\n  - {from: f, to: /etc/f}\n", prep: func(dir string) { os.Remove(filepath.Join(dir, "f")) },
+			want: "BASE:12: .overlays[0].from: DIR/f: no such file or directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o644)
+			s := writeSpec(t, dir, tc.extra)
+			if tc.prep != nil {
+				tc.prep(dir)
+			}
+			out := filepath.Join(dir, "out")
+			os.Mkdir(out, 0o755)
+			o := tc.opt
+			o.OutDir = out
+			_, err := Build(context.Background(), s, o)
+			if err == nil {
+				t.Fatal("Build succeeded")
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("error does not match ErrInvalid: %v", err)
+			}
+			msg := strings.ReplaceAll(strings.ReplaceAll(err.Error(), s.File, "BASE"), dir, "DIR")
+			if !strings.Contains(msg, tc.want) {
+				t.Errorf("error %q does not contain %q", msg, tc.want)
+			}
+			if ents, _ := os.ReadDir(out); len(ents) != 0 {
+				t.Errorf("output dir not empty: %v", ents)
+			}
+		})
+	}
+}

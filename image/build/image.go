@@ -1,0 +1,284 @@
+package build
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	"github.com/basaltos/basalt/boards"
+	"github.com/basaltos/basalt/contract"
+	"github.com/basaltos/basalt/image/disk"
+	"github.com/basaltos/basalt/image/fat"
+	"github.com/basaltos/basalt/image/initbin"
+	"github.com/basaltos/basalt/image/spec"
+	"github.com/basaltos/basalt/image/squashfs"
+	"github.com/basaltos/basalt/image/tree"
+)
+
+// Manifest is NAME-VERSION-BOARD.manifest.json: what the image is and what
+// went into it, with sha256 sums users can audit.
+type Manifest struct {
+	Name       string     `json:"name"`
+	Version    string     `json:"version"`
+	Board      string     `json:"board"`
+	Arch       string     `json:"arch"`
+	Kernel     string     `json:"kernel"`
+	Epoch      int64      `json:"epoch"`
+	Image      FileInfo   `json:"image"`
+	Partitions []PartInfo `json:"partitions"`
+	Inputs     []Input    `json:"inputs"`
+}
+
+// FileInfo describes the image file.
+type FileInfo struct {
+	File   string `json:"file"`
+	Format Format `json:"format"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// PartInfo describes one partition of the (raw) image.
+type PartInfo struct {
+	Number int    `json:"number"`
+	Name   string `json:"name"`
+	Type   string `json:"type"`
+	GUID   string `json:"guid"`
+	Start  int64  `json:"start"`
+	Size   int64  `json:"size"`
+	// Content is the size of what was written (squashfs bytes of a root).
+	Content int64  `json:"content,omitempty"`
+	SHA256  string `json:"sha256"`
+}
+
+// ImageName returns the base name of a board's image: NAME-VERSION-BOARD.
+func ImageName(s *spec.Spec, board string) string {
+	return s.Name + "-" + s.Version + "-" + board
+}
+
+// buildBoard builds one board's image and manifest into dir.
+func buildBoard(ctx context.Context, s *spec.Spec, o Options, b *boards.Board, in *inputs, dir string) (Artifact, error) {
+	st := &stepper{board: b.Name, fn: o.Step}
+	work := filepath.Join(dir, b.Name+".work")
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return Artifact{}, err
+	}
+	defer os.RemoveAll(work)
+
+	var r *resolved
+	if err := st.do("resolve inputs", func() (err error) { r, err = in.resolve(b, work); return err }); err != nil {
+		return Artifact{}, err
+	}
+	initBin, err := initbin.Get(b.Arch)
+	if err != nil {
+		return Artifact{}, err
+	}
+	initSum := sha256.Sum256(initBin)
+	r.list = append(r.list, Input{Name: "basalt-init", Kind: "init", Source: "embedded (" + string(b.Arch) + ")", SHA256: hex.EncodeToString(initSum[:])})
+
+	initrd := filepath.Join(work, "initrd")
+	if err := st.do("initramfs", func() error {
+		t, err := initramfsTree(b, r.kernel, initBin, o.Epoch)
+		if err != nil {
+			return err
+		}
+		return writeInitramfs(t, initrd)
+	}); err != nil {
+		return Artifact{}, err
+	}
+
+	rootA := filepath.Join(work, "root-a.squashfs")
+	var rootSize int64
+	if err := st.do("root squashfs", func() error {
+		t, ov, err := rootTree(s, b, r.kernel, initBin, o.Epoch)
+		if err != nil {
+			return err
+		}
+		r.list = append(r.list, ov...)
+		if _, err := squashfs.WriteFile(rootA, t, squashfs.Options{}); err != nil {
+			return err
+		}
+		fi, err := os.Stat(rootA)
+		rootSize = fi.Size()
+		return err
+	}); err != nil {
+		return Artifact{}, err
+	}
+
+	var boot *tree.Tree
+	if err := st.do("boot partition tree", func() (err error) { boot, err = bootTree(s, b, r, initrd, o.Epoch); return err }); err != nil {
+		return Artifact{}, err
+	}
+
+	layout, err := diskLayout(s, b, rootSize)
+	if err != nil {
+		return Artifact{}, err
+	}
+	name := ImageName(s, b.Name)
+	raw := filepath.Join(work, name+".img")
+	if err := st.do("disk image", func() error { return writeDisk(raw, layout, s, b, boot, rootA) }); err != nil {
+		return Artifact{}, err
+	}
+	m := Manifest{Name: s.Name, Version: s.Version, Board: b.Name, Arch: string(b.Arch), Kernel: r.kernel.Release, Epoch: o.Epoch, Inputs: r.list}
+	if err := st.do("checksums", func() (err error) { m.Partitions, m.Image, err = hashImage(raw, layout, rootSize); return err }); err != nil {
+		return Artifact{}, err
+	}
+	img := filepath.Join(dir, name+".img")
+	if o.Format == QCOW2 {
+		img = filepath.Join(dir, name+".qcow2")
+		if err := st.do("qcow2", func() error { return toQCOW2(ctx, raw, img) }); err != nil {
+			return Artifact{}, err
+		}
+		if m.Image.SHA256, err = fileSHA(img); err != nil {
+			return Artifact{}, err
+		}
+		fi, err := os.Stat(img)
+		if err != nil {
+			return Artifact{}, err
+		}
+		m.Image.Size = fi.Size()
+	} else if err := os.Rename(raw, img); err != nil {
+		return Artifact{}, err
+	}
+	m.Image.File, m.Image.Format = filepath.Base(img), o.Format
+	mj, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return Artifact{}, err
+	}
+	man := filepath.Join(dir, name+".manifest.json")
+	if err := os.WriteFile(man, append(mj, '\n'), 0o644); err != nil {
+		return Artifact{}, err
+	}
+	return Artifact{Board: b.Name, Image: img, Manifest: man, Format: o.Format, Size: m.Image.Size, SHA256: m.Image.SHA256}, nil
+}
+
+// seed is what every GUID and volume id of a board's image derives from.
+func seed(s *spec.Spec, b *boards.Board) string { return s.Name + "\x00" + s.Version + "\x00" + b.Name }
+
+// diskLayout sizes the four partitions of DESIGN.md.
+func diskLayout(s *spec.Spec, b *boards.Board, rootContent int64) (disk.Layout, error) {
+	slot := int64(s.Disk.RootSlot)
+	if slot == 0 {
+		slot = int64(spec.AutoRootSlot(rootContent))
+	} else if rootContent > slot {
+		return disk.Layout{}, invalidf("root filesystem of %d bytes (%s) does not fit a root slot of %d bytes (%s: %s); raise it or remove it to size automatically",
+			rootContent, spec.Size(rootContent), slot, s.Where(".disk.rootSlot"), s.Disk.RootSlot)
+	}
+	goarch, _ := b.Arch.GOARCH()
+	sd := seed(s, b)
+	l := disk.Layout{
+		Scheme:   disk.GPT,
+		Size:     int64(s.Disk.Total),
+		DiskGUID: disk.DeriveGUID(sd, "disk"),
+		Partitions: []disk.Partition{
+			{Name: contract.PartBoot, Type: disk.TypeESP, GUID: disk.DeriveGUID(sd, contract.PartBoot), Size: int64(s.Disk.Boot)},
+			{Name: contract.PartRootA, Type: disk.RootType(goarch), GUID: disk.DeriveGUID(sd, contract.PartRootA), Size: slot, Attributes: disk.AttrReadOnly},
+			{Name: contract.PartRootB, Type: disk.RootType(goarch), GUID: disk.DeriveGUID(sd, contract.PartRootB), Size: slot, Attributes: disk.AttrReadOnly},
+			{Name: contract.PartData, Type: disk.TypeLinuxFS, GUID: disk.DeriveGUID(sd, contract.PartData), Size: int64(s.Disk.Data)},
+		},
+	}
+	if s.Disk.Total != 0 {
+		l.Partitions[3].Size = 0 // the rest of the disk
+	}
+	res, err := l.Resolve()
+	if err != nil {
+		if s.Disk.Total != 0 {
+			return l, invalidf("%s: %s does not hold boot %s + 2 x root slot %s + data %s: %v", s.Where(".disk.total"), s.Disk.Total, s.Disk.Boot, spec.Size(slot), s.Disk.Data, err)
+		}
+		return l, err
+	}
+	if got := res.Partitions[3].Size; got < int64(s.Disk.Data) {
+		return l, invalidf("%s: %s leaves %s for data, less than %s (%s)", s.Where(".disk.total"), s.Disk.Total, spec.Size(got), s.Disk.Data, s.Where(".disk.data"))
+	}
+	return res, nil
+}
+
+// writeDisk writes the sparse image: FAT32 boot, squashfs root A, root B
+// empty (written by the first update), data left for the device to format.
+func writeDisk(path string, l disk.Layout, s *spec.Spec, b *boards.Board, boot *tree.Tree, rootA string) error {
+	volID := sha256.Sum256([]byte("basalt-fat-volume-id\x00" + seed(s, b)))
+	return disk.Write(path, l, func(p disk.Partition, w io.WriterAt) error {
+		switch p.Name {
+		case contract.PartBoot:
+			return fat.Write(w, p.Size, boot, fat.Options{
+				Label:         contract.BootFSLabel,
+				VolumeID:      binary.LittleEndian.Uint32(volID[:4]),
+				HiddenSectors: uint32(p.Start / disk.SectorSize),
+			})
+		case contract.PartRootA:
+			f, err := os.Open(rootA)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			_, err = io.Copy(io.NewOffsetWriter(w, 0), f)
+			return err
+		}
+		return nil
+	})
+}
+
+// hashImage hashes the raw image and each partition in one sequential pass.
+func hashImage(path string, l disk.Layout, rootContent int64) ([]PartInfo, FileInfo, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, FileInfo{}, err
+	}
+	defer f.Close()
+	all := sha256.New()
+	parts := make([]PartInfo, len(l.Partitions))
+	hs := make([]hash.Hash, len(l.Partitions))
+	for i, p := range l.Partitions {
+		parts[i] = PartInfo{Number: i + 1, Name: p.Name, Type: p.Type, GUID: p.GUID, Start: p.Start, Size: p.Size}
+		if p.Name == contract.PartRootA {
+			parts[i].Content = rootContent
+		}
+		hs[i] = sha256.New()
+	}
+	buf := make([]byte, disk.Align)
+	var off int64
+	for {
+		n, err := io.ReadFull(f, buf)
+		if n > 0 {
+			all.Write(buf[:n])
+			for i, p := range l.Partitions {
+				lo, hi := max(off, p.Start), min(off+int64(n), p.Start+p.Size)
+				if lo < hi {
+					hs[i].Write(buf[lo-off : hi-off])
+				}
+			}
+			off += int64(n)
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			break
+		}
+		if err != nil {
+			return nil, FileInfo{}, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	for i := range parts {
+		parts[i].SHA256 = hex.EncodeToString(hs[i].Sum(nil))
+	}
+	return parts, FileInfo{Size: off, SHA256: hex.EncodeToString(all.Sum(nil))}, nil
+}
+
+// toQCOW2 converts the raw image with qemu-img.
+func toQCOW2(ctx context.Context, raw, out string) error {
+	qi, err := exec.LookPath("qemu-img")
+	if err != nil {
+		return fmt.Errorf("--format qcow2 needs qemu-img (package qemu-utils): %w", err)
+	}
+	cmd := exec.CommandContext(ctx, qi, "convert", "-f", "raw", "-O", "qcow2", raw, out)
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("qemu-img convert: %w: %s", err, msg)
+	}
+	return nil
+}

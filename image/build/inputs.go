@@ -1,0 +1,282 @@
+package build
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/basaltos/basalt/boards"
+	"github.com/basaltos/basalt/image/cache"
+	"github.com/basaltos/basalt/image/debian"
+	"github.com/basaltos/basalt/image/spec"
+)
+
+// Input is one input of an image, as the manifest lists it.
+type Input struct {
+	Name    string `json:"name"`
+	Kind    string `json:"kind"` // deb, vmlinuz, modules, file, overlay, init
+	Version string `json:"version,omitempty"`
+	Source  string `json:"source"`
+	SHA256  string `json:"sha256,omitempty"`
+}
+
+// inputs resolves and fetches the inputs of every board; the Debian client,
+// cache and lock are set up only when a board needs a package.
+type inputs struct {
+	ctx     context.Context
+	s       *spec.Spec
+	o       Options
+	cache   *cache.Cache
+	lock    *cache.Lock
+	clients map[boards.Arch]*debian.Client
+}
+
+func newInputs(ctx context.Context, s *spec.Spec, o Options) *inputs {
+	return &inputs{ctx: ctx, s: s, o: o, clients: map[boards.Arch]*debian.Client{}}
+}
+
+func (in *inputs) lockPath() string { return filepath.Join(in.s.Dir, cache.LockName) }
+
+// client returns the Debian client for arch.
+func (in *inputs) client(arch boards.Arch) (*debian.Client, error) {
+	if c := in.clients[arch]; c != nil {
+		return c, nil
+	}
+	if in.cache == nil {
+		mirrors, err := debian.FindMirrors(in.s.Debian.Mirror, "/")
+		if err != nil {
+			return nil, invalidf("%v (or set %s)", err, in.s.Where(".debian.mirror"))
+		}
+		c, err := cache.Open(in.o.CacheDir)
+		if err != nil {
+			return nil, err
+		}
+		c.Offline, c.Progress = in.o.Offline, in.o.Progress
+		in.cache = c
+		in.lock = &cache.Lock{Boards: map[string][]cache.LockedPackage{}}
+		if in.s.File != spec.DefaultFile {
+			if in.lock, err = cache.ReadLock(in.lockPath()); err != nil {
+				return nil, invalidf("%v", err)
+			}
+		}
+		for _, a := range []boards.Arch{boards.AMD64, boards.ARM64, boards.ARMHF} {
+			in.clients[a] = &debian.Client{Sources: mirrors.Sources(in.s.Debian.Suite), Arch: string(a), Cache: c}
+		}
+	}
+	return in.clients[arch], nil
+}
+
+// saveLock writes basalt.lock next to the spec when Debian inputs were used
+// (not for the embedded default spec, which has no directory of its own).
+func (in *inputs) saveLock() error {
+	if in.lock == nil || in.s.File == spec.DefaultFile {
+		return nil
+	}
+	return in.lock.Write(in.lockPath())
+}
+
+// bootFile is a file of the bootloader put on the boot partition.
+type bootFile struct {
+	To   string
+	Data []byte
+}
+
+// resolved are a board's inputs, ready to use.
+type resolved struct {
+	kernel debian.Kernel
+	boot   []bootFile
+	list   []Input
+}
+
+// resolve finds the kernel and bootloader of board b, extracting packages
+// below work.
+func (in *inputs) resolve(b *boards.Board, work string) (*resolved, error) {
+	r := &resolved{}
+	ks, hasKernel := in.s.Kernel[b.Name]
+	bl, hasBoot := in.s.Bootloader[b.Name]
+	where := func(field string) string { return in.s.Where(".kernel." + b.Name + field) }
+
+	// Debian packages this board needs, by name.
+	var want []debian.Input
+	pkg := b.Kernel.Package
+	if hasKernel {
+		pkg = ks.Package
+	}
+	if pkg != "" {
+		want = append(want, debian.Input{Name: pkg, Kernel: true})
+	}
+	if b.Bootloader == boards.SystemdBoot && !hasBoot {
+		for _, f := range b.BootFiles {
+			want = append(want, debian.Input{Name: f.Package})
+		}
+	}
+	debs := map[string]string{} // package name asked for -> .deb path
+	if len(want) > 0 {
+		c, err := in.client(b.Arch)
+		if err != nil {
+			return nil, err
+		}
+		got, err := c.FetchInputs(in.ctx, in.lock, b.Name, want, in.o.UpdateLock)
+		if err != nil {
+			return nil, fmt.Errorf("debian inputs: %w", err)
+		}
+		for _, f := range got {
+			debs[f.Input.Name] = f.Path
+			r.list = append(r.list, Input{Name: f.Package.Name, Kind: "deb", Version: f.Version, Source: f.Package.URL(), SHA256: f.Package.SHA256})
+		}
+	}
+
+	// The kernel.
+	var err error
+	switch {
+	case hasKernel && ks.Vmlinuz != "":
+		vmlinuz := in.s.Resolve(ks.Vmlinuz)
+		sum, err := checkSHA(vmlinuz, ks.SHA256, where(".vmlinuz"), where(".sha256"))
+		if err != nil {
+			return nil, err
+		}
+		mods, err := releaseDir(in.s.Resolve(ks.Modules))
+		if err != nil {
+			return nil, invalidf("%s: %v", where(".modules"), err)
+		}
+		if r.kernel, err = debian.LocalKernel(vmlinuz, mods); err != nil {
+			return nil, invalidf("%s: %v", where(""), err)
+		}
+		r.list = append(r.list, Input{Name: "kernel", Kind: "vmlinuz", Version: r.kernel.Release, Source: vmlinuz, SHA256: sum},
+			Input{Name: "modules", Kind: "modules", Version: r.kernel.Release, Source: mods})
+	case hasKernel && ks.Deb != "":
+		deb := in.s.Resolve(ks.Deb)
+		sum, err := checkSHA(deb, ks.SHA256, where(".deb"), where(".sha256"))
+		if err != nil {
+			return nil, err
+		}
+		r.kernel, err = extractKernel(deb, filepath.Join(work, "kernel"))
+		if err != nil {
+			return nil, invalidf("%s: %v", where(".deb"), err)
+		}
+		r.list = append(r.list, Input{Name: "kernel", Kind: "deb", Version: r.kernel.Release, Source: deb, SHA256: sum})
+	default:
+		if r.kernel, err = extractKernel(debs[pkg], filepath.Join(work, "kernel")); err != nil {
+			return nil, err
+		}
+	}
+
+	// The bootloader.
+	if b.Bootloader != boards.SystemdBoot {
+		return r, nil
+	}
+	bwhere := func(field string) string { return in.s.Where(".bootloader." + b.Name + field) }
+	for _, f := range b.BootFiles {
+		var data []byte
+		switch {
+		case hasBoot && bl.File != "":
+			p := in.s.Resolve(bl.File)
+			sum, err := checkSHA(p, bl.SHA256, bwhere(".file"), bwhere(".sha256"))
+			if err != nil {
+				return nil, err
+			}
+			if data, err = os.ReadFile(p); err != nil {
+				return nil, invalidf("%s: %v", bwhere(".file"), err)
+			}
+			r.list = append(r.list, Input{Name: f.To, Kind: "file", Source: p, SHA256: sum})
+		case hasBoot:
+			p := in.s.Resolve(bl.Deb)
+			sum, err := checkSHA(p, bl.SHA256, bwhere(".deb"), bwhere(".sha256"))
+			if err != nil {
+				return nil, err
+			}
+			if data, err = readDebFile(p, f.From); err != nil {
+				return nil, invalidf("%s: %v", bwhere(".deb"), err)
+			}
+			r.list = append(r.list, Input{Name: f.Package, Kind: "deb", Source: p, SHA256: sum})
+		default:
+			if data, err = readDebFile(debs[f.Package], f.From); err != nil {
+				return nil, err
+			}
+		}
+		r.boot = append(r.boot, bootFile{To: f.To, Data: data})
+	}
+	return r, nil
+}
+
+func extractKernel(deb, dir string) (debian.Kernel, error) {
+	d, err := debian.OpenDeb(deb)
+	if err != nil {
+		return debian.Kernel{}, fmt.Errorf("%s: %w", deb, err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return debian.Kernel{}, err
+	}
+	return debian.ExtractKernel(d, dir)
+}
+
+func readDebFile(deb, name string) ([]byte, error) {
+	d, err := debian.OpenDeb(deb)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", deb, err)
+	}
+	b, err := d.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s: %w", deb, name, err)
+	}
+	return b, nil
+}
+
+// releaseDir accepts a lib/modules directory holding exactly one release
+// directory, or the release directory itself (it has kernel/ or modules.order).
+func releaseDir(dir string) (string, error) {
+	for _, marker := range []string{"kernel", "modules.order"} {
+		if _, err := os.Stat(filepath.Join(dir, marker)); err == nil {
+			return dir, nil
+		}
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return "", err
+	}
+	var rels []string
+	for _, e := range ents {
+		if e.IsDir() {
+			rels = append(rels, e.Name())
+		}
+	}
+	if len(rels) != 1 {
+		return "", fmt.Errorf("%s: want one kernel release directory (or the release directory itself), found %d: %v", dir, len(rels), rels)
+	}
+	return filepath.Join(dir, rels[0]), nil
+}
+
+// fileSHA returns the sha256 (hex) of a host file.
+func fileSHA(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// checkSHA hashes path and compares with want when want is set; fileWhere
+// and where name the spec keys of the file and of its sha256 in errors.
+func checkSHA(path, want, fileWhere, where string) (string, error) {
+	sum, err := fileSHA(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", invalidf("%s: %s: file not found", fileWhere, path)
+	}
+	if err != nil {
+		return "", err
+	}
+	if want != "" && sum != want {
+		return "", invalidf("%s: %s has sha256 %s, want %s", where, path, sum, want)
+	}
+	return sum, nil
+}

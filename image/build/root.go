@@ -1,0 +1,153 @@
+package build
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/basaltos/basalt/boards"
+	"github.com/basaltos/basalt/contract"
+	"github.com/basaltos/basalt/image/debian"
+	"github.com/basaltos/basalt/image/spec"
+	"github.com/basaltos/basalt/image/tree"
+)
+
+// mountPoints are the empty directories of the root the device mounts on.
+var mountPoints = []struct {
+	path string
+	mode fs.FileMode
+}{
+	{"data", 0o755}, {"dev", 0o755}, {"proc", 0o555}, {"root", 0o700}, {"run", 0o755},
+	{"sys", 0o555}, {"tmp", 0o777 | fs.ModeSticky}, {"var", 0o755},
+}
+
+// releaseText is /etc/basalt-release (contract.ReleaseFile): key=value lines.
+func releaseText(s *spec.Spec, b *boards.Board, kernel string) string {
+	return fmt.Sprintf("NAME=%s\nVERSION=%s\nBOARD=%s\nARCH=%s\nKERNEL=%s\n", s.Name, s.Version, b.Name, b.Arch, kernel)
+}
+
+// etcFiles is the /etc skeleton: what a k3s node needs to find users,
+// groups and hosts, and the os-release of the image.
+func etcFiles(s *spec.Spec, b *boards.Board, kernel string) map[string]string {
+	return map[string]string{
+		"etc/passwd":        "root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n",
+		"etc/group":         "root:x:0:\nnogroup:x:65534:\n",
+		"etc/hosts":         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+		"etc/nsswitch.conf": "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\nnetworks: files\nprotocols: files\nservices: files\n",
+		"etc/machine-id":    "",
+		"etc/os-release": fmt.Sprintf("NAME=basalt\nID=basalt\nPRETTY_NAME=\"%s %s (basalt)\"\nIMAGE_ID=%s\nIMAGE_VERSION=%s\nVARIANT_ID=%s\n",
+			s.Name, s.Version, s.Name, s.Version, b.Name),
+		strings.TrimPrefix(contract.ReleaseFile, "/"): releaseText(s, b, kernel),
+	}
+}
+
+// rootTree assembles slot A's root: the device binary, the kernel's
+// modules, the /etc skeleton, the mount points and the spec's overlays.
+func rootTree(s *spec.Spec, b *boards.Board, k debian.Kernel, initBin []byte, epoch int64) (*tree.Tree, []Input, error) {
+	t := tree.New(epoch)
+	for _, m := range mountPoints {
+		if err := t.Mkdir(m.path, m.mode); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := t.AddBytes(contract.InitPath, 0o755, initBin); err != nil {
+		return nil, nil, err
+	}
+	etc := etcFiles(s, b, k.Release)
+	for _, p := range sortedKeys(etc) {
+		if err := t.AddBytes(p, 0o644, []byte(etc[p])); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := addHost(t, contract.ModulesDir+"/"+k.Release, k.Modules, nil, 0, 0); err != nil {
+		return nil, nil, fmt.Errorf("kernel modules: %w", err)
+	}
+	var list []Input
+	for i, o := range s.Overlays {
+		where := s.Where(fmt.Sprintf(".overlays[%d]", i))
+		from := s.Resolve(o.From)
+		fi, err := os.Stat(from)
+		if err != nil {
+			return nil, nil, invalidf("%s.from: %s: %v", where, from, errUnwrap(err))
+		}
+		in := Input{Name: o.To, Kind: "overlay", Source: from}
+		if !fi.IsDir() {
+			if in.SHA256, err = checkSHA(from, o.SHA256, where+".from", where+".sha256"); err != nil {
+				return nil, nil, err
+			}
+		}
+		var mode *fs.FileMode
+		if o.Mode != nil {
+			m := o.Mode.FileMode()
+			mode = &m
+		}
+		if err := addHost(t, o.To, from, mode, o.UID, o.GID); err != nil {
+			return nil, nil, invalidf("%s: %v", where, err)
+		}
+		list = append(list, in)
+	}
+	return t, list, nil
+}
+
+// addHost adds the host file or directory tree src at dst. Files keep their
+// permission bits (or get mode when set), directories get 0755, symlinks are
+// kept; everything is owned by uid:gid and has the tree's epoch as mtime.
+func addHost(t *tree.Tree, dst, src string, mode *fs.FileMode, uid, gid uint32) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		tp := dst
+		if rel != "." {
+			tp = strings.TrimSuffix(dst, "/") + "/" + filepath.ToSlash(rel)
+		}
+		e := tree.Entry{Path: tp, UID: uid, GID: gid, MTime: t.Epoch}
+		switch {
+		case d.IsDir():
+			e.Type, e.Mode = tree.Dir, 0o755
+		case d.Type()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			e.Type, e.Mode, e.Target = tree.Symlink, 0o777, target
+		case d.Type().IsRegular():
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			e.Type, e.Mode, e.Size, e.Open = tree.Regular, fi.Mode()&tree.PermMask, fi.Size(), tree.FileOpener(p)
+			if mode != nil {
+				e.Mode = *mode
+			}
+		default:
+			return fmt.Errorf("%s: %s is not a file, directory or symlink", p, d.Type())
+		}
+		if err := t.Add(e); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		return nil
+	})
+}
+
+func errUnwrap(err error) error {
+	if pe, ok := err.(*fs.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func sortStrings(s []string) { sort.Strings(s) }
