@@ -36,7 +36,9 @@ func helper(mode string) int {
 	case "stubborn": // ignores SIGTERM, sleeps
 		signal.Ignore(syscall.SIGTERM)
 		fmt.Println("sleeping")
-		select {}
+		for {
+			time.Sleep(time.Hour) // not select{}: the runtime kills an all-blocked process
+		}
 	case "spawn": // starts a stubborn child in its group, then sleeps ignoring TERM
 		signal.Ignore(syscall.SIGTERM)
 		c := exec.Command(os.Args[0])
@@ -45,7 +47,9 @@ func helper(mode string) int {
 			return 1
 		}
 		fmt.Printf("child %d\n", c.Process.Pid)
-		select {}
+		for {
+			time.Sleep(time.Hour) // not select{}: the runtime kills an all-blocked process
+		}
 	}
 	return 2
 }
