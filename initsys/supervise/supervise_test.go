@@ -201,10 +201,8 @@ func TestStopKillsGroup(t *testing.T) {
 	})
 	pids := []int{s.Status()[0].PID, s.Status()[1].PID, child}
 	s.Stop()
-	for _, pid := range pids {
-		if !dead(pid) {
-			t.Errorf("pid %d still alive after Stop", pid)
-		}
+	for _, pid := range pids { // SIGKILL is delivered asynchronously: wait for it
+		waitFor(t, fmt.Sprintf("pid %d to die after Stop", pid), func() bool { return dead(pid) })
 	}
 	for _, st := range s.Status() {
 		if st.Phase != "stopped" {
