@@ -183,7 +183,9 @@ func FuzzParseModule(f *testing.F) {
 }
 
 // realKernel returns the modules dir unpacked by scripts/testkernel.sh.
-func realKernel(t *testing.T) (root, release, dir string) {
+func realKernel(t *testing.T) (root, release, dir string) { return realKernelB(t) }
+
+func realKernelB(t testing.TB) (root, release, dir string) {
 	root, _ = filepath.Abs("../../.cache/testkernel/amd64")
 	rel, err := os.ReadFile(filepath.Join(root, "release"))
 	if err != nil {
