@@ -37,9 +37,13 @@ and a signed OTA update bundle, without root, Docker or loop devices.`,
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "show each step with its duration")
 	root.AddCommand(
 		newBoardsCmd(g),
+		newBuildCmd(g),
 		newConfigCmd(g),
 		newFetchCmd(g),
+		newInspectCmd(g),
 		newQemuCmd(g),
+		newSchemaCmd(g),
+		newValidateCmd(g),
 	)
 	return root
 }

@@ -1,0 +1,245 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/diskfs/go-diskfs/backend/file"
+	dsquashfs "github.com/diskfs/go-diskfs/filesystem/squashfs"
+	"github.com/spf13/cobra"
+
+	"github.com/basaltos/basalt/contract"
+	"github.com/basaltos/basalt/image/disk"
+	"github.com/basaltos/basalt/image/fat"
+)
+
+type inspectOptions struct {
+	ls, extract, out string
+}
+
+func newInspectCmd(_ *globalOptions) *cobra.Command {
+	o := &inspectOptions{}
+	cmd := &cobra.Command{
+		Use:   "inspect IMAGE",
+		Short: "Show an image's partitions, slots, boot entries and config; list or extract slot files",
+		Long: `Print the partition table, each root slot's version and kernel, the boot
+entries and A/B state, and the config drop-ins on the boot partition. With
+--ls or --extract, list a directory of a slot's root or copy one file out.
+
+  basalt inspect out/basalt-demo-0.1.0-qemu-x86_64.img
+  basalt inspect IMAGE --ls a:/etc
+  basalt inspect IMAGE --extract a:/etc/basalt-release -o release.txt`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return runInspect(cmd, o, args[0]) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.ls, "ls", "", "list SLOT:PATH (e.g. a:/etc)")
+	f.StringVar(&o.extract, "extract", "", "extract the file SLOT:PATH (needs -o)")
+	f.StringVarP(&o.out, "output", "o", "", "file to extract to (- for stdout)")
+	return cmd
+}
+
+// image is an opened basalt disk image.
+type image struct {
+	f      *os.File
+	layout disk.Layout
+}
+
+func (im *image) part(name string) (disk.Partition, error) {
+	for _, p := range im.layout.Partitions {
+		if p.Name == name {
+			return p, nil
+		}
+	}
+	return disk.Partition{}, invalidError{fmt.Errorf("%s: no partition %q", im.f.Name(), name)}
+}
+
+// slotFS opens the squashfs root of slot (nil, nil when the slot is empty).
+func (im *image) slotFS(slot contract.Slot) (*dsquashfs.FileSystem, error) {
+	p, err := im.part(slot.PartLabel())
+	if err != nil {
+		return nil, err
+	}
+	magic := make([]byte, 4)
+	if _, err := im.f.ReadAt(magic, p.Start); err != nil {
+		return nil, err
+	}
+	if string(magic) != "hsqs" {
+		return nil, nil
+	}
+	fs, err := dsquashfs.Read(file.New(im.f, true), p.Size, p.Start, 0)
+	if err != nil {
+		return nil, fmt.Errorf("slot %s: %w", slot, err)
+	}
+	return fs, nil
+}
+
+func parseSlotPath(v string) (contract.Slot, string, error) {
+	s, p, ok := strings.Cut(v, ":")
+	if !ok || !contract.Slot(s).Valid() {
+		return "", "", invalidError{fmt.Errorf("%q: want SLOT:PATH with slot a or b, e.g. a:/etc", v)}
+	}
+	return contract.Slot(s), fsPath(p), nil
+}
+
+// fsPath turns a root path ("/etc") into the io/fs form the squashfs
+// reader wants ("etc"; "." for the root).
+func fsPath(p string) string {
+	if p = strings.TrimPrefix(path.Clean("/"+p), "/"); p == "" {
+		return "."
+	}
+	return p
+}
+
+func runInspect(cmd *cobra.Command, o *inspectOptions, img string) error {
+	f, err := os.Open(img)
+	if err != nil {
+		return invalidError{err}
+	}
+	defer f.Close()
+	l, err := disk.Read(img)
+	if err != nil {
+		return invalidError{fmt.Errorf("%s: not a disk image: %w", img, err)}
+	}
+	im := &image{f: f, layout: l}
+	w := cmd.OutOrStdout()
+	switch {
+	case o.ls != "":
+		return inspectLs(w, im, o.ls)
+	case o.extract != "":
+		if o.out == "" {
+			return invalidError{fmt.Errorf("--extract needs -o FILE (or -o - for stdout)")}
+		}
+		return inspectExtract(w, im, o.extract, o.out)
+	}
+	return inspectSummary(w, im)
+}
+
+func inspectSummary(w io.Writer, im *image) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "%s: %s, %d bytes\n\n#\tNAME\tSTART\tSIZE\tTYPE\tGUID\n", im.f.Name(), im.layout.Scheme, im.layout.Size)
+	for i, p := range im.layout.Partitions {
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%s\t%s\n", i+1, p.Name, p.Start, p.Size, p.Type, p.GUID)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	bp, err := im.part(contract.PartBoot)
+	if err != nil {
+		return err
+	}
+	boot, err := fat.Open(im.f, bp.Start, bp.Size)
+	if err != nil {
+		return fmt.Errorf("boot partition: %w", err)
+	}
+	fmt.Fprintln(w, "\nslots:")
+	for _, s := range []contract.Slot{contract.SlotA, contract.SlotB} {
+		ver := "-"
+		if b, err := boot.ReadFile(contract.SlotDir(s) + "/" + contract.BootVersionFile); err == nil {
+			ver = strings.TrimSpace(string(b))
+		}
+		kernel := "-"
+		fs, err := im.slotFS(s)
+		if err != nil {
+			return err
+		}
+		if fs != nil {
+			if rel, err := fs.ReadFile(fsPath(contract.ReleaseFile)); err == nil {
+				for _, line := range strings.Split(string(rel), "\n") {
+					if k, ok := strings.CutPrefix(line, "KERNEL="); ok {
+						kernel = k
+					}
+				}
+			}
+		} else {
+			ver += " (empty)"
+		}
+		fmt.Fprintf(w, "  %s: version %s, kernel %s\n", s, ver, kernel)
+	}
+	fmt.Fprintln(w, "\nboot:")
+	if ents, err := boot.ReadDir("loader/entries"); err == nil {
+		for _, e := range ents {
+			b, _ := boot.ReadFile("loader/entries/" + e.Name)
+			fmt.Fprintf(w, "  entry %s:\n%s", e.Name, indent(string(b), "    "))
+		}
+	}
+	if b, err := boot.ReadFile(contract.BootStateFile); err == nil {
+		fmt.Fprintf(w, "  %s:\n%s", contract.BootStateFile, indent(string(b), "    "))
+	}
+	fmt.Fprintln(w, "\nconfig:")
+	if b, err := boot.ReadFile(contract.BootConfig); err == nil {
+		fmt.Fprintf(w, "  %s (%d bytes)\n", contract.BootConfig, len(b))
+	}
+	if ents, err := boot.ReadDir(contract.BootConfigDir); err == nil {
+		for _, e := range ents {
+			fmt.Fprintf(w, "  %s/%s (%d bytes)\n", contract.BootConfigDir, e.Name, e.Size)
+		}
+	}
+	return nil
+}
+
+func indent(s, pre string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+		b.WriteString(pre + l + "\n")
+	}
+	return b.String()
+}
+
+func inspectLs(w io.Writer, im *image, v string) error {
+	slot, p, err := parseSlotPath(v)
+	if err != nil {
+		return err
+	}
+	fs, err := im.slotFS(slot)
+	if err != nil {
+		return err
+	}
+	if fs == nil {
+		return invalidError{fmt.Errorf("slot %s is empty", slot)}
+	}
+	ents, err := fs.ReadDir(p)
+	if err != nil {
+		return invalidError{fmt.Errorf("slot %s: %s: %w", slot, p, err)}
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 1, ' ', 0)
+	for _, e := range ents {
+		fi, err := e.Info()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\n", fi.Mode(), fi.Size(), e.Name())
+	}
+	return tw.Flush()
+}
+
+func inspectExtract(w io.Writer, im *image, v, out string) error {
+	slot, p, err := parseSlotPath(v)
+	if err != nil {
+		return err
+	}
+	fs, err := im.slotFS(slot)
+	if err != nil {
+		return err
+	}
+	if fs == nil {
+		return invalidError{fmt.Errorf("slot %s is empty", slot)}
+	}
+	b, err := fs.ReadFile(p)
+	if err != nil {
+		return invalidError{fmt.Errorf("slot %s: %s: %w", slot, p, err)}
+	}
+	if out == "-" {
+		_, err = w.Write(b)
+		return err
+	}
+	tmp := out + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, out)
+}
