@@ -154,6 +154,9 @@ func TestBuildDefaultQEMUx86(t *testing.T) {
 		}
 	}
 
+	data := extract(t, a.Image, l.Partitions[3])
+	run(t, "e2fsck", "-fn", data)
+
 	var m Manifest
 	if err := json.Unmarshal(must(os.ReadFile(a.Manifest)), &m); err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"github.com/basaltos/basalt/boards"
 	"github.com/basaltos/basalt/contract"
 	"github.com/basaltos/basalt/image/disk"
+	"github.com/basaltos/basalt/image/ext4"
 	"github.com/basaltos/basalt/image/fat"
 	"github.com/basaltos/basalt/image/initbin"
 	"github.com/basaltos/basalt/image/spec"
@@ -124,7 +125,7 @@ func buildBoard(ctx context.Context, s *spec.Spec, o Options, b *boards.Board, i
 	}
 	name := ImageName(s, b.Name)
 	raw := filepath.Join(work, name+".img")
-	if err := st.do("disk image", func() error { return writeDisk(raw, layout, s, b, boot, rootA) }); err != nil {
+	if err := st.do("disk image", func() error { return writeDisk(raw, layout, s, b, boot, rootA, o.Epoch) }); err != nil {
 		return Artifact{}, err
 	}
 	m := Manifest{Name: s.Name, Version: s.Version, Board: b.Name, Arch: string(b.Arch), Kernel: r.kernel.Release, Epoch: o.Epoch, Inputs: r.list}
@@ -202,8 +203,9 @@ func diskLayout(s *spec.Spec, b *boards.Board, rootContent int64) (disk.Layout, 
 }
 
 // writeDisk writes the sparse image: FAT32 boot, squashfs root A, root B
-// empty (written by the first update), data left for the device to format.
-func writeDisk(path string, l disk.Layout, s *spec.Spec, b *boards.Board, boot *tree.Tree, rootA string) error {
+// empty (written by the first update), an empty ext4 data filesystem (grown
+// to fill the medium by the device on first boot).
+func writeDisk(path string, l disk.Layout, s *spec.Spec, b *boards.Board, boot *tree.Tree, rootA string, epoch int64) error {
 	volID := sha256.Sum256([]byte("basalt-fat-volume-id\x00" + seed(s, b)))
 	return disk.Write(path, l, func(p disk.Partition, w io.WriterAt) error {
 		switch p.Name {
@@ -221,6 +223,15 @@ func writeDisk(path string, l disk.Layout, s *spec.Spec, b *boards.Board, boot *
 			defer f.Close()
 			_, err = io.Copy(io.NewOffsetWriter(w, 0), f)
 			return err
+		case contract.PartData:
+			uuid := sha256.Sum256([]byte("basalt-ext4-uuid\x00" + seed(s, b)))
+			hashSeed := sha256.Sum256([]byte("basalt-ext4-hash-seed\x00" + seed(s, b)))
+			opt := ext4.Options{Label: contract.DataFSLabel, Epoch: epoch}
+			copy(opt.UUID[:], uuid[:16])
+			copy(opt.HashSeed[:], hashSeed[:16])
+			opt.UUID[6] = opt.UUID[6]&0x0f | 0x40
+			opt.UUID[8] = opt.UUID[8]&0x3f | 0x80
+			return ext4.Write(w, p.Size, opt)
 		}
 		return nil
 	})
