@@ -93,4 +93,8 @@ const (
 	// DataMountPoint is where stage 2 mounts the data partition; the root
 	// provides it and /var, /run, /tmp as empty directories.
 	DataMountPoint = "/data"
+	// BakedConfig is the device-config default baked from the spec's
+	// config: section (a versioned basalt document), the first source the
+	// device merges; the boot partition's BootConfig and drop-ins follow.
+	BakedConfig = "/etc/basalt/config.yaml"
 )

@@ -59,13 +59,23 @@ func step(t time.Time) error {
 const ntpEpochOffset = 2208988800
 
 // Query asks one SNTP server (host or host:port) and returns the offset of
-// its clock from ours.
-func Query(ctx context.Context, server string) (time.Duration, error) {
-	if _, _, err := net.SplitHostPort(server); err != nil {
-		server = net.JoinHostPort(server, "123")
+// its clock from ours. A host name is resolved with r (nil: the default
+// resolver); PID 1 passes one that asks the servers the network step
+// learned, so nothing depends on when /etc/resolv.conf was read.
+func Query(ctx context.Context, r *net.Resolver, server string) (time.Duration, error) {
+	host, port, err := net.SplitHostPort(server)
+	if err != nil {
+		host, port = server, "123"
+	}
+	if r == nil {
+		r = net.DefaultResolver
+	}
+	ips, err := r.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return 0, fmt.Errorf("ntp %s: resolve: %w", server, err)
 	}
 	var d net.Dialer
-	c, err := d.DialContext(ctx, "udp", server)
+	c, err := d.DialContext(ctx, "udp", net.JoinHostPort(ips[0].Unmap().String(), port))
 	if err != nil {
 		return 0, fmt.Errorf("ntp %s: %w", server, err)
 	}
@@ -121,13 +131,14 @@ func getNTP(b []byte) time.Time {
 // StepLimit is the offset above which the clock is stepped, not slewed.
 const StepLimit = 500 * time.Millisecond
 
-// Sync queries servers in order until one answers within timeout, then
-// corrects the clock (never below floor). It returns the offset applied.
-func Sync(servers []string, timeout time.Duration, floor time.Time) (time.Duration, error) {
+// Sync queries servers in order (names resolved with r) until one answers
+// within timeout, then corrects the clock (never below floor). It returns
+// the offset applied.
+func Sync(r *net.Resolver, servers []string, timeout time.Duration, floor time.Time) (time.Duration, error) {
 	var errs []error
 	for _, s := range servers {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		off, err := Query(ctx, s)
+		off, err := Query(ctx, r, s)
 		cancel()
 		if err != nil {
 			errs = append(errs, err)
@@ -156,7 +167,7 @@ func adjust(off time.Duration) error {
 }
 
 // Discipline re-syncs every interval until ctx ends; errors go to report.
-func Discipline(ctx context.Context, servers []string, interval, timeout time.Duration, floor time.Time, report func(time.Duration, error)) {
+func Discipline(ctx context.Context, r *net.Resolver, servers []string, interval, timeout time.Duration, floor time.Time, report func(time.Duration, error)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -164,7 +175,7 @@ func Discipline(ctx context.Context, servers []string, interval, timeout time.Du
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			report(Sync(servers, timeout, floor))
+			report(Sync(r, servers, timeout, floor))
 		}
 	}
 }

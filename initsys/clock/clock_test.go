@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -67,7 +68,7 @@ func TestQuery(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			off, err := Query(ctx, fakeServer(t, tc.skew, tc.stratum))
+			off, err := Query(ctx, deadResolver(t), fakeServer(t, tc.skew, tc.stratum))
 			if tc.wantErr {
 				if err == nil {
 					t.Errorf("Query = %v, want error", off)
@@ -81,6 +82,33 @@ func TestQuery(t *testing.T) {
 				t.Errorf("offset %v, want about %v", off, tc.skew)
 			}
 		})
+	}
+}
+
+// deadResolver asks a DNS server on loopback that never answers, as
+// in QEMU with restrict=on: IP literals must not need it, names must fail
+// with the context's deadline.
+func deadResolver(t *testing.T) *net.Resolver {
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "udp", c.LocalAddr().String())
+	}}
+}
+
+func TestQueryUnresolvable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := Query(ctx, deadResolver(t), "pool.ntp.example")
+	if err == nil || !strings.Contains(err.Error(), "ntp pool.ntp.example: resolve:") {
+		t.Errorf("Query via a dead DNS server: %v, want a resolve error", err)
+	}
+	if ctx.Err() == nil {
+		t.Errorf("Query returned before its deadline: %v", err)
 	}
 }
 

@@ -105,3 +105,26 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 	}
 	return nil
 }
+
+// Timezone writes etcDir/timezone and points etcDir/localtime at
+// zoneDir/<tz> (/usr/share/zoneinfo); tz must exist there.
+func Timezone(etcDir, zoneDir, tz string) error {
+	zone := filepath.Join(zoneDir, filepath.Clean("/"+tz))
+	if _, err := os.Stat(zone); err != nil {
+		return fmt.Errorf("timezone %s: no zone file in the image: %w", tz, err)
+	}
+	if err := WriteFile(filepath.Join(etcDir, "timezone"), []byte(tz+"\n"), 0o644); err != nil {
+		return err
+	}
+	lt := filepath.Join(etcDir, "localtime")
+	tmp := lt + ".tmp"
+	os.Remove(tmp)
+	if err := os.Symlink(zone, tmp); err != nil {
+		return fmt.Errorf("timezone %s: %w", tz, err)
+	}
+	if err := os.Rename(tmp, lt); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("timezone %s: %w", tz, err)
+	}
+	return nil
+}

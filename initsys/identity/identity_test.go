@@ -43,3 +43,20 @@ func TestHosts(t *testing.T) {
 		t.Errorf("hosts (-want +got):\n%s", diff)
 	}
 }
+
+func TestTimezone(t *testing.T) {
+	etc, zones := t.TempDir(), t.TempDir()
+	os.MkdirAll(filepath.Join(zones, "Europe"), 0o755)
+	os.WriteFile(filepath.Join(zones, "Europe/Paris"), []byte("TZif"), 0o644)
+	if err := Timezone(etc, zones, "Europe/Paris"); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.Readlink(filepath.Join(etc, "localtime"))
+	tz, _ := os.ReadFile(filepath.Join(etc, "timezone"))
+	if diff := cmp.Diff(filepath.Join(zones, "Europe/Paris")+" Europe/Paris\n", got+" "+string(tz)); diff != "" {
+		t.Errorf("localtime, timezone (-want +got):\n%s", diff)
+	}
+	if err := Timezone(etc, zones, "Mars/Olympus"); err == nil {
+		t.Error("unknown zone accepted")
+	}
+}

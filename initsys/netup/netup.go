@@ -288,8 +288,11 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-func (n *Net) writeResolv() error {
+// Nameservers are the DNS servers learned so far (static and DHCP), in
+// interface order, without duplicates.
+func (n *Net) Nameservers() []string {
 	n.mu.Lock()
+	defer n.mu.Unlock()
 	var names []string
 	for k := range n.dns {
 		names = append(names, k)
@@ -305,6 +308,29 @@ func (n *Net) writeResolv() error {
 			}
 		}
 	}
-	n.mu.Unlock()
+	return servers
+}
+
+// Resolver returns a resolver that asks the current Nameservers in turn
+// (port 53), independent of /etc/resolv.conf and of when the Go resolver
+// first read it. With no nameserver learned, lookups fail at once.
+func (n *Net) Resolver() *net.Resolver {
+	next := 0
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		servers := n.Nameservers()
+		if len(servers) == 0 {
+			return nil, errors.New("no DNS server learned from the network config or DHCP")
+		}
+		n.mu.Lock()
+		s := servers[next%len(servers)]
+		next++
+		n.mu.Unlock()
+		var d net.Dialer
+		return d.DialContext(ctx, network, net.JoinHostPort(s, "53"))
+	}}
+}
+
+func (n *Net) writeResolv() error {
+	servers := n.Nameservers()
 	return identity.WriteFile(filepath.Join(n.EtcDir, "resolv.conf"), []byte(Resolv(servers, nil)), 0o644)
 }

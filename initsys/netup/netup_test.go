@@ -1,8 +1,10 @@
 package netup
 
 import (
+	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -64,5 +66,17 @@ func TestIfaceConfig(t *testing.T) {
 		if got := ic.DHCP4 != nil && *ic.DHCP4; got != tc.wantDHCP || len(ic.Addresses) != tc.wantAddr {
 			t.Errorf("%s: dhcp4 %v addrs %v, want %v and %d", tc.name, got, ic.Addresses, tc.wantDHCP, tc.wantAddr)
 		}
+	}
+}
+
+func TestNameserversAndResolver(t *testing.T) {
+	n := &Net{dns: map[string][]string{"eth1": {"10.0.3.3", "10.0.2.3"}, "eth0": {"10.0.2.3"}}}
+	if diff := cmp.Diff([]string{"10.0.2.3", "10.0.3.3"}, n.Nameservers()); diff != "" {
+		t.Errorf("Nameservers (-want +got):\n%s", diff)
+	}
+	empty := &Net{}
+	_, err := empty.Resolver().LookupNetIP(context.Background(), "ip", "pool.ntp.example")
+	if err == nil || !strings.Contains(err.Error(), "no DNS server learned") {
+		t.Errorf("lookup with no nameserver: %v", err)
 	}
 }

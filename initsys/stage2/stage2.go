@@ -26,6 +26,7 @@ import (
 	"github.com/basaltos/basalt/initsys/boot"
 	"github.com/basaltos/basalt/initsys/clock"
 	"github.com/basaltos/basalt/initsys/datapart"
+	"github.com/basaltos/basalt/initsys/devconfig"
 	"github.com/basaltos/basalt/initsys/identity"
 	"github.com/basaltos/basalt/initsys/mounts"
 	"github.com/basaltos/basalt/initsys/netup"
@@ -52,15 +53,18 @@ type system struct {
 	start   time.Time
 	ctx     context.Context
 	cmdline stage1.Cmdline
-	version string
-	floor   time.Time
-	data    datapart.Device
-	dataB   uint64
-	id      string
-	net     netup.Net
-	sup     *supervise.Supervisor
+	// cmdlineRaw is /proc/cmdline, for the config's basalt.* keys.
+	cmdlineRaw string
+	version    string
+	floor      time.Time
+	data       datapart.Device
+	dataB      uint64
+	id         string
+	net        netup.Net
+	sup        *supervise.Supervisor
 
 	mu      sync.Mutex
+	cfg     devconfig.Result
 	results []boot.Result
 	ready   bool
 	once    sync.Once
@@ -75,7 +79,9 @@ func (s *system) steps() []boot.Step {
 		{Name: "grow-filesystem", Essential: false, Run: s.growFS},
 		{Name: "data-layout", Essential: true, Run: mounts.LayoutData},
 		{Name: "machine-id", Essential: true, Run: s.machineID},
-		{Name: "hostname", Essential: false, Run: func() error { return identity.Apply("/etc", identity.Hostname("", s.id)) }},
+		{Name: "config", Essential: false, Run: s.loadConfig},
+		{Name: "config-apply", Essential: false, Run: s.applyConfig},
+		{Name: "hostname", Essential: false, Run: s.hostname},
 		{Name: "status-socket", Essential: false, Run: func() error { return status.Serve(s.ctx, status.Socket, s.status) }},
 		{Name: "network", Essential: false, Run: s.network},
 		{Name: "clock", Essential: false, Run: s.clock},
@@ -103,7 +109,8 @@ func Main() {
 	}()
 
 	b, _ := os.ReadFile("/proc/cmdline")
-	s.cmdline, _ = stage1.ParseCmdline(string(b))
+	s.cmdlineRaw = strings.TrimSpace(string(b))
+	s.cmdline, _ = stage1.ParseCmdline(s.cmdlineRaw)
 	s.version = releaseValue("VERSION")
 	s.sup = supervise.New(supervise.Options{Console: console, LogDir: "/var/log/basalt", LogMaxBytes: 1 << 20, LogKeep: 3,
 		Backoff: supervise.Backoff{Min: time.Second, Max: time.Minute, Reset: 2 * time.Minute}, Grace: stopGrace, Start: s.start})
@@ -187,7 +194,7 @@ func (s *system) network() error {
 		return err
 	}
 	s.net.Console, s.net.EtcDir = os.Stdout, "/etc"
-	return s.net.Up(s.ctx, nil, wired, dhcpTimeout)
+	return s.net.Up(s.ctx, s.config().Network, wired, dhcpTimeout)
 }
 
 func (s *system) clock() error {
@@ -199,13 +206,19 @@ func (s *system) clock() error {
 			fmt.Printf("basalt: clock was before the image's build time; set to %s\n", floor.UTC().Format(time.RFC3339))
 		}
 	}
-	off, err := clock.Sync(defaultNTP, ntpTimeout, floor)
-	go clock.Discipline(s.ctx, defaultNTP, ntpInterval, ntpTimeout, floor, func(time.Duration, error) {})
+	servers := ntpServers(s.config())
+	if len(servers) == 0 {
+		fmt.Println("basalt: ntp disabled by the config")
+		return ferr
+	}
+	r := s.net.Resolver()
+	off, err := clock.Sync(r, servers, ntpTimeout, floor)
+	go clock.Discipline(s.ctx, r, servers, ntpInterval, ntpTimeout, floor, func(time.Duration, error) {})
 	if err != nil {
 		if ferr != nil {
 			return fmt.Errorf("%w; and %v", err, ferr)
 		}
-		return err
+		return fmt.Errorf("%w; clock left at the build-epoch floor or later (%s)", err, floor.UTC().Format(time.RFC3339))
 	}
 	fmt.Printf("basalt: clock corrected by %v\n", off)
 	return nil
@@ -223,7 +236,14 @@ func (s *system) status() status.Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := status.Status{Slot: string(s.cmdline.Slot), Version: s.version, Ready: s.ready,
-		Steps: s.results, Services: s.sup.Status(), DataBytes: s.dataB, Addresses: s.net.Addrs}
+		Steps: s.results, Services: s.sup.Status(), DataBytes: s.dataB, Addresses: s.net.Addrs,
+		ConfigSources: s.cfg.Sources, ConfigUsedLastGood: s.cfg.UsedLastGood}
+	for _, e := range s.cfg.Errors {
+		st.ConfigErrors = append(st.ConfigErrors, e.Error())
+	}
+	for _, w := range s.cfg.Warnings {
+		st.ConfigWarnings = append(st.ConfigWarnings, w.Error())
+	}
 	var fs unix.Statfs_t
 	if unix.Statfs(mounts.DataDir, &fs) == nil {
 		st.DataBytes = fs.Blocks * uint64(fs.Bsize)

@@ -21,15 +21,19 @@ const Socket = "/run/basalt/init.sock"
 
 // Status is what `basalt-init status` shows.
 type Status struct {
-	Slot          string              `json:"slot"`
-	Version       string              `json:"version"`
-	Ready         bool                `json:"ready"`
-	Steps         []boot.Result       `json:"steps"`
-	Services      []supervise.State   `json:"services"`
-	ConfigSources []string            `json:"config_sources,omitempty"`
-	ConfigErrors  []string            `json:"config_errors,omitempty"`
-	DataBytes     uint64              `json:"data_bytes"`
-	Addresses     map[string][]string `json:"addresses,omitempty"`
+	Slot          string            `json:"slot"`
+	Version       string            `json:"version"`
+	Ready         bool              `json:"ready"`
+	Steps         []boot.Result     `json:"steps"`
+	Services      []supervise.State `json:"services"`
+	ConfigSources []string          `json:"config_sources,omitempty"`
+	ConfigErrors  []string          `json:"config_errors,omitempty"`
+	// ConfigWarnings are unsupported keys and the like; ConfigUsedLastGood
+	// says an invalid source made the device keep its last good config.
+	ConfigWarnings     []string            `json:"config_warnings,omitempty"`
+	ConfigUsedLastGood bool                `json:"config_used_last_good,omitempty"`
+	DataBytes          uint64              `json:"data_bytes"`
+	Addresses          map[string][]string `json:"addresses,omitempty"`
 }
 
 // Serve answers every connection on path with get()'s JSON until ctx ends.
@@ -96,5 +100,11 @@ func Format(w io.Writer, s Status) {
 	fmt.Fprintf(w, "config sources: %v\n", s.ConfigSources)
 	for _, e := range s.ConfigErrors {
 		fmt.Fprintf(w, "config error: %s\n", e)
+	}
+	for _, e := range s.ConfigWarnings {
+		fmt.Fprintf(w, "config warning: %s\n", e)
+	}
+	if s.ConfigUsedLastGood {
+		fmt.Fprintln(w, "config: using the last good config")
 	}
 }

@@ -1,0 +1,132 @@
+package stage2
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/basaltos/basalt/contract"
+	"github.com/basaltos/basalt/contract/config"
+	"github.com/basaltos/basalt/initsys/datapart"
+	"github.com/basaltos/basalt/initsys/devconfig"
+	"github.com/basaltos/basalt/initsys/identity"
+	"github.com/basaltos/basalt/initsys/mounts"
+)
+
+// Where stage 2 mounts the config sources (read-only, only while loading)
+// and keeps the last good merged config (on data, 0600).
+const (
+	bootMount = "/run/basalt/boot"
+	seedMount = "/run/basalt/seed"
+	zoneDir   = "/usr/share/zoneinfo"
+)
+
+var lastGood = filepath.Join(mounts.DataDir, "basalt", "config.last-good.yaml")
+
+// loadConfig mounts the boot partition and a NoCloud seed read-only, loads
+// and merges the device config, reports errors and warnings on the console
+// and keeps the result for the other steps and for status. A source that
+// cannot be read is reported, not fatal: the config is whatever was valid.
+func (s *system) loadConfig() error {
+	src := devconfig.Sources{Baked: contract.BakedConfig, Cmdline: s.cmdlineRaw, LastGood: lastGood}
+	var problems []error
+	if umount, err := mountBoot(); err != nil {
+		problems = append(problems, err)
+	} else {
+		defer umount()
+		src.BootDir = bootMount
+	}
+	if dev, fstype, err := devconfig.FindSeed("/sys/class/block", "/dev"); err != nil {
+		problems = append(problems, err)
+	} else if dev != "" {
+		if err := devconfig.MountSeed(dev, fstype, seedMount); err != nil {
+			problems = append(problems, err)
+		} else {
+			defer unix.Unmount(seedMount, 0)
+			src.SeedDir = seedMount
+			fmt.Printf("basalt: NoCloud seed %s (%s)\n", dev, fstype)
+		}
+	}
+	r, err := devconfig.Load(s.ctx, src)
+	fmt.Print(r.Report())
+	if err != nil {
+		problems = append(problems, err)
+	}
+	s.mu.Lock()
+	s.cfg = r
+	s.mu.Unlock()
+	if r.Config == nil {
+		r.Config = &config.Config{}
+		s.cfg.Config = r.Config
+	}
+	fmt.Printf("basalt: config sources: %v\n", r.Sources)
+	return errors.Join(problems...)
+}
+
+// mountBoot mounts the basalt-boot FAT partition read-only at bootMount.
+func mountBoot() (func(), error) {
+	dev, err := datapart.Find("/sys/class/block", "/dev", contract.PartBoot)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(bootMount, 0o755); err != nil {
+		return nil, fmt.Errorf("mount boot partition: %w", err)
+	}
+	if err := unix.Mount(dev.Part, bootMount, "vfat", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return nil, fmt.Errorf("mount boot partition %s on %s: %w", dev.Part, bootMount, err)
+	}
+	return func() { unix.Unmount(bootMount, 0) }, nil
+}
+
+// applyConfig writes the config's files and users, and its timezone.
+func (s *system) applyConfig() error {
+	cfg := s.config()
+	err := devconfig.Apply(context.Background(), cfg, devconfig.ApplyOptions{Root: "/", Chown: true})
+	if cfg.Timezone != nil && *cfg.Timezone != "" {
+		err = errors.Join(err, identity.Timezone("/etc", zoneDir, *cfg.Timezone))
+	}
+	return err
+}
+
+// config returns the loaded config (empty before the config step).
+func (s *system) config() *config.Config {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cfg.Config == nil {
+		return &config.Config{}
+	}
+	return s.cfg.Config
+}
+
+// hostname is the configured hostname (or the FQDN's first label), else
+// one derived from the machine id.
+func (s *system) hostname() error {
+	cfg, name := s.config(), ""
+	if cfg.Hostname != nil {
+		name = *cfg.Hostname
+	} else if cfg.FQDN != nil {
+		name, _, _ = strings.Cut(*cfg.FQDN, ".")
+	}
+	return identity.Apply("/etc", identity.Hostname(name, s.id))
+}
+
+// ntpServers are the configured servers and pools, defaultNTP when none;
+// nil when NTP is disabled.
+func ntpServers(cfg *config.Config) []string {
+	if cfg.NTP == nil {
+		return defaultNTP
+	}
+	if cfg.NTP.Enabled != nil && !*cfg.NTP.Enabled {
+		return nil
+	}
+	out := append(append([]string{}, cfg.NTP.Servers...), cfg.NTP.Pools...)
+	if len(out) == 0 {
+		return defaultNTP
+	}
+	return out
+}
