@@ -1,5 +1,6 @@
 // Package initsys is everything that runs on the device: stage 1 in the
-// initramfs, PID 1 of the slot root, and the on-device commands.
+// initramfs, PID 1 of the slot root, and the on-device commands. Invoked as
+// modprobe (a /sbin/modprobe symlink) it loads kernel modules.
 package initsys
 
 import (
@@ -8,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/basaltos/basalt/initsys/ctl"
+	"github.com/basaltos/basalt/initsys/modprobe"
 	"github.com/basaltos/basalt/initsys/stage1"
 	"github.com/basaltos/basalt/initsys/stage2"
 )
@@ -16,6 +18,9 @@ const usage = "usage: basalt-init status|reboot|poweroff"
 
 // Main runs the device binary with its command line and returns the exit code.
 func Main(args []string) int {
+	if filepath.Base(args[0]) == "modprobe" { // /sbin/modprobe -> basalt-init
+		return modprobe.Run(args[1:], os.Stdout, os.Stderr, modprobe.LoadFile)
+	}
 	if os.Getpid() == 1 {
 		if filepath.Base(args[0]) == "init" {
 			stage1.Main() // does not return
