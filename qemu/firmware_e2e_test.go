@@ -1,0 +1,148 @@
+//go:build e2e
+
+package qemu_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/basaltos/basalt/boards"
+	"github.com/basaltos/basalt/contract"
+	"github.com/basaltos/basalt/image/build"
+	"github.com/basaltos/basalt/image/disk"
+	"github.com/basaltos/basalt/image/spec"
+	"github.com/basaltos/basalt/internal/testutil"
+	"github.com/basaltos/basalt/qemu"
+)
+
+// firmwareDeadline bounds a boot through UEFI or U-Boot under TCG.
+const firmwareDeadline = 10 * time.Minute
+
+// The EFI binary of systemd-boot per board, from the host (amd64) or put
+// next to the test kernel (arm64: dpkg-deb -x of systemd-boot-efi:arm64).
+var sdBoot = map[string]string{
+	"qemu-x86_64": "/usr/lib/systemd/boot/efi/systemd-bootx64.efi",
+	"qemu-arm64":  "../.cache/testkernel/arm64/systemd-bootaa64.efi",
+}
+
+// TestE2EFirmwareBoot builds the default image (image/build, offline, with
+// the test kernel) for each QEMU board and boots it through its firmware
+// (OVMF or AAVMF + systemd-boot, U-Boot + boot.scr) to the stage-1 marker.
+func TestE2EFirmwareBoot(t *testing.T) {
+	for _, name := range directBoards {
+		t.Run(name, func(t *testing.T) {
+			img := buildImage(t, name, false)
+			ctx, cancel := context.WithTimeout(context.Background(), firmwareDeadline)
+			defer cancel()
+			m := startImage(ctx, t, name, img)
+			line := expect(ctx, t, m, contract.RootMountedMarker(contract.SlotA))
+			t.Logf("%s", line)
+		})
+	}
+}
+
+// TestE2EFirmwareBootCorruptRoot is the negative twin: root a's superblock
+// is zeroed; stage 1 must report it and request a reboot (QEMU exits).
+func TestE2EFirmwareBootCorruptRoot(t *testing.T) {
+	for _, name := range directBoards {
+		t.Run(name, func(t *testing.T) {
+			img := buildImage(t, name, true)
+			ctx, cancel := context.WithTimeout(context.Background(), firmwareDeadline)
+			defer cancel()
+			m := startImage(ctx, t, name, img)
+			expect(ctx, t, m, "basalt: stage1: mount root: mount /dev/vda2 (basalt-root-a)")
+			select {
+			case <-m.Exited():
+			case <-ctx.Done():
+				t.Fatalf("QEMU did not exit after the reboot request:\n%s", m.Log())
+			}
+			if strings.Contains(m.Log(), contract.RootMountedMarker(contract.SlotA)) {
+				t.Errorf("corrupt root was mounted:\n%s", m.Log())
+			}
+		})
+	}
+}
+
+func startImage(ctx context.Context, t *testing.T, name, img string) *qemu.Machine {
+	t.Helper()
+	b, err := boards.Get(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.NeedTool(t, b.QEMU.Binary)
+	m, err := qemu.Start(ctx, qemu.Config{Board: b, Image: img, NoReboot: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Kill(); m.Wait() })
+	return m
+}
+
+// buildImage builds the default spec for board offline from the test
+// kernel (and systemd-boot for UEFI boards); corrupt zeroes the first 4 KiB
+// of root a.
+func buildImage(t *testing.T, board string, corrupt bool) string {
+	t.Helper()
+	b, err := boards.Get(board)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := testKernel(t, b.Arch)
+	dir := t.TempDir()
+	y := strings.Replace(string(spec.DefaultYAML()), "boards: [qemu-x86_64]", "boards: ["+board+"]", 1)
+	if !strings.Contains(y, board) {
+		t.Fatalf("default spec changed: cannot set its board:\n%s", y)
+	}
+	y += fmt.Sprintf("kernel:\n  %s: {vmlinuz: %s/vmlinuz, modules: %s/lib/modules}\n", board, k, k)
+	if efi, ok := sdBoot[board]; ok {
+		abs, _ := filepath.Abs(efi)
+		if _, err := os.Stat(abs); err != nil {
+			t.Skipf("no systemd-boot EFI binary for %s at %s (Debian package systemd-boot-efi of that arch): %v", board, abs, err)
+		}
+		y += fmt.Sprintf("bootloader:\n  %s: {file: %s}\n", board, abs)
+	}
+	p := filepath.Join(dir, "basalt.yaml")
+	if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, _, err := spec.Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	arts, err := build.Build(context.Background(), s, build.Options{OutDir: filepath.Join(dir, "out"), Offline: true, CacheDir: filepath.Join(dir, "cache")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := arts[0].Image
+	if corrupt {
+		l, err := disk.Read(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rootA *disk.Partition
+		for i := range l.Partitions {
+			if l.Partitions[i].Name == contract.PartRootA {
+				rootA = &l.Partitions[i]
+			}
+		}
+		if rootA == nil {
+			t.Fatalf("%s has no %s partition", img, contract.PartRootA)
+		}
+		f, err := os.OpenFile(img, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt(make([]byte, 4096), rootA.Start); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return img
+}
