@@ -1,10 +1,10 @@
 package spec
 
 import (
-	"encoding/json"
 	"fmt"
 	"reflect"
-	"strings"
+
+	"github.com/basaltos/basalt/internal/jsonschema"
 )
 
 // SchemaID is the $id of the generated JSON Schema.
@@ -17,76 +17,23 @@ const SchemaID = "https://basalt.dev/schema/v1alpha1/image.json"
 func Schema() ([]byte, error) {
 	var defaults Spec
 	ApplyDefaults(&defaults)
-	s := schemaOf(reflect.TypeOf(Spec{}), reflect.ValueOf(defaults))
-	s["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-	s["$id"] = SchemaID
-	s["title"] = "basalt image spec (" + APIVersion + ", kind " + Kind + ")"
-	b, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return nil, fmt.Errorf("schema: %w", err)
-	}
-	return append(b, '\n'), nil
+	g := jsonschema.Generator{Adjust: adjustScalar}
+	s := g.Schema(reflect.TypeOf(Spec{}), reflect.ValueOf(defaults))
+	return jsonschema.Document(s, SchemaID, "basalt image spec ("+APIVersion+", kind "+Kind+")")
 }
 
-// schemaOf returns the schema of t; def holds t's default value (or is the
-// zero reflect.Value).
-func schemaOf(t reflect.Type, def reflect.Value) map[string]any {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-		def = reflect.Value{}
-	}
-	if reflect.PointerTo(t).Implements(scalarType) {
-		s := map[string]any{
-			"type":    []string{"string", "integer"},
-			"pattern": reflect.New(t).Interface().(scalar).pattern(),
-		}
-		if def.IsValid() && !def.IsZero() {
-			s["default"] = fmt.Sprint(def.Interface())
-		}
+// adjustScalar writes the types parsed from one YAML scalar (Size, ...)
+// as a string or integer matching their pattern.
+func adjustScalar(t reflect.Type, def reflect.Value, s map[string]any) map[string]any {
+	if !reflect.PointerTo(t).Implements(scalarType) {
 		return s
 	}
-	switch t.Kind() {
-	case reflect.Struct:
-		props := map[string]any{}
-		var required []string
-		for _, f := range reflect.VisibleFields(t) {
-			name := yamlName(f)
-			if name == "" {
-				continue
-			}
-			var fdef reflect.Value
-			if def.IsValid() {
-				fdef = def.FieldByIndex(f.Index)
-			}
-			p := schemaOf(f.Type, fdef)
-			if d := f.Tag.Get("desc"); d != "" {
-				p["description"] = d
-			}
-			if e := f.Tag.Get("enum"); e != "" {
-				p["enum"] = strings.Split(e, ",")
-			}
-			props[name] = p
-			if f.Tag.Get("required") == "true" {
-				required = append(required, name)
-			}
-		}
-		s := map[string]any{"type": "object", "properties": props, "additionalProperties": false}
-		if len(required) > 0 {
-			s["required"] = required
-		}
-		return s
-	case reflect.Map:
-		return map[string]any{"type": "object", "additionalProperties": schemaOf(t.Elem(), reflect.Value{})}
-	case reflect.Slice:
-		return map[string]any{"type": "array", "items": schemaOf(t.Elem(), reflect.Value{})}
-	case reflect.Bool:
-		return map[string]any{"type": "boolean"}
-	case reflect.Uint32:
-		return map[string]any{"type": "integer", "minimum": 0, "maximum": uint32(1<<32 - 1)}
+	s = map[string]any{
+		"type":    []string{"string", "integer"},
+		"pattern": reflect.New(t).Interface().(scalar).pattern(),
 	}
-	s := map[string]any{"type": "string"}
 	if def.IsValid() && !def.IsZero() {
-		s["default"] = def.Interface()
+		s["default"] = fmt.Sprint(def.Interface())
 	}
 	return s
 }
