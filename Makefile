@@ -7,6 +7,8 @@
 #   make lint   gofmt, go vet, staticcheck
 
 SHELL       := /bin/bash
+# The image checks call sgdisk, fsck.vfat, e2fsck, depmod: sbin tools.
+export PATH := $(PATH):/usr/sbin:/sbin
 GO          ?= go
 BIN         := bin
 OUT         ?= out
