@@ -36,7 +36,7 @@ a NoCloud seed image.
   basalt config show edge.img
   basalt config seed ./seed -o seed.img`,
 	}
-	c.AddCommand(newConfigValidateCmd(), newConfigAddCmd(), newConfigShowCmd(), newConfigSeedCmd())
+	c.AddCommand(newConfigValidateCmd(), newConfigAddCmd(), newConfigShowCmd(), newConfigSeedCmd(), newConfigSchemaCmd())
 	return c
 }
 
