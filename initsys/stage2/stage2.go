@@ -130,8 +130,23 @@ func Main() {
 	s.mu.Lock()
 	s.ready = true
 	s.mu.Unlock()
-	fmt.Fprintf(console, "%s (%d ms in stage 2)\n", contract.MarkerReady, time.Since(s.start).Milliseconds())
+	fmt.Fprintf(console, "%s (%d ms in stage 2, %d ms since kernel start; init %d ms without network/clock waits; rss %s)\n",
+		contract.MarkerReady, time.Since(s.start).Milliseconds(), sinceKernelStart().Milliseconds(), ownTime(results).Milliseconds(), rss())
 	hang()
+}
+
+// rss is PID 1's resident set size for the console, "12.3 MB".
+func rss() string {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	b, err := vmRSS(f)
+	if err != nil {
+		return err.Error()
+	}
+	return fmt.Sprintf("%.1f MB", float64(b)/(1<<20))
 }
 
 // hang blocks forever without tripping the runtime's deadlock detector.

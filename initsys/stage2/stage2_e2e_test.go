@@ -6,9 +6,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -28,27 +30,35 @@ const (
 	dataStart = 2048 + 3*64*2048 // sectors: boot, root-a, root-b of 64 MiB
 )
 
-func testKernel(t *testing.T) string {
-	dir := os.Getenv("BASALT_TESTKERNEL_AMD64")
+// target is a board the e2e tests boot, with its Debian cloud test kernel.
+type target struct{ board, goarch, console string }
+
+var (
+	x86_64  = target{"qemu-x86_64", "amd64", "ttyS0"}
+	aarch64 = target{"qemu-arm64", "arm64", "ttyAMA0"}
+)
+
+func testKernel(t testing.TB, tg target) string {
+	dir := os.Getenv("BASALT_TESTKERNEL_" + strings.ToUpper(tg.goarch))
 	if dir == "" {
-		dir = "../../.cache/testkernel/amd64"
+		dir = "../../.cache/testkernel/" + tg.goarch
 	}
 	if _, err := os.Stat(filepath.Join(dir, "vmlinuz")); err != nil {
-		t.Skipf("no test kernel in %s (bash scripts/testkernel.sh amd64 .cache/testkernel/amd64): %v", dir, err)
+		t.Skipf("no test kernel in %s (bash scripts/testkernel.sh %s .cache/testkernel/%[2]s): %v", dir, tg.goarch, err)
 	}
 	return dir
 }
 
-func goBuild(t *testing.T, out, pkg string) {
+func goBuild(t testing.TB, tg target, out, pkg string) {
 	cmd := exec.Command("go", "build", "-trimpath", "-o", out, pkg)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+tg.goarch)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
 	}
 }
 
 // initrd: the device binary as /init plus the boot modules and modules.load.
-func initrd(t *testing.T, kdir, initBin string) string {
+func initrd(t testing.TB, kdir, initBin string) string {
 	rel, _ := os.ReadFile(filepath.Join(kdir, "release"))
 	mdir := filepath.Join(kdir, "lib/modules", strings.TrimSpace(string(rel)))
 	f, err := os.Open(filepath.Join(mdir, "modules.dep"))
@@ -60,7 +70,7 @@ func initrd(t *testing.T, kdir, initBin string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"virtio_pci", "virtio_blk", "virtio_net", "squashfs", "overlay"}
+	want := []string{"virtio_pci", "virtio_blk", "virtio_net", "squashfs", "overlay", "vfat", "nls_cp437", "nls_ascii"}
 	order, err := deps.Order(want, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +102,9 @@ func initrd(t *testing.T, kdir, initBin string) string {
 
 // disk makes a 1 GiB GPT image (boot, root-a squashfs, root-b, data ext4
 // to the end) with host tools, grown to 4 GiB as a sparse file.
-func disk(t *testing.T, initBin, dataName string) string {
+// With busybox-static on the host and a target of the host's arch, the
+// root has /bin/sh for the emergency shell.
+func disk(t testing.TB, tg target, initBin, dataName string) string {
 	for _, tool := range []string{"sgdisk", "mksquashfs", "mkfs.ext4", "dd"} {
 		testutil.NeedTool(t, tool)
 	}
@@ -102,9 +114,16 @@ func disk(t *testing.T, initBin, dataName string) string {
 		os.MkdirAll(filepath.Join(root, d), 0o755)
 	}
 	copyFile(t, initBin, filepath.Join(root, "sbin/basalt-init"))
-	goBuild(t, filepath.Join(root, "usr/bin/probe"), "./testdata/probe")
+	goBuild(t, tg, filepath.Join(root, "usr/bin/probe"), "./testdata/probe")
+	if _, err := os.Stat("/bin/busybox"); err == nil && tg.goarch == runtime.GOARCH {
+		os.MkdirAll(filepath.Join(root, "bin"), 0o755)
+		copyFile(t, "/bin/busybox", filepath.Join(root, "bin/busybox"))
+		os.Symlink("busybox", filepath.Join(root, "bin/sh"))
+	}
+	os.WriteFile(filepath.Join(root, "etc/basalt/config.yaml"), []byte(bakedConfig), 0o644)
 	os.WriteFile(filepath.Join(root, "etc/basalt-release"), []byte("NAME=basalt\nVERSION=e2e-1\nBUILD_EPOCH=1700000000\n"), 0o644)
 	os.WriteFile(filepath.Join(root, "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/sh\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "etc/group"), []byte("root:x:0:\n"), 0o644)
 	os.WriteFile(filepath.Join(root, "etc/basalt/services.yaml"), []byte(
 		"- name: crasher\n  path: /usr/bin/probe\n  args: [crash]\n  restart: always\n"+
 			"- name: once\n  path: /usr/bin/probe\n  args: [crash]\n  restart: once\n"+
@@ -127,6 +146,7 @@ func disk(t *testing.T, initBin, dataName string) string {
 	if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-b", "4096", "-L", "basalt-data", data).CombinedOutput(); err != nil {
 		t.Fatalf("mkfs.ext4: %v\n%s", err, out)
 	}
+	dd(t, bootFAT(t, work), img, 0, 2048*512)
 	dd(t, sqfs, img, 0, (2048+64*2048)*512)
 	dd(t, data, img, 0, dataStart*512)
 	if err := os.Truncate(img, diskSize); err != nil {
@@ -135,7 +155,35 @@ func disk(t *testing.T, initBin, dataName string) string {
 	return img
 }
 
-func copyFile(t *testing.T, from, to string) {
+// The device config of the e2e image: a baked default in the root, and the
+// boot partition's basalt/config.yaml overriding the hostname and adding a
+// file (later wins per key; write_files append).
+const (
+	bakedConfig = "apiVersion: basalt.dev/v1alpha1\nkind: DeviceConfig\nhostname: baked\n" +
+		"ntp: {servers: [pool.ntp.org]}\nwrite_files: [{path: /etc/basalt-e2e-baked, content: \"from the root\\n\"}]\n"
+	bootConfig = "#cloud-config\nhostname: e2e-host\nwrite_files:\n  - path: /var/lib/e2e/hello\n    content: hello from the boot partition\n    permissions: '0600'\n"
+)
+
+// bootFAT makes the 64 MiB basalt-boot FAT with basalt/config.yaml.
+func bootFAT(t testing.TB, work string) string {
+	for _, tool := range []string{"mkfs.vfat", "mmd", "mcopy"} {
+		testutil.NeedTool(t, tool)
+	}
+	p, cfg := filepath.Join(work, "boot.fat"), filepath.Join(work, "config.yaml")
+	os.WriteFile(cfg, []byte(bootConfig), 0o644)
+	for _, c := range [][]string{
+		{"mkfs.vfat", "-C", "-F", "32", "-n", "BASALT", p, "65536"},
+		{"mmd", "-i", p, "::basalt"},
+		{"mcopy", "-i", p, cfg, "::basalt/config.yaml"},
+	} {
+		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", c, err, out)
+		}
+	}
+	return p
+}
+
+func copyFile(t testing.TB, from, to string) {
 	b, err := os.ReadFile(from)
 	if err != nil {
 		t.Fatal(err)
@@ -144,7 +192,7 @@ func copyFile(t *testing.T, from, to string) {
 }
 
 // dd copies from[skip:] to to[seek:] in place, keeping holes.
-func dd(t *testing.T, from, to string, skip, seek int64) {
+func dd(t testing.TB, from, to string, skip, seek int64) {
 	out, err := exec.Command("dd", "if="+from, "of="+to, "bs=1M", "iflag=skip_bytes", "oflag=seek_bytes",
 		fmt.Sprintf("skip=%d", skip), fmt.Sprintf("seek=%d", seek), "conv=notrunc,sparse", "status=none").CombinedOutput()
 	if err != nil {
@@ -158,15 +206,18 @@ type vm struct {
 	cancel context.CancelFunc
 }
 
-func bootVM(t *testing.T, img, initrd string) *vm {
-	kdir := testKernel(t)
-	b, err := boards.Get("qemu-x86_64")
+// bootVM boots img with the target's test kernel and initrd; stdin (may be
+// nil) is the serial console's input, appendArgs go on the command line.
+func bootVM(t testing.TB, tg target, img, initrd string, stdin io.Reader, appendArgs string) *vm {
+	kdir := testKernel(t, tg)
+	b, err := boards.Get(tg.board)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	m, err := qemu.Start(ctx, qemu.Config{Board: b, ExtraDrives: []string{img}, NoReboot: true, Accel: qemu.TCG, Memory: 512,
-		Net: qemu.Net{User: true}, Kernel: filepath.Join(kdir, "vmlinuz"), Initrd: initrd, Append: "console=ttyS0 panic=-1 basalt.slot=a"})
+		Net: qemu.Net{User: true}, Kernel: filepath.Join(kdir, "vmlinuz"), Initrd: initrd, Stdin: stdin,
+		Append: strings.TrimSpace("console=" + tg.console + " panic=-1 basalt.slot=a " + appendArgs)})
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -176,7 +227,7 @@ func bootVM(t *testing.T, img, initrd string) *vm {
 	return v
 }
 
-func (v *vm) expect(t *testing.T, markers ...string) {
+func (v *vm) expect(t testing.TB, markers ...string) {
 	t.Helper()
 	for _, mk := range markers {
 		if _, err := v.m.Expect(v.ctx, mk); err != nil {
@@ -186,7 +237,7 @@ func (v *vm) expect(t *testing.T, markers ...string) {
 }
 
 // dataFsck checks the data partition with e2fsck -fn and returns its summary line.
-func dataFsck(t *testing.T, img string) string {
+func dataFsck(t testing.TB, img string) string {
 	testutil.NeedTool(t, "e2fsck")
 	p := filepath.Join(t.TempDir(), "data.ext4")
 	dd(t, img, p, dataStart*512, 0)
@@ -198,30 +249,46 @@ func dataFsck(t *testing.T, img string) string {
 	return lines[len(lines)-1]
 }
 
+// prepare builds basalt-init for tg, its initrd and a disk whose data
+// partition is named dataName.
+func prepare(t testing.TB, tg target, dataName string) (img, rd string) {
+	kdir := testKernel(t, tg)
+	bin := filepath.Join(t.TempDir(), "basalt-init")
+	goBuild(t, tg, bin, "../../cmd/basalt-init")
+	return disk(t, tg, bin, dataName), initrd(t, kdir, bin)
+}
+
 // TestE2EBoot: ready with timed steps; data grows from 1 GiB to 4 GiB; the
 // crasher restarts with growing backoff, the once service does not; /var
 // persists, / is read-only; poweroff leaves a clean filesystem; a second
 // boot does not grow again.
-func TestE2EBoot(t *testing.T) {
-	kdir := testKernel(t)
-	work := t.TempDir()
-	bin := filepath.Join(work, "basalt-init")
-	goBuild(t, bin, "../../cmd/basalt-init")
-	rd := initrd(t, kdir, bin)
-	img := disk(t, bin, "basalt-data")
+func TestE2EBoot(t *testing.T) { testBoot(t, x86_64) }
 
-	v := bootVM(t, img, rd)
+// TestE2EBootARM64 is TestE2EBoot on qemu-arm64 (-M virt -cpu max).
+func TestE2EBootARM64(t *testing.T) { testBoot(t, aarch64) }
+
+func testBoot(t *testing.T, tg target) {
+	img, rd := prepare(t, tg, "basalt-data")
+	v := bootVM(t, tg, img, rd, nil, "")
 	v.expect(t, "basalt: step api-filesystems ok (", "table rewritten, kernel told", "basalt: data filesystem grown",
-		"basalt: step data-layout ok (", "basalt: ready",
+		"basalt: step data-layout ok (", "basalt: config sources: [baked:/etc/basalt/config.yaml basalt/config.yaml cmdline]",
+		"basalt: step config-apply ok (",
+		// restrict=on: slirp's DHCP offers no router and no DNS, so NTP
+		// cannot resolve and the clock keeps the build-epoch floor.
+		"no DNS server learned from the network config or DHCP; clock left at the build-epoch floor or later (2023-11-14T22:13:20Z)",
+		"basalt: ready",
 		"[crasher] restart #1 in 1s", "[crasher] restart #2 in 2s", "[crasher] restart #3 in 4s",
-		"probe: var file created", "probe: root write: open /root-probe: read-only file system", "data:     4", "poweroff now")
+		"probe: var file created", "probe: hostname e2e-host",
+		"probe: /var/lib/e2e/hello -rw------- \"hello from the boot partition\"",
+		"probe: /etc/basalt-e2e-baked -rw-r--r-- \"from the root\\n\"",
+		"probe: root write: open /root-probe: read-only file system", "data:     4", "poweroff now")
 	v.m.Wait()
 	log := v.m.Log()
 	if strings.Contains(log, "[once] restart") {
 		t.Errorf("once service restarted:\n%s", log)
 	}
 	for _, l := range strings.Split(log, "\n") {
-		if strings.Contains(l, "basalt: step ") || strings.Contains(l, "restart #") || strings.Contains(l, "basalt: ready") || strings.HasPrefix(strings.TrimSpace(l), "data:") {
+		if strings.Contains(l, "basalt: step ") || strings.Contains(l, "basalt: config") || strings.Contains(l, "ntp") || strings.Contains(l, "restart #") || strings.Contains(l, "basalt: ready") || strings.HasPrefix(strings.TrimSpace(l), "data:") {
 			t.Log(strings.TrimSpace(l))
 		}
 	}
@@ -232,7 +299,7 @@ func TestE2EBoot(t *testing.T) {
 		t.Errorf("data fs after boot: %q, want %d blocks", sum, wantBlocks)
 	}
 
-	v2 := bootVM(t, img, rd)
+	v2 := bootVM(t, tg, img, rd, nil, "")
 	v2.expect(t, "table already grown, kernel up to date", "data filesystem already fills", "basalt: ready", "probe: var file present", "poweroff now")
 	v2.m.Wait()
 	dataFsck(t, img)
@@ -241,16 +308,11 @@ func TestE2EBoot(t *testing.T) {
 // TestE2EPowerCutDuringGrowth kills QEMU after the table was rewritten and
 // before the filesystem grew; the next boot finishes the job.
 func TestE2EPowerCutDuringGrowth(t *testing.T) {
-	kdir := testKernel(t)
-	work := t.TempDir()
-	bin := filepath.Join(work, "basalt-init")
-	goBuild(t, bin, "../../cmd/basalt-init")
-	rd := initrd(t, kdir, bin)
-	img := disk(t, bin, "basalt-data")
-	v := bootVM(t, img, rd)
+	img, rd := prepare(t, x86_64, "basalt-data")
+	v := bootVM(t, x86_64, img, rd, nil, "")
 	v.expect(t, "table rewritten")
 	v.m.Kill()
-	v2 := bootVM(t, img, rd)
+	v2 := bootVM(t, x86_64, img, rd, nil, "")
 	v2.expect(t, "basalt: ready", "poweroff now")
 	v2.m.Wait()
 	if sum := dataFsck(t, img); !strings.Contains(sum, fmt.Sprintf("/%d blocks", (diskSize-dataStart*512-34*512)/4096)) {
@@ -261,16 +323,34 @@ func TestE2EPowerCutDuringGrowth(t *testing.T) {
 // TestE2EMissingDataFails is the negative twin: no basalt-data partition
 // is an essential failure, logged with its reason, then a reboot.
 func TestE2EMissingDataFails(t *testing.T) {
-	kdir := testKernel(t)
-	work := t.TempDir()
-	bin := filepath.Join(work, "basalt-init")
-	goBuild(t, bin, "../../cmd/basalt-init")
-	rd := initrd(t, kdir, bin)
-	img := disk(t, bin, "basalt-other")
-	v := bootVM(t, img, rd)
+	img, rd := prepare(t, x86_64, "basalt-other")
+	v := bootVM(t, x86_64, img, rd, nil, "")
 	v.expect(t, "basalt: boot failed: essential step find-data: no partition labelled basalt-data", "basalt: rebooting in 5 s", "basalt: reboot now")
 	v.m.Wait()
 	if strings.Contains(v.m.Log(), "basalt: ready") {
 		t.Error("ready after an essential failure")
+	}
+}
+
+// TestE2EEmergencyShell is the debug twin of TestE2EMissingDataFails: with
+// basalt.debug=1 the failed essential step drops to /bin/sh (busybox) on
+// the console instead of rebooting, and commands typed there run.
+func TestE2EEmergencyShell(t *testing.T) {
+	if _, err := os.Stat("/bin/busybox"); err != nil || runtime.GOARCH != x86_64.goarch {
+		t.Skip("needs busybox-static for amd64 on the host")
+	}
+	img, rd := prepare(t, x86_64, "basalt-other")
+	in, type_ := io.Pipe()
+	v := bootVM(t, x86_64, img, rd, in, "basalt.debug=1")
+	t.Cleanup(func() { type_.Close() })
+	v.expect(t, "basalt: boot failed: essential step find-data: no partition labelled basalt-data",
+		"basalt: basalt.debug=1: emergency shell instead of reboot")
+	// The console tty buffers what is typed before the shell reads it.
+	fmt.Fprintf(type_, "echo marker-$((6*7))\n")
+	v.expect(t, "marker-42")
+	fmt.Fprintf(type_, "echo second-$((2+3)) $(cat /proc/1/comm)\n")
+	v.expect(t, "basalt-emergency# ", "second-5 basalt-init")
+	if strings.Contains(v.m.Log(), "basalt: reboot") {
+		t.Errorf("rebooted despite basalt.debug=1:\n%s", v.m.Log())
 	}
 }

@@ -1,6 +1,7 @@
 // Command probe is a test service for stage 2's e2e tests: "crash" exits 1
 // at once; "probe" waits until the crasher has been restarted three times,
-// checks that /var persists and / is read-only, prints `basalt-init status`
+// checks that /var persists and / is read-only, shows the hostname and the
+// files the device config wrote, prints `basalt-init status`
 // and powers off.
 package main
 
@@ -30,6 +31,17 @@ func main() {
 		fmt.Println("probe: var file created")
 	} else {
 		fmt.Println("probe: var file:", err)
+	}
+	host, _ := os.Hostname()
+	fmt.Println("probe: hostname", host)
+	for _, f := range []string{"/var/lib/e2e/hello", "/etc/basalt-e2e-baked"} {
+		b, err := os.ReadFile(f)
+		fi, serr := os.Stat(f)
+		if err != nil || serr != nil {
+			fmt.Println("probe:", f, err, serr)
+			continue
+		}
+		fmt.Printf("probe: %s %v %q\n", f, fi.Mode(), b)
 	}
 	err := os.WriteFile("/root-probe", []byte("x"), 0o644)
 	fmt.Println("probe: root write:", err)
