@@ -8,19 +8,9 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/basaltos/basalt/contract"
 	"github.com/basaltos/basalt/initsys/supervise"
 )
-
-// serviceSpec is one entry of contract.ServicesFile.
-type serviceSpec struct {
-	Name      string   `yaml:"name"`
-	Path      string   `yaml:"path"`
-	Args      []string `yaml:"args"`
-	Env       []string `yaml:"env"`
-	Restart   string   `yaml:"restart"`
-	ReadyFile string   `yaml:"ready_file"`
-	ReadyExec []string `yaml:"ready_exec"`
-}
 
 // loadServices reads the services file; a missing file means none.
 func loadServices(path string) ([]supervise.Service, error) {
@@ -35,7 +25,7 @@ func loadServices(path string) ([]supervise.Service, error) {
 }
 
 func parseServices(path string, data []byte) ([]supervise.Service, error) {
-	var specs []serviceSpec
+	var specs []contract.Service
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&specs); err != nil {
