@@ -1,7 +1,6 @@
 package build
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 	"github.com/basaltos/basalt/contract"
 	"github.com/basaltos/basalt/image/debian"
 	"github.com/basaltos/basalt/image/initramfs"
+	"github.com/basaltos/basalt/image/kmod"
 	"github.com/basaltos/basalt/image/spec"
 	"github.com/basaltos/basalt/image/tree"
 	"github.com/basaltos/basalt/image/uboot"
@@ -22,8 +22,9 @@ const modulesLoadFile = "modules.load"
 
 // initramfsTree is stage 1's initramfs: /init (the device binary), the
 // mount points it needs, /dev/console, and the board's boot modules closed
-// over their dependencies with a modules.dep of just those and modules.load.
-func initramfsTree(b *boards.Board, k debian.Kernel, initBin []byte, epoch int64) (*tree.Tree, error) {
+// over their dependencies (image/kmod) with a modules.dep and modules.alias
+// of just those and modules.load.
+func initramfsTree(b *boards.Board, k debian.Kernel, ix *kmod.Index, initBin []byte, epoch int64) (*tree.Tree, error) {
 	t := tree.New(epoch)
 	if err := t.AddBytes("init", 0o755, initBin); err != nil {
 		return nil, err
@@ -36,23 +37,15 @@ func initramfsTree(b *boards.Board, k debian.Kernel, initBin []byte, epoch int64
 	if err := t.Add(tree.Entry{Path: "dev/console", Type: tree.CharDev, Mode: 0o600, Major: 5, Minor: 1, MTime: epoch}); err != nil {
 		return nil, err
 	}
-	load, files, deps, err := bootModules(k.Modules, b.Modules)
+	closure, load, err := bootModules(ix, b.Modules)
 	if err != nil {
 		return nil, err
 	}
 	dir := strings.TrimPrefix(contract.ModulesDir, "/") + "/" + k.Release
-	var dep bytes.Buffer
-	for _, f := range files {
-		if err := t.AddHostFile(dir+"/"+f, filepath.Join(k.Modules, filepath.FromSlash(f)), 0o644); err != nil {
-			return nil, fmt.Errorf("module %s: %w", f, err)
-		}
-		fmt.Fprintf(&dep, "%s:", f)
-		for _, d := range deps[modName(f)].deps {
-			fmt.Fprintf(&dep, " %s", d)
-		}
-		dep.WriteByte('\n')
+	if err := addModuleFiles(t, dir, k.Modules, closure); err != nil {
+		return nil, err
 	}
-	if err := t.AddBytes(dir+"/modules.dep", 0o644, dep.Bytes()); err != nil {
+	if err := addModuleIndex(t, ix, dir, closure); err != nil {
 		return nil, err
 	}
 	var ld string

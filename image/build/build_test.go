@@ -87,7 +87,7 @@ func TestBuildDefaultQEMUx86(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantSteps := []string{"resolve inputs", "initramfs", "root squashfs", "boot partition tree", "disk image", "checksums"}
+	wantSteps := []string{"resolve inputs", "kernel modules", "initramfs", "root squashfs", "boot partition tree", "disk image", "checksums"}
 	for i := range wantSteps {
 		wantSteps[i] = "qemu-x86_64: " + wantSteps[i]
 	}
@@ -152,6 +152,17 @@ func TestBuildDefaultQEMUx86(t *testing.T) {
 		if !strings.Contains(lsRoot, want) {
 			t.Errorf("root listing lacks %q:\n%s", want, lsRoot)
 		}
+	}
+
+	// The root's modules.dep covers every module (as the host depmod's does)
+	// and modules.alias lets modprobe resolve device aliases.
+	modDir := "lib/modules/" + kernel + "/"
+	hostDep := strings.Count(string(must(os.ReadFile("../../.cache/testkernel/amd64/" + modDir + "modules.dep"))), "\n")
+	if got := strings.Count(run(t, "unsquashfs", "-cat", root, modDir+"modules.dep"), "\n"); got != hostDep {
+		t.Errorf("root modules.dep has %d lines, host depmod %d", got, hostDep)
+	}
+	if alias := run(t, "unsquashfs", "-cat", root, modDir+"modules.alias"); !strings.Contains(alias, " virtio_blk\n") {
+		t.Errorf("root modules.alias lacks virtio_blk")
 	}
 
 	data := extract(t, a.Image, l.Partitions[3])

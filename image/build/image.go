@@ -20,6 +20,7 @@ import (
 	"github.com/basaltos/basalt/image/ext4"
 	"github.com/basaltos/basalt/image/fat"
 	"github.com/basaltos/basalt/image/initbin"
+	"github.com/basaltos/basalt/image/kmod"
 	"github.com/basaltos/basalt/image/spec"
 	"github.com/basaltos/basalt/image/squashfs"
 	"github.com/basaltos/basalt/image/tree"
@@ -85,9 +86,13 @@ func buildBoard(ctx context.Context, s *spec.Spec, o Options, b *boards.Board, i
 	initSum := sha256.Sum256(initBin)
 	r.list = append(r.list, Input{Name: "basalt-init", Kind: "init", Source: "embedded (" + string(b.Arch) + ")", SHA256: hex.EncodeToString(initSum[:])})
 
+	var ix *kmod.Index
+	if err := st.do("kernel modules", func() (err error) { ix, err = kmod.Scan(r.kernel.Modules); return err }); err != nil {
+		return Artifact{}, err
+	}
 	initrd := filepath.Join(work, "initrd")
 	if err := st.do("initramfs", func() error {
-		t, err := initramfsTree(b, r.kernel, initBin, o.Epoch)
+		t, err := initramfsTree(b, r.kernel, ix, initBin, o.Epoch)
 		if err != nil {
 			return err
 		}
@@ -99,7 +104,7 @@ func buildBoard(ctx context.Context, s *spec.Spec, o Options, b *boards.Board, i
 	rootA := filepath.Join(work, "root-a.squashfs")
 	var rootSize int64
 	if err := st.do("root squashfs", func() error {
-		t, ov, err := rootTree(s, b, r.kernel, initBin, o.Epoch)
+		t, ov, err := rootTree(s, b, r.kernel, ix, initBin, o.Epoch)
 		if err != nil {
 			return err
 		}

@@ -1,91 +1,77 @@
 package build
 
 import (
-	"bufio"
+	"bytes"
 	"fmt"
-	"os"
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/basaltos/basalt/image/kmod"
+	"github.com/basaltos/basalt/image/tree"
 )
 
-// modName is the canonical name of a module path or name: base name without
-// .ko[.xz|.zst|.gz], '-' as '_' (the kernel treats them alike).
-func modName(p string) string {
-	b := path.Base(p)
-	for _, ext := range []string{".xz", ".zst", ".gz"} {
-		b = strings.TrimSuffix(b, ext)
-	}
-	return strings.ReplaceAll(strings.TrimSuffix(b, ".ko"), "-", "_")
+// generatedModFiles are the depmod outputs of a modules directory. basalt
+// writes modules.dep and modules.alias itself (image/kmod); a host tree's
+// own copies and depmod's binary indexes are left out so that only one
+// version exists in the image.
+var generatedModFiles = map[string]bool{
+	"modules.dep": true, "modules.dep.bin": true, "modules.alias": true, "modules.alias.bin": true,
+	"modules.softdep": true, "modules.symbols": true, "modules.symbols.bin": true,
+	"modules.builtin.alias.bin": true, "modules.builtin.bin": true, "modules.devname": true,
+	"modules.weakdep": true,
 }
 
-// modDep is one line of modules.dep.
-type modDep struct {
-	path string   // relative to the release directory
-	deps []string // paths
-}
-
-// readModulesDep reads <release dir>/modules.dep and modules.builtin.
-func readModulesDep(dir string) (map[string]modDep, map[string]bool, error) {
-	deps := map[string]modDep{}
-	f, err := os.Open(filepath.Join(dir, "modules.dep"))
+// bootModules returns the closure of the board's boot modules, dependencies
+// first, and the names of want that are loadable modules (built-in ones
+// dropped), in order: stage 1 loads those.
+func bootModules(ix *kmod.Index, want []string) (closure []*kmod.Module, load []string, err error) {
+	closure, err = ix.Closure(want)
 	if err != nil {
-		return nil, nil, fmt.Errorf("kernel modules %s: %w (the kernel's modules.dep is needed to close the boot modules over their dependencies)", dir, err)
+		return nil, nil, fmt.Errorf("boot modules: %w", err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		p, rest, ok := strings.Cut(sc.Text(), ":")
-		if !ok {
-			continue
-		}
-		deps[modName(p)] = modDep{path: strings.TrimSpace(p), deps: strings.Fields(rest)}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", f.Name(), err)
-	}
-	builtin := map[string]bool{}
-	if b, err := os.ReadFile(filepath.Join(dir, "modules.builtin")); err == nil {
-		for _, l := range strings.Fields(string(b)) {
-			builtin[modName(l)] = true
-		}
-	}
-	return deps, builtin, nil
-}
-
-// bootModules returns the module names of want that are modules (builtins
-// dropped), in order, and the paths of their closure over modules.dep,
-// sorted. A name that is neither a module nor built in is an error.
-func bootModules(dir string, want []string) (load, files []string, deps map[string]modDep, err error) {
-	deps, builtin, err := readModulesDep(dir)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	seen := map[string]bool{}
 	for _, w := range want {
-		n := modName(w)
-		d, ok := deps[n]
-		switch {
-		case ok:
-			load = append(load, n)
-		case builtin[n]:
-			continue
-		default:
-			return nil, nil, nil, fmt.Errorf("kernel %s: boot module %q is neither a module nor built in", filepath.Base(dir), w)
-		}
-		queue := []string{d.path}
-		for len(queue) > 0 {
-			p := queue[0]
-			queue = queue[1:]
-			if seen[p] {
-				continue
-			}
-			seen[p] = true
-			files = append(files, p)
-			queue = append(queue, deps[modName(p)].deps...)
+		if m, ok := ix.Module(w); ok {
+			load = append(load, m.Name)
 		}
 	}
-	sortStrings(files)
-	return load, files, deps, nil
+	return closure, load, nil
+}
+
+// addModuleIndex adds dir/modules.dep and dir/modules.alias for mods to t.
+func addModuleIndex(t *tree.Tree, ix *kmod.Index, dir string, mods []*kmod.Module) error {
+	var dep, alias bytes.Buffer
+	if err := ix.WriteDep(&dep, mods); err != nil {
+		return err
+	}
+	if err := ix.WriteAlias(&alias, mods); err != nil {
+		return err
+	}
+	if err := t.AddBytes(path.Join(dir, "modules.dep"), 0o644, dep.Bytes()); err != nil {
+		return err
+	}
+	return t.AddBytes(path.Join(dir, "modules.alias"), 0o644, alias.Bytes())
+}
+
+// addModules adds the whole modules directory of the kernel (src,
+// lib/modules/<release>) at dir: every module, modules.builtin*,
+// modules.order, and modules.dep + modules.alias for all modules, so that
+// the device's modprobe finds any of them.
+func addModules(t *tree.Tree, ix *kmod.Index, dir, src string) error {
+	skip := func(rel string) bool { return !strings.Contains(rel, "/") && generatedModFiles[rel] }
+	if err := addHost(t, dir, src, nil, 0, 0, skip); err != nil {
+		return fmt.Errorf("kernel modules: %w", err)
+	}
+	return addModuleIndex(t, ix, dir, ix.Modules())
+}
+
+// addModuleFiles adds the module files mods from the kernel's modules
+// directory src at dir.
+func addModuleFiles(t *tree.Tree, dir, src string, mods []*kmod.Module) error {
+	for _, m := range mods {
+		if err := t.AddHostFile(path.Join(dir, m.Path), filepath.Join(src, filepath.FromSlash(m.Path)), 0o644); err != nil {
+			return fmt.Errorf("module %s: %w", m.Path, err)
+		}
+	}
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/basaltos/basalt/boards"
 	"github.com/basaltos/basalt/contract"
 	"github.com/basaltos/basalt/image/debian"
+	"github.com/basaltos/basalt/image/kmod"
 	"github.com/basaltos/basalt/image/spec"
 	"github.com/basaltos/basalt/image/tree"
 )
@@ -46,7 +47,7 @@ func etcFiles(s *spec.Spec, b *boards.Board, kernel string) map[string]string {
 
 // rootTree assembles slot A's root: the device binary, the kernel's
 // modules, the /etc skeleton, the mount points and the spec's overlays.
-func rootTree(s *spec.Spec, b *boards.Board, k debian.Kernel, initBin []byte, epoch int64) (*tree.Tree, []Input, error) {
+func rootTree(s *spec.Spec, b *boards.Board, k debian.Kernel, ix *kmod.Index, initBin []byte, epoch int64) (*tree.Tree, []Input, error) {
 	t := tree.New(epoch)
 	for _, m := range mountPoints {
 		if err := t.Mkdir(m.path, m.mode); err != nil {
@@ -62,8 +63,8 @@ func rootTree(s *spec.Spec, b *boards.Board, k debian.Kernel, initBin []byte, ep
 			return nil, nil, err
 		}
 	}
-	if err := addHost(t, contract.ModulesDir+"/"+k.Release, k.Modules, nil, 0, 0); err != nil {
-		return nil, nil, fmt.Errorf("kernel modules: %w", err)
+	if err := addModules(t, ix, contract.ModulesDir+"/"+k.Release, k.Modules); err != nil {
+		return nil, nil, err
 	}
 	var list []Input
 	for i, o := range s.Overlays {
@@ -84,7 +85,7 @@ func rootTree(s *spec.Spec, b *boards.Board, k debian.Kernel, initBin []byte, ep
 			m := o.Mode.FileMode()
 			mode = &m
 		}
-		if err := addHost(t, o.To, from, mode, o.UID, o.GID); err != nil {
+		if err := addHost(t, o.To, from, mode, o.UID, o.GID, nil); err != nil {
 			return nil, nil, invalidf("%s: %v", where, err)
 		}
 		list = append(list, in)
@@ -95,12 +96,17 @@ func rootTree(s *spec.Spec, b *boards.Board, k debian.Kernel, initBin []byte, ep
 // addHost adds the host file or directory tree src at dst. Files keep their
 // permission bits (or get mode when set), directories get 0755, symlinks are
 // kept; everything is owned by uid:gid and has the tree's epoch as mtime.
-func addHost(t *tree.Tree, dst, src string, mode *fs.FileMode, uid, gid uint32) error {
+// Paths (slash-separated, relative to src) for which skip returns true are
+// left out.
+func addHost(t *tree.Tree, dst, src string, mode *fs.FileMode, uid, gid uint32, skip func(rel string) bool) error {
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		rel, _ := filepath.Rel(src, p)
+		if skip != nil && skip(filepath.ToSlash(rel)) {
+			return nil
+		}
 		tp := dst
 		if rel != "." {
 			tp = strings.TrimSuffix(dst, "/") + "/" + filepath.ToSlash(rel)
