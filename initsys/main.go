@@ -14,7 +14,7 @@ import (
 	"github.com/basaltos/basalt/initsys/stage2"
 )
 
-const usage = "usage: basalt-init status|reboot|poweroff"
+const usage = "usage: basalt-init status|config reload|reboot|poweroff"
 
 // Main runs the device binary with its command line and returns the exit code.
 func Main(args []string) int {
@@ -35,6 +35,12 @@ func Main(args []string) int {
 	switch args[1] {
 	case "status":
 		err = ctl.Status(os.Stdout)
+	case "config":
+		if len(args) != 3 || args[2] != "reload" {
+			fmt.Fprintln(os.Stderr, usage)
+			return 2
+		}
+		err = ctl.ConfigReload(os.Stdout)
 	case "reboot":
 		err = ctl.Reboot()
 	case "poweroff":

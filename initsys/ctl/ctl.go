@@ -1,12 +1,14 @@
-// Package ctl holds the on-device commands of basalt-init: status, reboot
-// and poweroff (sent to PID 1 as SIGTERM and SIGUSR2).
+// Package ctl holds the on-device commands of basalt-init: status, config
+// reload, reboot and poweroff (sent to PID 1 as SIGTERM and SIGUSR2).
 package ctl
 
 import (
 	"fmt"
 	"io"
 	"syscall"
+	"time"
 
+	"github.com/basaltos/basalt/initsys/devconfig"
 	"github.com/basaltos/basalt/initsys/status"
 )
 
@@ -17,6 +19,20 @@ func Status(w io.Writer) error {
 		return err
 	}
 	status.Format(w, s)
+	return nil
+}
+
+// ConfigReload asks PID 1 to re-read and apply the device config and
+// prints what it did; an invalid source is an error (nothing was applied).
+func ConfigReload(w io.Writer) error {
+	var r devconfig.ReloadResult
+	if err := status.QueryJSON(status.ReloadSocket, time.Minute, &r); err != nil {
+		return fmt.Errorf("config reload: %w", err)
+	}
+	fmt.Fprint(w, r.Summary())
+	if r.Kept {
+		return fmt.Errorf("config reload: invalid source, current config kept")
+	}
 	return nil
 }
 

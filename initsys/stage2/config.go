@@ -16,6 +16,8 @@ import (
 	"github.com/basaltos/basalt/initsys/devconfig"
 	"github.com/basaltos/basalt/initsys/identity"
 	"github.com/basaltos/basalt/initsys/mounts"
+	"github.com/basaltos/basalt/initsys/sshd"
+	"github.com/basaltos/basalt/initsys/status"
 )
 
 // Where stage 2 mounts the config sources (read-only, only while loading)
@@ -129,4 +131,51 @@ func ntpServers(cfg *config.Config) []string {
 		return defaultNTP
 	}
 	return out
+}
+
+// sshHostKey is the SSH server's host key, on data so it survives updates.
+var sshHostKey = filepath.Join(mounts.DataDir, "basalt", "ssh_host_ed25519_key")
+
+// startSSH starts the SSH server for the config's users with keys (nothing
+// listens without keys) and the reload socket.
+func (s *system) startSSH() error {
+	srv, err := sshd.Start(sshd.Options{HostKey: sshHostKey, Log: os.Stdout}, sshd.Users(s.config()))
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.ssh = srv
+	s.mu.Unlock()
+	if a := srv.Addr(); a != nil {
+		fmt.Printf("basalt: ssh listening on %s\n", a)
+	}
+	return status.ServeJSON(s.ctx, status.ReloadSocket, func() any { return s.reload() })
+}
+
+// reload re-reads the device config (basalt-init config reload); reloads
+// are serialised by the socket's accept loop.
+func (s *system) reload() devconfig.ReloadResult {
+	o := devconfig.ReloadOptions{
+		Sources:     devconfig.Sources{Baked: contract.BakedConfig, Cmdline: s.cmdlineRaw, LastGood: lastGood},
+		Apply:       devconfig.ApplyOptions{Root: "/", Chown: true},
+		SetHostname: func(name string) error { return identity.Apply("/etc", identity.Hostname(name, s.id)) },
+	}
+	s.mu.Lock()
+	o.SSH = s.ssh
+	s.mu.Unlock()
+	if umount, err := mountBoot(); err == nil {
+		defer umount()
+		o.Sources.BootDir = bootMount
+	}
+	r, err := devconfig.Reload(s.ctx, s.config(), o)
+	if err != nil {
+		r.Errors = append(r.Errors, err.Error())
+	}
+	if r.Config != nil {
+		s.mu.Lock()
+		s.cfg.Config, s.cfg.Sources = r.Config, r.Sources
+		s.mu.Unlock()
+	}
+	fmt.Printf("basalt: config reload:\n%s", r.Summary())
+	return r
 }

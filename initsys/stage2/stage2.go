@@ -31,6 +31,7 @@ import (
 	"github.com/basaltos/basalt/initsys/mounts"
 	"github.com/basaltos/basalt/initsys/netup"
 	"github.com/basaltos/basalt/initsys/reaper"
+	"github.com/basaltos/basalt/initsys/sshd"
 	"github.com/basaltos/basalt/initsys/stage1"
 	"github.com/basaltos/basalt/initsys/status"
 	"github.com/basaltos/basalt/initsys/supervise"
@@ -65,6 +66,7 @@ type system struct {
 
 	mu      sync.Mutex
 	cfg     devconfig.Result
+	ssh     *sshd.Server
 	results []boot.Result
 	ready   bool
 	once    sync.Once
@@ -85,6 +87,7 @@ func (s *system) steps() []boot.Step {
 		{Name: "status-socket", Essential: false, Run: func() error { return status.Serve(s.ctx, status.Socket, s.status) }},
 		{Name: "network", Essential: false, Run: s.network},
 		{Name: "clock", Essential: false, Run: s.clock},
+		{Name: "ssh", Essential: false, Run: s.startSSH},
 		{Name: "services", Essential: false, Run: s.services},
 	}
 }

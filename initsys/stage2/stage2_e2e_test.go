@@ -272,7 +272,7 @@ func testBoot(t *testing.T, tg target) {
 	v := bootVM(t, tg, img, rd, nil, "")
 	v.expect(t, "basalt: step api-filesystems ok (", "table rewritten, kernel told", "basalt: data filesystem grown",
 		"basalt: step data-layout ok (", "basalt: config sources: [baked:/etc/basalt/config.yaml basalt/config.yaml cmdline]",
-		"basalt: step config-apply ok (",
+		"basalt: step config-apply ok (", "basalt: step ssh ok (",
 		// restrict=on: slirp's DHCP offers no router and no DNS, so NTP
 		// cannot resolve and the clock keeps the build-epoch floor.
 		"no DNS server learned from the network config or DHCP; clock left at the build-epoch floor or later (2023-11-14T22:13:20Z)",
@@ -281,7 +281,8 @@ func testBoot(t *testing.T, tg target) {
 		"probe: var file created", "probe: hostname e2e-host",
 		"probe: /var/lib/e2e/hello -rw------- \"hello from the boot partition\"",
 		"probe: /etc/basalt-e2e-baked -rw-r--r-- \"from the root\\n\"",
-		"probe: root write: open /root-probe: read-only file system", "data:     4", "poweroff now")
+		"probe: root write: open /root-probe: read-only file system", "data:     4",
+		"probe: config reload done <nil>", "poweroff now")
 	v.m.Wait()
 	log := v.m.Log()
 	if strings.Contains(log, "[once] restart") {

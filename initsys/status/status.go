@@ -16,8 +16,12 @@ import (
 	"github.com/basaltos/basalt/initsys/supervise"
 )
 
-// Socket is where PID 1 serves its status.
-const Socket = "/run/basalt/init.sock"
+// Socket is where PID 1 serves its status; ReloadSocket re-reads the
+// device config on each connection and answers what it did.
+const (
+	Socket       = "/run/basalt/init.sock"
+	ReloadSocket = "/run/basalt/reload.sock"
+)
 
 // Status is what `basalt-init status` shows.
 type Status struct {
@@ -38,13 +42,19 @@ type Status struct {
 
 // Serve answers every connection on path with get()'s JSON until ctx ends.
 func Serve(ctx context.Context, path string, get func() Status) error {
+	return ServeJSON(ctx, path, func() any { return get() })
+}
+
+// ServeJSON answers every connection on path with answer()'s JSON, one
+// connection at a time, until ctx ends.
+func ServeJSON(ctx context.Context, path string, answer func() any) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("status socket: %w", err)
+		return fmt.Errorf("socket %s: %w", path, err)
 	}
 	os.Remove(path)
 	l, err := net.Listen("unix", path)
 	if err != nil {
-		return fmt.Errorf("status socket: %w", err)
+		return fmt.Errorf("socket %s: %w", path, err)
 	}
 	go func() {
 		<-ctx.Done()
@@ -56,25 +66,35 @@ func Serve(ctx context.Context, path string, get func() Status) error {
 			if err != nil {
 				return
 			}
+			v := answer()
 			c.SetDeadline(time.Now().Add(5 * time.Second))
-			json.NewEncoder(c).Encode(get())
+			json.NewEncoder(c).Encode(v)
 			c.Close()
 		}
 	}()
 	return nil
 }
 
+// QueryJSON reads one JSON answer from the socket at path into v, waiting
+// up to timeout.
+func QueryJSON(path string, timeout time.Duration, v any) error {
+	c, err := net.DialTimeout("unix", path, 5*time.Second)
+	if err != nil {
+		return fmt.Errorf("is basalt-init running as PID 1? %w", err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(timeout))
+	if err := json.NewDecoder(c).Decode(v); err != nil {
+		return fmt.Errorf("answer from %s: %w", path, err)
+	}
+	return nil
+}
+
 // Query reads the status from the socket at path.
 func Query(path string) (Status, error) {
 	var s Status
-	c, err := net.DialTimeout("unix", path, 5*time.Second)
-	if err != nil {
-		return s, fmt.Errorf("status: is basalt-init running as PID 1? %w", err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if err := json.NewDecoder(c).Decode(&s); err != nil {
-		return s, fmt.Errorf("status from %s: %w", path, err)
+	if err := QueryJSON(path, 5*time.Second, &s); err != nil {
+		return s, fmt.Errorf("status: %w", err)
 	}
 	return s, nil
 }

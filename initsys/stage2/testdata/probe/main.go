@@ -48,6 +48,9 @@ func main() {
 	out, err := exec.Command("/sbin/basalt-init", "status").CombinedOutput()
 	fmt.Printf("%s", out)
 	fmt.Println("probe: status done", err)
+	out, err = exec.Command("/sbin/basalt-init", "config", "reload").CombinedOutput()
+	fmt.Printf("%s", out)
+	fmt.Println("probe: config reload done", err)
 	if err := exec.Command("/sbin/basalt-init", "poweroff").Run(); err != nil {
 		fmt.Println("probe: poweroff:", err)
 	}
