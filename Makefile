@@ -72,7 +72,7 @@ testdata: deps
 	@bash scripts/testkernel.sh arm64 $(CACHE)/testkernel/arm64
 	@bash scripts/testkernel.sh armhf $(CACHE)/testkernel/armhf
 
-unit: deps
+unit: testdata
 	$(GO) test -count=1 ./...
 
 e2e: testdata
