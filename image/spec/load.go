@@ -104,28 +104,53 @@ func parse(file, dir string, data []byte) (*Spec, []Issue, error) {
 	if err := dec.Decode(&extra); err == nil {
 		return fail(extra.Line, "", "a second YAML document; a spec is one document")
 	}
-	w := walker{file: file, lines: map[string]int{}}
+	w := walker{file: file, lines: map[string]int{}, bad: map[string]bool{}}
 	root := &doc
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
 		root = root.Content[0]
 	}
 	w.walk(root, reflect.TypeOf(Spec{}), "")
-	if len(w.issues) > 0 {
-		return nil, nil, &Error{w.issues}
-	}
+	// With structural issues, decode leniently anyway so that the semantic
+	// checks below report their errors in the same pass.
 	var s Spec
-	strict := yaml.NewDecoder(bytes.NewReader(data))
-	strict.KnownFields(true)
-	if err := strict.Decode(&s); err != nil {
-		return fail(yamlErrLine(err), "", strings.TrimPrefix(yamlErrMsg(err), "yaml: "))
+	if len(w.issues) == 0 {
+		dec = yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		if err := dec.Decode(&s); err != nil {
+			return fail(yamlErrLine(err), "", strings.TrimPrefix(yamlErrMsg(err), "yaml: "))
+		}
+	} else {
+		_ = root.Decode(&s) // duplicates pruned; the walker reported the rest
 	}
 	s.File, s.Dir, s.lines = file, dir, w.lines
 	ApplyDefaults(&s)
 	errs, warns := s.validate()
+	cerrs, cwarns := s.parseConfig(data, root)
+	errs, warns = append(errs, cerrs...), append(warns, cwarns...)
+	if len(w.issues) > 0 {
+		errs = append(w.issues, w.unaffected(errs)...)
+		sort.SliceStable(errs, func(i, j int) bool { return errs[i].Line < errs[j].Line })
+	}
 	if len(errs) > 0 {
 		return nil, warns, &Error{errs}
 	}
 	return &s, warns, nil
+}
+
+// unaffected drops the semantic issues at or below a path that already has
+// a structural issue: those would repeat it in other words.
+func (w *walker) unaffected(is []Issue) []Issue {
+	var out []Issue
+next:
+	for _, i := range is {
+		for b := range w.bad {
+			if i.Path == b || strings.HasPrefix(i.Path, b+".") || strings.HasPrefix(i.Path, b+"[") || b == "." {
+				continue next
+			}
+		}
+		out = append(out, i)
+	}
+	return out
 }
 
 // yamlErrLine digs "line N:" out of a yaml.v3 error (0 when absent).
@@ -172,12 +197,17 @@ type walker struct {
 	file   string
 	issues []Issue
 	lines  map[string]int
+	bad    map[string]bool // paths with an issue
 }
 
-var scalarType = reflect.TypeOf((*scalar)(nil)).Elem()
+var (
+	scalarType       = reflect.TypeOf((*scalar)(nil)).Elem()
+	deviceConfigType = reflect.TypeOf(DeviceConfig{})
+)
 
 func (w *walker) add(n *yaml.Node, path, format string, args ...any) {
 	w.issues = append(w.issues, Issue{File: w.file, Line: n.Line, Path: showPath(path), Msg: fmt.Sprintf(format, args...)})
+	w.bad[showPath(path)] = true
 }
 
 func showPath(p string) string {
@@ -213,6 +243,9 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
+	if t == deviceConfigType {
+		return // contract/config checks it (parseConfig)
+	}
 	if reflect.PointerTo(t).Implements(scalarType) {
 		if n.Kind != yaml.ScalarNode {
 			w.add(n, path, "want a scalar, got %s", kindName(n))
@@ -236,6 +269,8 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 			k, v := n.Content[i], n.Content[i+1]
 			if prev, dup := seen[k.Value]; dup {
 				w.add(k, path+"."+k.Value, "duplicate key (first at line %d)", prev)
+				n.Content = append(n.Content[:i:i], n.Content[i+2:]...)
+				i -= 2
 				continue
 			}
 			seen[k.Value] = k.Line
@@ -279,6 +314,8 @@ func (w *walker) walkStruct(n *yaml.Node, t reflect.Type, path string) {
 			continue
 		case seen[k.Value] > 0:
 			w.add(k, p, "duplicate key (first at line %d)", seen[k.Value])
+			n.Content = append(n.Content[:i:i], n.Content[i+2:]...) // keep the first for the lenient decode
+			i -= 2
 			continue
 		}
 		seen[k.Value] = k.Line
@@ -294,6 +331,8 @@ func (w *walker) walkStruct(n *yaml.Node, t reflect.Type, path string) {
 	for _, name := range names {
 		if fields[name].Tag.Get("required") == "true" && seen[name] == 0 {
 			w.add(n, path, "missing required key %q", name)
+			delete(w.bad, showPath(path)) // only the key is missing
+			w.bad[path+"."+name] = true
 		}
 	}
 }

@@ -28,6 +28,10 @@ type Spec struct {
 	Overlays   []Overlay                   `yaml:"overlays,omitempty" desc:"Host files and directories copied into the root filesystem."`
 	Disk       Disk                        `yaml:"disk,omitempty" desc:"Partition and disk sizes."`
 
+	Config   *DeviceConfig `yaml:"config,omitempty" desc:"Device config baked into the image (/etc/basalt/config.yaml), the first source the device merges: the keys of a kind: DeviceConfig document (hostname, users, ssh_authorized_keys, write_files, ntp, network, cluster, update, registries; see docs/config.md)."`
+	Services []Service     `yaml:"services,omitempty" desc:"Programs the init supervises (written to /etc/basalt/services.yaml)."`
+	Debug    Debug         `yaml:"debug,omitempty" desc:"Debugging aids baked into the image."`
+
 	Cluster   *Cluster   `yaml:"cluster,omitempty" desc:"Orchestrator (k3s) role and join settings; not built yet: a later issue adds k3s."`
 	Images    []Image    `yaml:"images,omitempty" desc:"Container images preloaded for air-gapped use; not built yet: a later issue adds them."`
 	Manifests []Manifest `yaml:"manifests,omitempty" desc:"Kubernetes manifests applied by the k3s server; not built yet: a later issue adds them."`
@@ -80,6 +84,22 @@ type Disk struct {
 	RootSlot Size `yaml:"rootSlot,omitempty" desc:"Size of each root slot (A and B); default: twice the root content, rounded up to 64 MiB."`
 	Data     Size `yaml:"data,omitempty" desc:"Data (ext4) partition size in the image; it grows to fill the medium on first boot."`
 	Total    Size `yaml:"total,omitempty" desc:"Whole image size; default: just large enough. Any extra space goes to data."`
+}
+
+// Service is a program stage 2 supervises, each in its own process group.
+type Service struct {
+	Name      string   `yaml:"name" required:"true" desc:"Unique service name (in logs and status)."`
+	Path      string   `yaml:"path" required:"true" desc:"Absolute path of the program in the root."`
+	Args      []string `yaml:"args,omitempty" desc:"Arguments after the program name."`
+	Env       []string `yaml:"env,omitempty" desc:"KEY=VALUE entries added to the environment."`
+	Restart   string   `yaml:"restart,omitempty" enum:"always,on-failure,once" desc:"Restart policy, with exponential backoff; default always."`
+	ReadyFile string   `yaml:"readyFile,omitempty" desc:"A file whose existence means the service is ready."`
+	ReadyExec []string `yaml:"readyExec,omitempty" desc:"A command whose success means the service is ready."`
+}
+
+// Debug holds debugging aids.
+type Debug struct {
+	Shell bool `yaml:"shell,omitempty" desc:"Install busybox (Debian busybox-static) as /bin/busybox with /bin/sh, for the emergency console and SSH sessions. Also installed when a config user has ssh_authorized_keys."`
 }
 
 // Cluster is the orchestrator section (placeholder until the k3s issue).

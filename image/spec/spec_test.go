@@ -40,7 +40,7 @@ func TestParseErrors(t *testing.T) {
 		{"empty", "", []string{"F: empty spec (want apiVersion, kind, name, version, boards)"}},
 		{"syntax", head + "boards: [a, b\n", []string{"F:5: did not find expected ',' or ']'"}},
 		{"unknown keys all at once", head + "boards: [qemu-x86_64]\nbord: x\ndisk:\n  bot: 1MiB\n", []string{
-			"F:6: .bord: unknown key (allowed: apiVersion, kind, name, version, boards, kernel, bootloader, debian, overlays, disk, cluster, images, manifests, update)",
+			"F:6: .bord: unknown key (allowed: apiVersion, kind, name, version, boards, kernel, bootloader, debian, overlays, disk, config, services, debug, cluster, images, manifests, update)",
 			"F:8: .disk.bot: unknown key (allowed: boot, rootSlot, data, total)",
 		}},
 		{"missing required", "apiVersion: basalt.dev/v1alpha1\nkind: Image\n", []string{
@@ -85,6 +85,27 @@ func TestParseErrors(t *testing.T) {
 			`F:7: .images[0].ref: "nginx:latest" is not pinned by digest (want NAME@sha256:HEX)`,
 			`F:8: .update.channel: "ftp://x": want a URL (allowed schemes: http, https)`,
 			`F:8: .update.interval: "soon": want a positive Go duration, e.g. 6h`,
+		}},
+		{"structural and semantic in one pass", "apiVersion: basalt.dev/v1alpha1\nkind: Image\nname: Bad_Name\nversion: 1.0.0\nboards: [rpi9]\ndisk: {bot: 1MiB}\n", []string{
+			`F:3: .name: "Bad_Name": want lower-case letters, digits and '-', starting with a letter, at most 63 bytes`,
+			`F:5: .boards[0]: unknown board "rpi9" (allowed: pc-x86_64, qemu-arm64, qemu-armv7, qemu-x86_64, uefi-arm64)`,
+			"F:6: .disk.bot: unknown key (allowed: boot, rootSlot, data, total)",
+		}},
+		{"config section, with the spec's lines", head + "boards: [qemu-x86_64]\nconfig:\n  hostname: \"not a host\"\n  # a comment\n  ntp: {servers: [\"\"]}\n  users:\n    - name: ops\n      shel: /bin/sh\ndisk: {data: 64MiB}\n", []string{
+			"F:12: .config.users[0].shel: unknown key (allowed: gecos, groups, hashed_passwd, homedir, lock_passwd, name, passwd, primary_group, shell, ssh_authorized_keys, uid)",
+		}},
+		{"config semantic errors", head + "boards: [qemu-x86_64]\nconfig:\n  hostname: \"not a host\"\n  ntp: {servers: [\"a b\"]}\n", []string{
+			`F:7: .config.hostname: invalid hostname "not a host": 1-63 letters, digits and '-', not starting or ending with '-'`,
+			`F:8: .config.ntp.servers[0]: invalid host "a b": a DNS name or an IP address`,
+		}},
+		{"config flow style", head + "boards: [qemu-x86_64]\nconfig: {hostname: \"-x\"}\n", []string{
+			`F:6: .config.hostname: invalid hostname "-x": 1-63 letters, digits and '-', not starting or ending with '-'`,
+		}},
+		{"services", head + "boards: [qemu-x86_64]\nservices:\n  - {name: app, path: usr/bin/app, env: [NOEQUALS]}\n  - {name: app, path: /bin/app, restart: sometimes}\n", []string{
+			`F:7: .services[0].path: "usr/bin/app": want a clean absolute path in the root, e.g. /usr/bin/app`,
+			`F:7: .services[0].env[0]: "NOEQUALS": want KEY=VALUE`,
+			`F:8: .services[1].restart: "sometimes" is not allowed (allowed: always, on-failure, once)`,
+			`F:8: .services[1].name: service "app" listed twice`,
 		}},
 		{"two documents", head + "boards: [qemu-x86_64]\n---\nname: x\n", []string{"F:6: a second YAML document; a spec is one document"}},
 	} {
@@ -211,4 +232,31 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("error does not match ErrInvalid: %v", err)
 		}
 	})
+}
+
+func TestConfigSection(t *testing.T) {
+	y := head + "boards: [qemu-x86_64]\nconfig:\n  hostname: store-1\n  users:\n    - name: ops\n      ssh_authorized_keys: [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIN63+wLCBRhT/QFTm4TOMEelpf1sUpz2IVU2ytwZIxUa ops\"]\n  cluster: {role: agent, server: \"https://10.0.0.1:6443\", token: s3cret}\n"
+	s, _, err := Parse("basalt.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Config == nil || s.Config.Config.Hostname == nil || *s.Config.Config.Hostname != "store-1" {
+		t.Fatalf("config = %+v", s.Config)
+	}
+	if !s.Config.HasSecrets() {
+		t.Error("HasSecrets = false with a cluster token")
+	}
+	doc, err := s.Config.Document()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"apiVersion: basalt.dev/v1alpha1\n", "kind: DeviceConfig\n", "hostname: store-1\n", "token: s3cret\n"} {
+		if !strings.Contains(string(doc), want) {
+			t.Errorf("document lacks %q:\n%s", want, doc)
+		}
+	}
+	s.Config.Config.Cluster.Token = nil
+	if s.Config.HasSecrets() {
+		t.Error("HasSecrets = true without secrets")
+	}
 }

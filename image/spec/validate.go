@@ -92,6 +92,7 @@ func (s *Spec) validate() (errs, warns []Issue) {
 		c.overlay(fmt.Sprintf(".overlays[%d]", i), o)
 	}
 	c.disk()
+	c.services()
 	c.later()
 	return c.errs, c.warns
 }
@@ -213,6 +214,25 @@ func (c *checker) disk() {
 
 // later checks the sections whose building later issues add, and warns that
 // they are not built yet.
+func (c *checker) services() {
+	seen := map[string]bool{}
+	for i, sv := range c.s.Services {
+		p := fmt.Sprintf(".services[%d]", i)
+		if seen[sv.Name] {
+			c.errf(p+".name", "service %q listed twice", sv.Name)
+		}
+		seen[sv.Name] = true
+		if sv.Path != "" && (!path.IsAbs(sv.Path) || path.Clean(sv.Path) != sv.Path) {
+			c.errf(p+".path", "%q: want a clean absolute path in the root, e.g. /usr/bin/app", sv.Path)
+		}
+		for j, e := range sv.Env {
+			if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
+				c.errf(fmt.Sprintf("%s.env[%d]", p, j), "%q: want KEY=VALUE", e)
+			}
+		}
+	}
+}
+
 func (c *checker) later() {
 	s := c.s
 	if cl := s.Cluster; cl != nil {
