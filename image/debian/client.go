@@ -165,7 +165,7 @@ func (c *Client) loadIndex(ctx context.Context, src Source) (*suiteIndex, error)
 	}
 	rel, err := VerifyInRelease(data, kr, now, src.Suite, irURL)
 	if err != nil {
-		return nil, err
+		return nil, securityHint(src, err)
 	}
 	idx := &suiteIndex{
 		release: cache.LockedRelease{URL: irURL, Date: rel.Date.UTC().Format(time.RFC1123), SHA256: sha256Hex(data)},
@@ -193,8 +193,11 @@ func (c *Client) loadIndex(ctx context.Context, src Source) (*suiteIndex, error)
 	if errors.Is(err, cache.ErrNotFound) {
 		path, err = c.Cache.Get(ctx, dists+"/"+name, sum.Size, sum.SHA256)
 	}
+	if err != nil && !errors.Is(err, cache.ErrOffline) && !errors.Is(err, cache.ErrNotFound) {
+		err = fmt.Errorf("suite %s: index %s fails verification against the signed InRelease, refused (the mirror is out of sync or the data was altered): %w", src, name, err)
+	}
 	if err != nil {
-		return nil, err
+		return nil, securityHint(src, err)
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -214,6 +217,15 @@ func (c *Client) loadIndex(ctx context.Context, src Source) (*suiteIndex, error)
 		return nil, fmt.Errorf("%s/%s: %w", dists, name, err)
 	}
 	return idx, nil
+}
+
+// securityHint adds to err, for a security suite, how to build without it:
+// its indexes are refused, never used unverified.
+func securityHint(src Source, err error) error {
+	if !strings.HasSuffix(src.Suite, "-security") {
+		return err
+	}
+	return fmt.Errorf("%w\nthis is the security suite %s: retry later, set BASALT_DEBIAN_SECURITY_MIRROR to another security mirror, or set BASALT_DEBIAN_SECURITY_MIRROR=none to resolve from the main suite only (without security updates)", err, src.Suite)
 }
 
 // parsePackages adds the stanzas of a Packages file to idx.

@@ -160,6 +160,10 @@ func TestResolveErrors(t *testing.T) {
 		{"Packages size mismatch", func(t *testing.T, a *archive) {
 			a.m.set("/debian/dists/bookworm/main/binary-amd64/Packages.xz", []byte("not the signed index"))
 		}, "systemd-boot-efi", []string{"bookworm/main/binary-amd64/Packages.xz: size 20, want"}},
+		{"security Packages stale", func(t *testing.T, a *archive) {
+			a.m.set("/security/dists/bookworm-security/main/binary-amd64/Packages.xz", []byte("stale index"))
+		}, "systemd-boot-efi", []string{"suite bookworm-security at ", "index main/binary-amd64/Packages.xz fails verification against the signed InRelease, refused",
+			"size 11, want", "this is the security suite bookworm-security: ", "BASALT_DEBIAN_SECURITY_MIRROR=none"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
