@@ -1,0 +1,103 @@
+package squashfs
+
+import (
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/basaltos/basalt/image/tree"
+	"github.com/basaltos/basalt/internal/testutil"
+)
+
+// benchLevel is the zstd level both writers use: mksquashfs's default 15,
+// which klauspost/compress maps to SpeedBestCompression (its closest level;
+// libzstd 15 still compresses somewhat harder).
+const benchLevel = 15
+
+// benchTree writes a ~300 MB mixed tree under dir: large compressible
+// binaries, thousands of small text-like files and some duplicates.
+func benchTree(b *testing.B, dir string) {
+	b.Helper()
+	write := func(p string, seed uint64, size int64) {
+		must(b, os.MkdirAll(filepath.Dir(p), 0o755))
+		f, err := os.Create(p)
+		must(b, err)
+		_, err = io.Copy(f, &genReader{rng: rand.New(rand.NewPCG(seed, 7)), left: size})
+		must(b, err)
+		must(b, f.Close())
+	}
+	for i := range 6 {
+		write(filepath.Join(dir, "usr/lib", fmt.Sprintf("big%d.so", i)), uint64(100+i), 25<<20+int64(i)*12345)
+	}
+	write(filepath.Join(dir, "opt/copy-of-big0.so"), 100, 25<<20)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 8000 {
+		size := int64(rng.IntN(28 << 10))
+		seed := uint64(i)
+		if i%10 == 0 {
+			seed = 7 // duplicates
+			size = 9000
+		}
+		write(filepath.Join(dir, fmt.Sprintf("usr/share/d%02d/f%05d.txt", i%40, i)), seed, size)
+	}
+}
+
+func hostTree(b *testing.B, dir string) *tree.Tree {
+	tr := tree.New(epoch)
+	must(b, filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if d.IsDir() {
+			return tr.Mkdir(rel, 0o755)
+		}
+		return tr.AddHostFile(rel, p, 0o644)
+	}))
+	return tr
+}
+
+func BenchmarkWriteVsMksquashfs(b *testing.B) {
+	mk := testutil.NeedTool(b, "mksquashfs")
+	src := filepath.Join(b.TempDir(), "src")
+	benchTree(b, src)
+	tr := hostTree(b, src)
+	out := b.TempDir()
+	var ours, ref time.Duration
+	var oursSize, refSize int64
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		st, err := WriteFile(filepath.Join(out, "ours.sqfs"), tr, Options{Level: benchLevel})
+		must(b, err)
+		ours += time.Since(start)
+		oursSize = st.Size
+
+		img := filepath.Join(out, "ref.sqfs")
+		start = time.Now()
+		cmd := exec.Command(mk, src, img, "-noappend", "-no-progress", "-quiet", "-comp", "zstd",
+			"-Xcompression-level", fmt.Sprint(benchLevel), "-b", "131072", "-processors", fmt.Sprint(runtime.GOMAXPROCS(0)),
+			"-all-root", "-all-time", fmt.Sprint(epoch), "-mkfs-time", fmt.Sprint(epoch), "-reproducible")
+		if o, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("mksquashfs: %v\n%s", err, o)
+		}
+		ref += time.Since(start)
+		fi, err := os.Stat(img)
+		must(b, err)
+		refSize = fi.Size()
+	}
+	n := float64(b.N)
+	b.ReportMetric(ours.Seconds()/n, "ours-s")
+	b.ReportMetric(ref.Seconds()/n, "mksquashfs-s")
+	b.ReportMetric(ours.Seconds()/ref.Seconds(), "time-ratio")
+	b.ReportMetric(float64(oursSize), "ours-bytes")
+	b.ReportMetric(float64(refSize), "mksquashfs-bytes")
+	b.ReportMetric(float64(oursSize)/float64(refSize), "size-ratio")
+}
