@@ -32,14 +32,16 @@ var sdBoot = map[string]string{
 
 // TestE2EFirmwareBoot builds the default image (image/build, offline, with
 // the test kernel) for each QEMU board and boots it through its firmware
-// (OVMF or AAVMF + systemd-boot, U-Boot + boot.scr) to the stage-1 marker.
+// (OVMF or AAVMF + systemd-boot, U-Boot + boot.scr) to the stage-1 marker,
+// on a 2 GiB virtual disk (a qcow2 overlay of the raw image).
 func TestE2EFirmwareBoot(t *testing.T) {
 	for _, name := range directBoards {
 		t.Run(name, func(t *testing.T) {
 			img := buildImage(t, name, false)
 			ctx, cancel := context.WithTimeout(context.Background(), firmwareDeadline)
 			defer cancel()
-			m := startImage(ctx, t, name, img)
+			m := startImage(ctx, t, name, img, 2<<30) // a bigger virtual disk than the image
+			expect(ctx, t, m, "[vda] 4194304 512-byte logical blocks")
 			line := expect(ctx, t, m, contract.RootMountedMarker(contract.SlotA))
 			t.Logf("%s", line)
 		})
@@ -54,7 +56,7 @@ func TestE2EFirmwareBootCorruptRoot(t *testing.T) {
 			img := buildImage(t, name, true)
 			ctx, cancel := context.WithTimeout(context.Background(), firmwareDeadline)
 			defer cancel()
-			m := startImage(ctx, t, name, img)
+			m := startImage(ctx, t, name, img, 0)
 			expect(ctx, t, m, "basalt: stage1: mount root: mount /dev/vda2 (basalt-root-a)")
 			select {
 			case <-m.Exited():
@@ -68,14 +70,14 @@ func TestE2EFirmwareBootCorruptRoot(t *testing.T) {
 	}
 }
 
-func startImage(ctx context.Context, t *testing.T, name, img string) *qemu.Machine {
+func startImage(ctx context.Context, t *testing.T, name, img string, diskSize int64) *qemu.Machine {
 	t.Helper()
 	b, err := boards.Get(name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	testutil.NeedTool(t, b.QEMU.Binary)
-	m, err := qemu.Start(ctx, qemu.Config{Board: b, Image: img, NoReboot: true})
+	m, err := qemu.Start(ctx, qemu.Config{Board: b, Image: img, DiskSize: diskSize, NoReboot: true})
 	if err != nil {
 		t.Fatal(err)
 	}
