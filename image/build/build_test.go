@@ -77,7 +77,9 @@ func extract(t *testing.T, img string, p disk.Partition) string {
 func TestBuildDefaultQEMUx86(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "motd"), []byte("hello\n"), 0o600)
-	s := writeSpec(t, dir, "overlays:\n  - {from: motd, to: /etc/motd, mode: \"0644\"}\n")
+	s := writeSpec(t, dir, "overlays:\n  - {from: motd, to: /etc/motd, mode: \"0644\"}\n"+
+		"config:\n  hostname: demo-1\n  cluster: {role: agent, server: \"https://10.0.0.1:6443\", token: s3cret}\n"+
+		"services:\n  - {name: hello, path: /bin/hello, args: [-v], restart: on-failure}\n")
 	out := filepath.Join(dir, "out")
 	var steps []string
 	arts, err := Build(context.Background(), s, Options{OutDir: out, Epoch: 1700000000, Step: func(n string, d time.Duration) {
@@ -141,19 +143,33 @@ func TestBuildDefaultQEMUx86(t *testing.T) {
 	}
 	rel := run(t, "unsquashfs", "-cat", root, contract.ReleaseFile)
 	kernel := strings.TrimSpace(string(must(os.ReadFile("../../.cache/testkernel/amd64/release"))))
-	if want := "NAME=basalt-demo\nVERSION=0.1.0\nBOARD=qemu-x86_64\nARCH=amd64\nKERNEL=" + kernel + "\n"; rel != want {
+	if want := "NAME=basalt-demo\nVERSION=0.1.0\nBOARD=qemu-x86_64\nARCH=amd64\nKERNEL=" + kernel + "\nBUILD_EPOCH=1700000000\n"; rel != want {
 		t.Errorf("%s = %q, want %q", contract.ReleaseFile, rel, want)
 	}
 	if got := run(t, "unsquashfs", "-cat", root, "etc/motd"); got != "hello\n" {
 		t.Errorf("overlay /etc/motd = %q", got)
 	}
-	lsRoot := run(t, "unsquashfs", "-lls", root, "sbin", "lib/modules/"+kernel+"/modules.dep", "tmp")
-	for _, want := range []string{"-rwxr-xr-x root/root", "squashfs-root" + contract.InitPath, "drwxrwxrwt root/root"} {
+	lsRoot := run(t, "unsquashfs", "-lls", root, "sbin", "lib/modules/"+kernel+"/modules.dep", "tmp", "etc", "data")
+	for _, want := range []string{"-rwxr-xr-x root/root", "squashfs-root" + contract.InitPath, "drwxrwxrwt root/root",
+		"squashfs-root/sbin/modprobe -> basalt-init", "-rw------- root/root", "squashfs-root" + contract.BakedConfig, "squashfs-root" + contract.ServicesFile,
+		"squashfs-root/etc/passwd", "squashfs-root/etc/group", "squashfs-root/etc/hosts", "squashfs-root/etc/nsswitch.conf", "squashfs-root/data"} {
 		if !strings.Contains(lsRoot, want) {
 			t.Errorf("root listing lacks %q:\n%s", want, lsRoot)
 		}
 	}
 
+	if strings.Contains(lsRoot, "etc/machine-id") || strings.Contains(lsRoot, "bin/busybox") {
+		t.Errorf("root has /etc/machine-id or busybox (no shell asked for):\n%s", lsRoot)
+	}
+	baked := run(t, "unsquashfs", "-cat", root, contract.BakedConfig)
+	for _, want := range []string{"kind: DeviceConfig\n", "hostname: demo-1\n", "token: s3cret\n"} {
+		if !strings.Contains(baked, want) {
+			t.Errorf("%s lacks %q:\n%s", contract.BakedConfig, want, baked)
+		}
+	}
+	if got, want := run(t, "unsquashfs", "-cat", root, contract.ServicesFile), "- name: hello\n  path: /bin/hello\n  args:\n    - -v\n  restart: on-failure\n"; got != want {
+		t.Errorf("%s = %q, want %q", contract.ServicesFile, got, want)
+	}
 	// The root's modules.dep covers every module (as the host depmod's does)
 	// and modules.alias lets modprobe resolve device aliases.
 	modDir := "lib/modules/" + kernel + "/"

@@ -104,7 +104,7 @@ func buildBoard(ctx context.Context, s *spec.Spec, o Options, b *boards.Board, i
 	rootA := filepath.Join(work, "root-a.squashfs")
 	var rootSize int64
 	if err := st.do("root squashfs", func() error {
-		t, ov, err := rootTree(s, b, r.kernel, ix, initBin, o.Epoch)
+		t, ov, err := rootTree(s, b, r.kernel, ix, initBin, r.busybox, o.Epoch)
 		if err != nil {
 			return err
 		}

@@ -86,11 +86,15 @@ type bootFile struct {
 	Data []byte
 }
 
+// busyboxPackage is the Debian package the root's /bin/busybox comes from.
+const busyboxPackage = "busybox-static"
+
 // resolved are a board's inputs, ready to use.
 type resolved struct {
-	kernel debian.Kernel
-	boot   []bootFile
-	list   []Input
+	kernel  debian.Kernel
+	boot    []bootFile
+	busybox []byte // nil: no shell in the image
+	list    []Input
 }
 
 // resolve finds the kernel and bootloader of board b, extracting packages
@@ -114,6 +118,9 @@ func (in *inputs) resolve(b *boards.Board, work string) (*resolved, error) {
 		for _, f := range b.BootFiles {
 			want = append(want, debian.Input{Name: f.Package})
 		}
+	}
+	if needsShell(in.s) {
+		want = append(want, debian.Input{Name: busyboxPackage})
 	}
 	debs := map[string]string{} // package name asked for -> .deb path
 	if len(want) > 0 {
@@ -162,6 +169,12 @@ func (in *inputs) resolve(b *boards.Board, work string) (*resolved, error) {
 		r.list = append(r.list, Input{Name: "kernel", Kind: "deb", Version: r.kernel.Release, Source: deb, SHA256: sum})
 	default:
 		if r.kernel, err = extractKernel(debs[pkg], filepath.Join(work, "kernel")); err != nil {
+			return nil, err
+		}
+	}
+
+	if needsShell(in.s) {
+		if r.busybox, err = readDebFile(debs[busyboxPackage], "bin/busybox"); err != nil {
 			return nil, err
 		}
 	}

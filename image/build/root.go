@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/basaltos/basalt/image/kmod"
 	"github.com/basaltos/basalt/image/spec"
 	"github.com/basaltos/basalt/image/tree"
+	"go.yaml.in/yaml/v3"
 )
 
 // mountPoints are the empty directories of the root the device mounts on.
@@ -25,29 +27,33 @@ var mountPoints = []struct {
 	{"sys", 0o555}, {"tmp", 0o777 | fs.ModeSticky}, {"var", 0o755},
 }
 
-// releaseText is /etc/basalt-release (contract.ReleaseFile): key=value lines.
-func releaseText(s *spec.Spec, b *boards.Board, kernel string) string {
-	return fmt.Sprintf("NAME=%s\nVERSION=%s\nBOARD=%s\nARCH=%s\nKERNEL=%s\n", s.Name, s.Version, b.Name, b.Arch, kernel)
+// releaseText is /etc/basalt-release (contract.ReleaseFile): key=value
+// lines. Stage 2 reads VERSION, and BUILD_EPOCH as the clock's floor
+// (initsys/clock.BuildEpoch).
+func releaseText(s *spec.Spec, b *boards.Board, kernel string, epoch int64) string {
+	return fmt.Sprintf("NAME=%s\nVERSION=%s\nBOARD=%s\nARCH=%s\nKERNEL=%s\nBUILD_EPOCH=%d\n", s.Name, s.Version, b.Name, b.Arch, kernel, epoch)
 }
 
 // etcFiles is the /etc skeleton: what a k3s node needs to find users,
-// groups and hosts, and the os-release of the image.
-func etcFiles(s *spec.Spec, b *boards.Board, kernel string) map[string]string {
+// groups and hosts, and the os-release of the image. /etc/machine-id is
+// not there: the init creates it on first boot (initsys/identity).
+func etcFiles(s *spec.Spec, b *boards.Board, kernel string, epoch int64) map[string]string {
 	return map[string]string{
 		"etc/passwd":        "root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n",
 		"etc/group":         "root:x:0:\nnogroup:x:65534:\n",
 		"etc/hosts":         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
 		"etc/nsswitch.conf": "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\nnetworks: files\nprotocols: files\nservices: files\n",
-		"etc/machine-id":    "",
 		"etc/os-release": fmt.Sprintf("NAME=basalt\nID=basalt\nPRETTY_NAME=\"%s %s (basalt)\"\nIMAGE_ID=%s\nIMAGE_VERSION=%s\nVARIANT_ID=%s\n",
 			s.Name, s.Version, s.Name, s.Version, b.Name),
-		strings.TrimPrefix(contract.ReleaseFile, "/"): releaseText(s, b, kernel),
+		strings.TrimPrefix(contract.ReleaseFile, "/"): releaseText(s, b, kernel, epoch),
 	}
 }
 
-// rootTree assembles slot A's root: the device binary, the kernel's
-// modules, the /etc skeleton, the mount points and the spec's overlays.
-func rootTree(s *spec.Spec, b *boards.Board, k debian.Kernel, ix *kmod.Index, initBin []byte, epoch int64) (*tree.Tree, []Input, error) {
+// rootTree assembles slot A's root: the device binary (also as
+// /sbin/modprobe), the kernel's modules, the /etc skeleton, the baked device
+// config and services, busybox when given, the mount points and the spec's
+// overlays (last, so they may replace any of these).
+func rootTree(s *spec.Spec, b *boards.Board, k debian.Kernel, ix *kmod.Index, initBin, busybox []byte, epoch int64) (*tree.Tree, []Input, error) {
 	t := tree.New(epoch)
 	for _, m := range mountPoints {
 		if err := t.Mkdir(m.path, m.mode); err != nil {
@@ -57,7 +63,11 @@ func rootTree(s *spec.Spec, b *boards.Board, k debian.Kernel, ix *kmod.Index, in
 	if err := t.AddBytes(contract.InitPath, 0o755, initBin); err != nil {
 		return nil, nil, err
 	}
-	etc := etcFiles(s, b, k.Release)
+	// The init answers as modprobe (argv[0]); the kernel runs /sbin/modprobe.
+	if err := t.AddSymlink("sbin/modprobe", path.Base(contract.InitPath)); err != nil {
+		return nil, nil, err
+	}
+	etc := etcFiles(s, b, k.Release, epoch)
 	for _, p := range sortedKeys(etc) {
 		if err := t.AddBytes(p, 0o644, []byte(etc[p])); err != nil {
 			return nil, nil, err
@@ -65,6 +75,17 @@ func rootTree(s *spec.Spec, b *boards.Board, k debian.Kernel, ix *kmod.Index, in
 	}
 	if err := addModules(t, ix, contract.ModulesDir+"/"+k.Release, k.Modules); err != nil {
 		return nil, nil, err
+	}
+	if err := addConfig(t, s); err != nil {
+		return nil, nil, err
+	}
+	if busybox != nil {
+		if err := t.AddBytes("bin/busybox", 0o755, busybox); err != nil {
+			return nil, nil, err
+		}
+		if err := t.AddSymlink("bin/sh", "busybox"); err != nil {
+			return nil, nil, err
+		}
 	}
 	var list []Input
 	for i, o := range s.Overlays {
@@ -98,6 +119,57 @@ func rootTree(s *spec.Spec, b *boards.Board, k debian.Kernel, ix *kmod.Index, in
 // kept; everything is owned by uid:gid and has the tree's epoch as mtime.
 // Paths (slash-separated, relative to src) for which skip returns true are
 // left out.
+// addConfig writes the spec's config: section as contract.BakedConfig (0600
+// when it holds secrets) and its services as contract.ServicesFile.
+func addConfig(t *tree.Tree, s *spec.Spec) error {
+	if s.Config != nil {
+		doc, err := s.Config.Document()
+		if err != nil {
+			return err
+		}
+		mode := fs.FileMode(0o644)
+		if s.Config.HasSecrets() {
+			mode = 0o600
+		}
+		if err := t.AddBytes(strings.TrimPrefix(contract.BakedConfig, "/"), mode, doc); err != nil {
+			return err
+		}
+	}
+	if len(s.Services) == 0 {
+		return nil
+	}
+	svcs := make([]contract.Service, len(s.Services))
+	for i, sv := range s.Services {
+		svcs[i] = contract.Service{Name: sv.Name, Path: sv.Path, Args: sv.Args, Env: sv.Env, Restart: sv.Restart, ReadyFile: sv.ReadyFile, ReadyExec: sv.ReadyExec}
+	}
+	b, err := yaml.Marshal(svcs)
+	if err != nil {
+		return fmt.Errorf("services: %w", err)
+	}
+	return t.AddBytes(strings.TrimPrefix(contract.ServicesFile, "/"), 0o644, b)
+}
+
+// needsShell reports whether the image gets busybox: asked for with
+// debug.shell, or implied by SSH access (the SSH server runs a shell).
+func needsShell(s *spec.Spec) bool {
+	if s.Debug.Shell {
+		return true
+	}
+	if s.Config == nil {
+		return false
+	}
+	c := &s.Config.Config
+	if len(c.SSHAuthorizedKeys) > 0 {
+		return true
+	}
+	for _, u := range c.Users {
+		if len(u.SSHAuthorizedKeys) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 func addHost(t *tree.Tree, dst, src string, mode *fs.FileMode, uid, gid uint32, skip func(rel string) bool) error {
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
