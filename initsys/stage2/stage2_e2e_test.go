@@ -207,15 +207,16 @@ type vm struct {
 }
 
 // bootVM boots img with the target's test kernel and initrd; stdin (may be
-// nil) is the serial console's input, appendArgs go on the command line.
-func bootVM(t testing.TB, tg target, img, initrd string, stdin io.Reader, appendArgs string) *vm {
+// nil) is the serial console's input, appendArgs go on the command line,
+// extra drives (raw images) are attached after img.
+func bootVM(t testing.TB, tg target, img, initrd string, stdin io.Reader, appendArgs string, extra ...string) *vm {
 	kdir := testKernel(t, tg)
 	b, err := boards.Get(tg.board)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
-	m, err := qemu.Start(ctx, qemu.Config{Board: b, ExtraDrives: []string{img}, NoReboot: true, Accel: qemu.TCG, Memory: 512,
+	m, err := qemu.Start(ctx, qemu.Config{Board: b, ExtraDrives: append([]string{img}, extra...), NoReboot: true, Accel: qemu.TCG, Memory: 512,
 		Net: qemu.Net{User: true}, Kernel: filepath.Join(kdir, "vmlinuz"), Initrd: initrd, Stdin: stdin,
 		Append: strings.TrimSpace("console=" + tg.console + " panic=-1 basalt.slot=a " + appendArgs)})
 	if err != nil {

@@ -1,14 +1,18 @@
 // Command probe is a test service for stage 2's e2e tests: "crash" exits 1
 // at once; "probe" waits until the crasher has been restarted three times,
-// checks that /var persists and / is read-only, shows the hostname and the
-// files the device config wrote, prints `basalt-init status`
+// checks that /var persists and / is read-only, shows the hostname, eth0's
+// addresses and default route, the files the device config wrote (under
+// /var/lib/e2e and /etc/basalt-e2e-baked), prints `basalt-init status`
 // and powers off.
 package main
 
 import (
 	"fmt"
+	"io/fs"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -34,7 +38,21 @@ func main() {
 	}
 	host, _ := os.Hostname()
 	fmt.Println("probe: hostname", host)
-	for _, f := range []string{"/var/lib/e2e/hello", "/etc/basalt-e2e-baked"} {
+	if ifc, err := net.InterfaceByName("eth0"); err != nil {
+		fmt.Println("probe: eth0:", err)
+	} else {
+		addrs, err := ifc.Addrs()
+		fmt.Println("probe: eth0 addresses", addrs, err)
+	}
+	fmt.Println("probe: default route", defaultRoute())
+	var files []string
+	filepath.WalkDir("/var/lib/e2e", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			files = append(files, p)
+		}
+		return nil
+	})
+	for _, f := range append(files, "/etc/basalt-e2e-baked") {
 		b, err := os.ReadFile(f)
 		fi, serr := os.Stat(f)
 		if err != nil || serr != nil {
@@ -54,4 +72,23 @@ func main() {
 	if err := exec.Command("/sbin/basalt-init", "poweroff").Run(); err != nil {
 		fmt.Println("probe: poweroff:", err)
 	}
+}
+
+// defaultRoute is the IPv4 default route from /proc/net/route, "via GW dev
+// IFACE", or "none".
+func defaultRoute() string {
+	b, err := os.ReadFile("/proc/net/route")
+	if err != nil {
+		return err.Error()
+	}
+	for _, l := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(l)
+		if len(f) < 3 || f[1] != "00000000" {
+			continue
+		}
+		var gw uint32
+		fmt.Sscanf(f[2], "%X", &gw)
+		return fmt.Sprintf("via %d.%d.%d.%d dev %s", byte(gw), byte(gw>>8), byte(gw>>16), byte(gw>>24), f[0])
+	}
+	return "none"
 }
