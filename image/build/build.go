@@ -153,13 +153,18 @@ func Build(ctx context.Context, s *spec.Spec, o Options) (arts []Artifact, err e
 	return arts, nil
 }
 
-// stepper times the steps of one board.
+// stepper times the steps of one board and stops before a step once ctx
+// is done.
 type stepper struct {
+	ctx   context.Context
 	board string
 	fn    func(string, time.Duration)
 }
 
 func (st *stepper) do(name string, f func() error) error {
+	if err := st.ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
 	t0 := time.Now()
 	if err := f(); err != nil {
 		return fmt.Errorf("%s: %w", name, err)

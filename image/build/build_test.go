@@ -207,6 +207,27 @@ func TestBuildDefaultQEMUx86(t *testing.T) {
 	if arts2[0].SHA256 != a.SHA256 {
 		t.Errorf("second build sha256 %s, first %s", arts2[0].SHA256, a.SHA256)
 	}
+
+	// qcow2 (written in Go): qemu-img finds it consistent and equal to raw.
+	arts3, err := Build(context.Background(), s, Options{OutDir: filepath.Join(dir, "out3"), Epoch: 1700000000, Format: QCOW2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := arts3[0]
+	if filepath.Ext(q.Image) != ".qcow2" || q.Format != QCOW2 {
+		t.Errorf("qcow2 artifact = %+v", q)
+	}
+	run(t, "qemu-img", "check", q.Image)
+	if out := run(t, "qemu-img", "compare", "-f", "raw", "-F", "qcow2", a.Image, q.Image); !strings.Contains(out, "Images are identical") {
+		t.Errorf("qemu-img compare: %s", out)
+	}
+	var qm Manifest
+	if err := json.Unmarshal(must(os.ReadFile(q.Manifest)), &qm); err != nil {
+		t.Fatal(err)
+	}
+	if qm.Image.Format != QCOW2 || qm.Image.SHA256 != q.SHA256 || qm.Partitions[1].SHA256 != m.Partitions[1].SHA256 {
+		t.Errorf("qcow2 manifest image = %+v", qm.Image)
+	}
 }
 
 func must[T any](v T, err error) T {

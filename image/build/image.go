@@ -11,7 +11,6 @@ import (
 	"hash"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 
 	"github.com/basaltos/basalt/boards"
@@ -21,6 +20,7 @@ import (
 	"github.com/basaltos/basalt/image/fat"
 	"github.com/basaltos/basalt/image/initbin"
 	"github.com/basaltos/basalt/image/kmod"
+	"github.com/basaltos/basalt/image/qcow2"
 	"github.com/basaltos/basalt/image/spec"
 	"github.com/basaltos/basalt/image/squashfs"
 	"github.com/basaltos/basalt/image/tree"
@@ -68,7 +68,7 @@ func ImageName(s *spec.Spec, board string) string {
 
 // buildBoard builds one board's image and manifest into dir.
 func buildBoard(ctx context.Context, s *spec.Spec, o Options, b *boards.Board, in *inputs, dir string) (Artifact, error) {
-	st := &stepper{board: b.Name, fn: o.Step}
+	st := &stepper{ctx: ctx, board: b.Name, fn: o.Step}
 	work := filepath.Join(dir, b.Name+".work")
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		return Artifact{}, err
@@ -140,7 +140,7 @@ func buildBoard(ctx context.Context, s *spec.Spec, o Options, b *boards.Board, i
 	img := filepath.Join(dir, name+".img")
 	if o.Format == QCOW2 {
 		img = filepath.Join(dir, name+".qcow2")
-		if err := st.do("qcow2", func() error { return toQCOW2(ctx, raw, img) }); err != nil {
+		if err := st.do("qcow2", func() error { return qcow2.Convert(img, raw) }); err != nil {
 			return Artifact{}, err
 		}
 		if m.Image.SHA256, err = fileSHA(img); err != nil {
@@ -284,17 +284,4 @@ func hashImage(path string, l disk.Layout, rootContent int64) ([]PartInfo, FileI
 		parts[i].SHA256 = hex.EncodeToString(hs[i].Sum(nil))
 	}
 	return parts, FileInfo{Size: off, SHA256: hex.EncodeToString(all.Sum(nil))}, nil
-}
-
-// toQCOW2 converts the raw image with qemu-img.
-func toQCOW2(ctx context.Context, raw, out string) error {
-	qi, err := exec.LookPath("qemu-img")
-	if err != nil {
-		return fmt.Errorf("--format qcow2 needs qemu-img (package qemu-utils): %w", err)
-	}
-	cmd := exec.CommandContext(ctx, qi, "convert", "-f", "raw", "-O", "qcow2", raw, out)
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("qemu-img convert: %w: %s", err, msg)
-	}
-	return nil
 }
