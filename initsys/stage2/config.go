@@ -43,16 +43,12 @@ func (s *system) loadConfig() error {
 		defer umount()
 		src.BootDir = bootMount
 	}
-	if dev, fstype, err := devconfig.FindSeed("/sys/class/block", "/dev"); err != nil {
+	if dev, fstype, err := mountSeed(); err != nil {
 		problems = append(problems, err)
 	} else if dev != "" {
-		if err := devconfig.MountSeed(dev, fstype, seedMount); err != nil {
-			problems = append(problems, err)
-		} else {
-			defer unix.Unmount(seedMount, 0)
-			src.SeedDir = seedMount
-			fmt.Printf("basalt: NoCloud seed %s (%s)\n", dev, fstype)
-		}
+		defer unix.Unmount(seedMount, 0)
+		src.SeedDir = seedMount
+		fmt.Printf("basalt: NoCloud seed %s (%s)\n", dev, fstype)
 	}
 	r, err := devconfig.Load(s.ctx, src)
 	fmt.Print(r.Report())
@@ -83,6 +79,19 @@ func mountBoot() (func(), error) {
 		return nil, fmt.Errorf("mount boot partition %s on %s: %w", dev.Part, bootMount, err)
 	}
 	return func() { unix.Unmount(bootMount, 0) }, nil
+}
+
+// mountSeed mounts the first NoCloud seed volume read-only at seedMount;
+// dev is "" when there is none.
+func mountSeed() (dev, fstype string, err error) {
+	dev, fstype, err = devconfig.FindSeed("/sys/class/block", "/dev")
+	if err != nil || dev == "" {
+		return "", "", err
+	}
+	if err := devconfig.MountSeed(dev, fstype, seedMount); err != nil {
+		return "", "", err
+	}
+	return dev, fstype, nil
 }
 
 // applyConfig writes the config's files and users, and its timezone.
@@ -166,6 +175,10 @@ func (s *system) reload() devconfig.ReloadResult {
 	if umount, err := mountBoot(); err == nil {
 		defer umount()
 		o.Sources.BootDir = bootMount
+	}
+	if dev, _, err := mountSeed(); err == nil && dev != "" {
+		defer unix.Unmount(seedMount, 0)
+		o.Sources.SeedDir = seedMount
 	}
 	r, err := devconfig.Reload(s.ctx, s.config(), o)
 	if err != nil {

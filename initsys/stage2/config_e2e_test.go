@@ -102,7 +102,7 @@ func TestE2EConfigDropIn(t *testing.T) {
 
 // TestE2EConfigNoCloudSeed: a seed image from `basalt config seed`,
 // attached as a second virtio drive, sets the hostname (the seed wins over
-// the boot partition's config).
+// the boot partition's config), and a config reload keeps it.
 func TestE2EConfigNoCloudSeed(t *testing.T) {
 	img, rd := prepare(t, x86_64, "basalt-data")
 	basalt := basaltCLI(t)
@@ -116,7 +116,9 @@ func TestE2EConfigNoCloudSeed(t *testing.T) {
 	v := bootVM(t, x86_64, img, rd, nil, "", seed)
 	v.expect(t, "basalt: NoCloud seed /dev/vdb (vfat)",
 		"basalt: config sources: [baked:/etc/basalt/config.yaml basalt/config.yaml CIDATA/meta-data CIDATA/user-data cmdline]",
-		"basalt: step hostname ok (", "basalt: ready", "probe: hostname from-seed", "poweroff now")
+		"basalt: step hostname ok (", "basalt: ready", "probe: hostname from-seed",
+		// The probe's basalt-init config reload reads the seed again.
+		"basalt: config reload:", "config reloaded: no changes", "poweroff now")
 	v.m.Wait()
 	logLines(t, v.m.Log())
 }
