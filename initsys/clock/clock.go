@@ -159,12 +159,17 @@ func adjust(off time.Duration) error {
 	if off > StepLimit || off < -StepLimit {
 		return step(time.Now().Add(off))
 	}
-	tx := unix.Timex{Modes: unix.ADJ_OFFSET_SINGLESHOT, Offset: off.Microseconds()}
+	tx := unix.Timex{Modes: unix.ADJ_OFFSET_SINGLESHOT}
+	setLong(&tx.Offset, off.Microseconds()) // within StepLimit: fits a 32-bit long
 	if _, err := unix.Adjtimex(&tx); err != nil {
 		return fmt.Errorf("slew clock by %v: %w", off, err)
 	}
 	return nil
 }
+
+// setLong stores v in a C long field of a kernel struct, which is int32 on
+// 32-bit architectures (armhf) and int64 elsewhere.
+func setLong[T int32 | int64](field *T, v int64) { *field = T(v) }
 
 // Discipline re-syncs every interval until ctx ends; errors go to report.
 func Discipline(ctx context.Context, r *net.Resolver, servers []string, interval, timeout time.Duration, floor time.Time, report func(time.Duration, error)) {
