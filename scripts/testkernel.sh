@@ -3,6 +3,7 @@
 # (amd64 -> cloud-amd64, arm64 -> cloud-arm64, armhf -> armmp) into DIR:
 #   DIR/vmlinuz, DIR/lib/modules/<release>/... with modules.dep (host depmod),
 #   DIR/release (the kernel release string).
+#   DIR/systemd-boot*.efi (amd64, arm64: from systemd-boot-efi of that arch).
 # Device tests that run before an image exists boot this kernel directly.
 # Uses host apt-get/dpkg-deb/depmod; basalt itself fetches kernels in Go.
 set -euo pipefail
@@ -29,13 +30,18 @@ apt-get "${apt[@]}" update >/dev/null 2>"$work/update.err" ||
 pkg=$(apt-cache "${apt[@]}" depends "$meta" | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
 [ -n "$pkg" ] || { echo "testkernel.sh: cannot resolve $meta" >&2; exit 1; }
 (cd "$work" && apt-get "${apt[@]}" download "$pkg:$arch" >/dev/null)
-dpkg-deb -x "$work"/*.deb "$work/root"
+dpkg-deb -x "$work"/linux-image-*.deb "$work/root"
+if [ "$arch" != armhf ]; then
+  (cd "$work" && apt-get "${apt[@]}" download "systemd-boot-efi:$arch" >/dev/null)
+  dpkg-deb -x "$work"/systemd-boot-efi_*.deb "$work/sdboot"
+fi
 release=$(ls "$work/root/lib/modules")
 mkdir -p "$out.tmp/lib/modules"
 cp "$work/root/boot/vmlinuz-$release" "$out.tmp/vmlinuz"
 cp -a "$work/root/lib/modules/$release" "$out.tmp/lib/modules/"
 cp "$work/root/boot/config-$release" "$out.tmp/config"
 depmod -b "$out.tmp" "$release"
+if [ -d "$work/sdboot" ]; then cp "$work"/sdboot/usr/lib/systemd/boot/efi/systemd-boot*.efi "$out.tmp/"; fi
 echo "$release" >"$out.tmp/release"
 rm -rf "$out" && mv "$out.tmp" "$out"
 echo "testkernel.sh: $pkg -> $out"
