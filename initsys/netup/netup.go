@@ -5,6 +5,7 @@
 package netup
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -86,7 +87,11 @@ func (n *Net) Up(ctx context.Context, cfg *config.Network, wired []string, dhcpT
 	var errs []error
 	ok := 0
 	for _, name := range wired {
-		ic := ifaceConfig(cfg, name)
+		var mac net.HardwareAddr
+		if ifc, err := net.InterfaceByName(name); err == nil {
+			mac = ifc.HardwareAddr
+		}
+		ic := ifaceConfig(cfg, name, mac)
 		if err := n.configure(ctx, name, ic, dhcpTimeout); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))
 			continue
@@ -102,23 +107,47 @@ func (n *Net) Up(ctx context.Context, cfg *config.Network, wired []string, dhcpT
 	return errors.Join(errs...)
 }
 
-// ifaceConfig returns the interface's config (by key or match name), or
-// DHCPv4 when there is none.
-func ifaceConfig(cfg *config.Network, name string) config.Interface {
+// ifaceConfig returns the config of the interface with this name and MAC
+// address: the entry keyed by the name, else the first (by key) whose match
+// selects it, else DHCPv4.
+func ifaceConfig(cfg *config.Network, name string, mac net.HardwareAddr) config.Interface {
 	if cfg != nil {
 		if ic, ok := cfg.Interfaces[name]; ok {
 			return ic
 		}
-		for _, ic := range cfg.Interfaces {
-			if ic.Match != nil && ic.Match.Name != nil {
-				if m, _ := filepath.Match(*ic.Match.Name, name); m {
-					return ic
-				}
+		keys := make([]string, 0, len(cfg.Interfaces))
+		for k := range cfg.Interfaces {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if ic := cfg.Interfaces[k]; ic.Match != nil && matches(*ic.Match, name, mac) {
+				return ic
 			}
 		}
 	}
 	yes := true
 	return config.Interface{DHCP4: &yes}
+}
+
+// matches tells whether m selects the interface: every key it sets (name
+// glob, MAC address) must match.
+func matches(m config.Match, name string, mac net.HardwareAddr) bool {
+	if m.Name == nil && m.MACAddress == nil {
+		return false
+	}
+	if m.Name != nil {
+		if ok, _ := filepath.Match(*m.Name, name); !ok {
+			return false
+		}
+	}
+	if m.MACAddress != nil {
+		hw, err := net.ParseMAC(*m.MACAddress)
+		if err != nil || !bytes.Equal(hw, mac) {
+			return false
+		}
+	}
+	return true
 }
 
 func (n *Net) configure(ctx context.Context, name string, ic config.Interface, dhcpTimeout time.Duration) error {

@@ -2,6 +2,7 @@ package netup
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,24 +46,32 @@ func TestResolv(t *testing.T) {
 }
 
 func TestIfaceConfig(t *testing.T) {
-	no, pat := false, "enp*"
+	no, pat, mac, macPat := false, "enp*", "52:54:00:12:34:56", "eth*"
 	cfg := &config.Network{Interfaces: map[string]config.Interface{
 		"eth0":  {DHCP4: &no, Addresses: []string{"192.168.1.10/24"}},
 		"wired": {Match: &config.Match{Name: &pat}, DHCP4: &no},
+		"lan":   {Match: &config.Match{MACAddress: &mac}, DHCP4: &no, Addresses: []string{"10.0.2.50/24", "10.0.2.51/24"}},
+		"both":  {Match: &config.Match{Name: &macPat, MACAddress: &mac}, DHCP4: &no, Addresses: []string{"10.0.3.50/24"}},
 	}}
+	qemuMAC := net.HardwareAddr{0x52, 0x54, 0, 0x12, 0x34, 0x56}
+	other := net.HardwareAddr{0x52, 0x54, 0, 0x12, 0x34, 0x57}
 	tests := []struct {
 		name     string
+		mac      net.HardwareAddr
 		cfg      *config.Network
 		wantDHCP bool
 		wantAddr int
 	}{
-		{"eth0", cfg, false, 1},
-		{"enp0s3", cfg, false, 0},
-		{"eth1", cfg, true, 0},
-		{"eth0", nil, true, 0},
+		{"eth0", qemuMAC, cfg, false, 1}, // the key wins
+		{"enp0s3", other, cfg, false, 0},
+		{"eth1", other, cfg, true, 0},
+		{"eth1", qemuMAC, cfg, false, 1}, // "both" sorts before "lan"
+		{"ens3", qemuMAC, cfg, false, 2}, // MAC only: "lan"
+		{"eth1", nil, cfg, true, 0},
+		{"eth0", nil, nil, true, 0},
 	}
 	for _, tc := range tests {
-		ic := ifaceConfig(tc.cfg, tc.name)
+		ic := ifaceConfig(tc.cfg, tc.name, tc.mac)
 		if got := ic.DHCP4 != nil && *ic.DHCP4; got != tc.wantDHCP || len(ic.Addresses) != tc.wantAddr {
 			t.Errorf("%s: dhcp4 %v addrs %v, want %v and %d", tc.name, got, ic.Addresses, tc.wantDHCP, tc.wantAddr)
 		}

@@ -60,7 +60,8 @@ kind: DeviceConfig
 hostname: dropin-host
 network:
   interfaces:
-    eth0:
+    lan:
+      match: {macaddress: "52:54:00:12:34:56"}
       addresses: [10.0.2.50/24]
       gateway4: 10.0.2.2
 write_files:
@@ -71,7 +72,8 @@ write_files:
 
 // TestE2EConfigDropIn: `basalt config add` writes a drop-in into the
 // image's boot FAT (no mount); the device boots with its hostname, static
-// address and default route on eth0 (no DHCP), and its file written.
+// address and default route on the interface matched by MAC (QEMU's first
+// NIC, 52:54:00:12:34:56, is eth0; no DHCP), and its file written.
 func TestE2EConfigDropIn(t *testing.T) {
 	img, rd := prepare(t, x86_64, "basalt-data")
 	basalt := basaltCLI(t)
