@@ -36,15 +36,14 @@ const (
 )
 
 type builder struct {
-	opt       Options
-	comp      compressor
-	tree      *tree.Tree
-	l         *plan
-	out       *countingWriter
-	bufs      sync.Pool
-	frags     []fragEntry
-	stats     Stats
-	fragCount uint32
+	opt   Options
+	comp  compressor
+	tree  *tree.Tree
+	l     *plan
+	out   *countingWriter
+	bufs  sync.Pool
+	frags []fragEntry
+	stats Stats
 }
 
 // countingWriter buffers sequential writes and counts the bytes.

@@ -266,7 +266,7 @@ func applyUsers(users []config.User, o ApplyOptions) error {
 				hash = "!" + hash
 			}
 		}
-		if s := sh.find(u.Name); s != nil && len(s) > 1 {
+		if s := sh.find(u.Name); len(s) > 1 {
 			s[1] = hash
 		} else {
 			sh.rows = append(sh.rows, []string{u.Name, hash, "0", "0", "99999", "7", "", "", ""})

@@ -57,7 +57,6 @@ type system struct {
 	// cmdlineRaw is /proc/cmdline, for the config's basalt.* keys.
 	cmdlineRaw string
 	version    string
-	floor      time.Time
 	data       datapart.Device
 	dataB      uint64
 	id         string
