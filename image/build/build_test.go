@@ -24,7 +24,7 @@ const sdBootEFI = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi"
 
 // localInputs returns the test kernel (scripts/testkernel.sh) and the
 // host's systemd-boot, skipping the test when they are missing.
-func localInputs(t *testing.T) (kernelDir, efi string) {
+func localInputs(t testing.TB) (kernelDir, efi string) {
 	t.Helper()
 	kernelDir, _ = filepath.Abs("../../.cache/testkernel/amd64")
 	if _, err := os.Stat(filepath.Join(kernelDir, "vmlinuz")); err != nil {
@@ -38,7 +38,7 @@ func localInputs(t *testing.T) (kernelDir, efi string) {
 
 // writeSpec writes the default spec plus local inputs and extra YAML into
 // dir and loads it.
-func writeSpec(t *testing.T, dir, extra string) *spec.Spec {
+func writeSpec(t testing.TB, dir, extra string) *spec.Spec {
 	t.Helper()
 	k, efi := localInputs(t)
 	y := string(spec.DefaultYAML()) + fmt.Sprintf(`kernel:
@@ -57,7 +57,7 @@ bootloader:
 	return s
 }
 
-func run(t *testing.T, name string, args ...string) string {
+func run(t testing.TB, name string, args ...string) string {
 	t.Helper()
 	out, err := exec.Command(testutil.NeedTool(t, name), args...).CombinedOutput()
 	if err != nil {
@@ -67,7 +67,7 @@ func run(t *testing.T, name string, args ...string) string {
 }
 
 // extract copies a partition of img into its own file.
-func extract(t *testing.T, img string, p disk.Partition) string {
+func extract(t testing.TB, img string, p disk.Partition) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), p.Name)
 	run(t, "dd", "if="+img, "of="+out, "bs=1M", fmt.Sprintf("skip=%d", p.Start>>20), fmt.Sprintf("count=%d", p.Size>>20), "status=none")
@@ -173,7 +173,7 @@ func TestBuildDefaultQEMUx86(t *testing.T) {
 	// The root's modules.dep covers every module (as the host depmod's does)
 	// and modules.alias lets modprobe resolve device aliases.
 	modDir := "lib/modules/" + kernel + "/"
-	hostDep := strings.Count(string(must(os.ReadFile("../../.cache/testkernel/amd64/" + modDir + "modules.dep"))), "\n")
+	hostDep := strings.Count(string(must(os.ReadFile("../../.cache/testkernel/amd64/"+modDir+"modules.dep"))), "\n")
 	if got := strings.Count(run(t, "unsquashfs", "-cat", root, modDir+"modules.dep"), "\n"); got != hostDep {
 		t.Errorf("root modules.dep has %d lines, host depmod %d", got, hostDep)
 	}

@@ -8,10 +8,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/basaltos/basalt/boards"
 	"github.com/basaltos/basalt/contract"
@@ -61,6 +61,12 @@ type PartInfo struct {
 	SHA256  string `json:"sha256"`
 }
 
+// rootSquashfs are the root slot's squashfs options: zstd at level 3
+// (klauspost/compress's default encoder), 128 KiB blocks. Measured on the
+// cloud-amd64 kernel's modules (docs/spec.md): level 3 writes in 1.6 s what
+// level 15 (mksquashfs's default) writes in 9.3 s, for 8 % more bytes.
+var rootSquashfs = squashfs.Options{Compression: squashfs.Zstd, Level: 3, BlockSize: 128 << 10}
+
 // ImageName returns the base name of a board's image: NAME-VERSION-BOARD.
 func ImageName(s *spec.Spec, board string) string {
 	return s.Name + "-" + s.Version + "-" + board
@@ -109,7 +115,7 @@ func buildBoard(ctx context.Context, s *spec.Spec, o Options, b *boards.Board, i
 			return err
 		}
 		r.list = append(r.list, ov...)
-		if _, err := squashfs.WriteFile(rootA, t, squashfs.Options{}); err != nil {
+		if _, err := squashfs.WriteFile(rootA, t, rootSquashfs); err != nil {
 			return err
 		}
 		fi, err := os.Stat(rootA)
@@ -242,46 +248,49 @@ func writeDisk(path string, l disk.Layout, s *spec.Spec, b *boards.Board, boot *
 	})
 }
 
-// hashImage hashes the raw image and each partition in one sequential pass.
+// hashImage returns the sha256 of every partition and of the whole image.
+// The whole-image hash and each partition's run concurrently (each reads
+// its own range), which halves the step on two cores.
 func hashImage(path string, l disk.Layout, rootContent int64) ([]PartInfo, FileInfo, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, FileInfo{}, err
 	}
 	defer f.Close()
-	all := sha256.New()
-	parts := make([]PartInfo, len(l.Partitions))
-	hs := make([]hash.Hash, len(l.Partitions))
-	for i, p := range l.Partitions {
-		parts[i] = PartInfo{Number: i + 1, Name: p.Name, Type: p.Type, GUID: p.GUID, Start: p.Start, Size: p.Size}
-		if p.Name == contract.PartRootA {
-			parts[i].Content = rootContent
-		}
-		hs[i] = sha256.New()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, FileInfo{}, err
 	}
-	buf := make([]byte, disk.Align)
-	var off int64
-	for {
-		n, err := io.ReadFull(f, buf)
-		if n > 0 {
-			all.Write(buf[:n])
-			for i, p := range l.Partitions {
-				lo, hi := max(off, p.Start), min(off+int64(n), p.Start+p.Size)
-				if lo < hi {
-					hs[i].Write(buf[lo-off : hi-off])
-				}
+	parts := make([]PartInfo, len(l.Partitions))
+	sums := make([]string, len(l.Partitions)+1) // partitions, then the image
+	errs := make([]error, len(sums))
+	var wg sync.WaitGroup
+	for i := range sums {
+		off, size := int64(0), fi.Size()
+		if i < len(parts) {
+			p := l.Partitions[i]
+			parts[i] = PartInfo{Number: i + 1, Name: p.Name, Type: p.Type, GUID: p.GUID, Start: p.Start, Size: p.Size}
+			if p.Name == contract.PartRootA {
+				parts[i].Content = rootContent
 			}
-			off += int64(n)
+			off, size = p.Start, p.Size
 		}
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			break
-		}
-		if err != nil {
-			return nil, FileInfo{}, fmt.Errorf("%s: %w", path, err)
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h := sha256.New()
+			if _, err := io.CopyBuffer(h, io.NewSectionReader(f, off, size), make([]byte, disk.Align)); err != nil {
+				errs[i] = fmt.Errorf("%s: %w", path, err)
+			}
+			sums[i] = hex.EncodeToString(h.Sum(nil))
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, FileInfo{}, err
 	}
 	for i := range parts {
-		parts[i].SHA256 = hex.EncodeToString(hs[i].Sum(nil))
+		parts[i].SHA256 = sums[i]
 	}
-	return parts, FileInfo{Size: off, SHA256: hex.EncodeToString(all.Sum(nil))}, nil
+	return parts, FileInfo{Size: fi.Size(), SHA256: sums[len(parts)]}, nil
 }
