@@ -2,7 +2,6 @@ package spec
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,6 +9,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/basaltos/basalt/internal/jsonschema"
 )
 
 // examples are the spec files shipped in examples/, plus the default spec.
@@ -70,8 +71,8 @@ func TestExamplesMatchSchema(t *testing.T) {
 	got := checkSchema(schema, bad, "")
 	want := []string{
 		`.: missing required "name"`, `.: missing required "version"`,
-		`.apiVersion: "v9" not in enum [basalt.dev/v1alpha1]`,
-		".boards: want array", `.extra: not allowed`,
+		`.apiVersion: v9 not in enum [basalt.dev/v1alpha1]`,
+		".boards: want array, got string", `.extra: not allowed`,
 	}
 	sort.Strings(got)
 	sort.Strings(want)
@@ -80,62 +81,8 @@ func TestExamplesMatchSchema(t *testing.T) {
 	}
 }
 
+// checkSchema checks v against the schema (internal/jsonschema.Check: it
+// also knows the anyOf alternatives of the embedded device-config schema).
 func checkSchema(s map[string]any, v any, path string) []string {
-	var out []string
-	if e, ok := s["enum"].([]any); ok && !slices.Contains(e, v) {
-		out = append(out, fmt.Sprintf("%s: %q not in enum %v", showPath(path), v, e))
-	}
-	types := []string{}
-	switch ty := s["type"].(type) {
-	case string:
-		types = append(types, ty)
-	case []any:
-		for _, x := range ty {
-			types = append(types, x.(string))
-		}
-	}
-	kind := ""
-	switch v.(type) {
-	case map[string]any:
-		kind = "object"
-	case []any:
-		kind = "array"
-	case string:
-		kind = "string"
-	case int, int64, uint64:
-		kind = "integer"
-	case bool:
-		kind = "boolean"
-	}
-	if !slices.Contains(types, kind) {
-		return append(out, fmt.Sprintf("%s: want %s", showPath(path), types[0]))
-	}
-	switch x := v.(type) {
-	case map[string]any:
-		props, _ := s["properties"].(map[string]any)
-		if req, ok := s["required"].([]any); ok {
-			for _, r := range req {
-				if _, ok := x[r.(string)]; !ok {
-					out = append(out, fmt.Sprintf("%s: missing required %q", showPath(path), r))
-				}
-			}
-		}
-		for k, val := range x {
-			sub, ok := props[k].(map[string]any)
-			if !ok {
-				if ap, ok := s["additionalProperties"].(map[string]any); ok {
-					sub = ap
-				} else {
-					out = append(out, fmt.Sprintf("%s.%s: not allowed", path, k))
-					continue
-				}
-			}
-			out = append(out, checkSchema(sub, val, path+"."+k)...)
-		}
-	case []any:
-		for i, val := range x {
-			out = append(out, checkSchema(s["items"].(map[string]any), val, fmt.Sprintf("%s[%d]", path, i))...)
-		}
-	}
-	return out
+	return jsonschema.Check(s, v, path)
 }

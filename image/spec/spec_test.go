@@ -260,3 +260,24 @@ func TestConfigSection(t *testing.T) {
 		t.Error("HasSecrets = true without secrets")
 	}
 }
+
+// The shipped examples validate, config: section included.
+func TestExamples(t *testing.T) {
+	files, _ := filepath.Glob("../../examples/*/basalt.yaml")
+	if len(files) == 0 {
+		t.Fatal("no examples")
+	}
+	for _, f := range files {
+		s, _, err := Load(f)
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		if f == "../../examples/retail-store/basalt.yaml" {
+			c := s.Config
+			if c == nil || c.Config.Cluster == nil || *c.Config.Cluster.Role != "server" || c.Config.Update == nil || len(c.Config.Users) != 1 {
+				t.Errorf("%s: config = %+v", f, c)
+			}
+		}
+	}
+}
