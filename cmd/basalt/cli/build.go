@@ -40,7 +40,9 @@ inputs give byte-identical images. On any error nothing is left in -o.
 
   basalt build
   basalt build -f basalt.yaml --board qemu-arm64 -o out/
-  basalt build -f basalt.yaml --format qcow2 --offline -v`,
+  basalt build -f basalt.yaml --format qcow2 --offline -v
+
+qcow2 is written in Go (no qemu-img needed).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runBuild(cmd, g, o) },
 	}
