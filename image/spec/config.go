@@ -27,9 +27,6 @@ func (d *DeviceConfig) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// MarshalYAML writes the section back as it was given.
-func (d DeviceConfig) MarshalYAML() (any, error) { return d.node, nil }
-
 // HasSecrets reports whether the config holds secrets (password hashes,
 // join tokens, registry credentials): the baked file is then 0600.
 func (d *DeviceConfig) HasSecrets() bool {

@@ -223,6 +223,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("a: &x [1]\nb: *x\n"))
 	f.Add([]byte("{"))
 	f.Add(defaultYAML)
+	f.Add([]byte(head + "boards: [qemu-x86_64]\nconfig:\n  hostname: a\n  users:\n    - ops\n  # c\nservices: [{name: a, path: /a}]\n"))
+	f.Add([]byte(head + "boards: [rpi9]\nconfig: {ntp: {servers: [x]}}\nconfig: 1\nname: again\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, _, err := Parse("f.yaml", data)
 		if err == nil && s == nil {
