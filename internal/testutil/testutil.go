@@ -28,3 +28,18 @@ func NeedTool(t testing.TB, name string) string {
 	t.Skipf("%s not found; run `make deps` to install the host tools the checks use", name)
 	return ""
 }
+
+// NeedFile checks that a test input prepared outside the test exists (a
+// kernel unpacked by scripts/testkernel.sh, a host EFI binary). Like
+// NeedTool it fails under CI, where `make test` prepares every input, and
+// skips elsewhere with the hint on how to get it.
+func NeedFile(t testing.TB, path, hint string) {
+	t.Helper()
+	if _, err := os.Stat(path); err == nil {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s missing: %s", path, hint)
+	}
+	t.Skipf("%s missing: %s", path, hint)
+}
