@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/basaltos/basalt/image/kmod"
@@ -22,20 +23,63 @@ var generatedModFiles = map[string]bool{
 	"modules.weakdep": true,
 }
 
-// bootModules returns the closure of the board's boot modules, dependencies
-// first, and the names of want that are loadable modules (built-in ones
-// dropped), in order: stage 1 loads those.
+// bootModules returns the closure of the board's boot modules in load
+// order (dependencies first), and the names stage 1 loads: the whole
+// closure, so that softdep pre: modules load too (modules.dep does not list
+// them). A softdep naming an alias rather than a module (ext4's "pre:
+// crypto-crc32c") is resolved through the modules' aliases, the generic
+// implementation preferred: crc32c_generic, not crc32_arm_ce, which needs
+// CPU extensions.
 func bootModules(ix *kmod.Index, want []string) (closure []*kmod.Module, load []string, err error) {
 	closure, err = ix.Closure(want)
 	if err != nil {
 		return nil, nil, fmt.Errorf("boot modules: %w", err)
 	}
-	for _, w := range want {
-		if m, ok := ix.Module(w); ok {
-			load = append(load, m.Name)
+	var extra []string
+	for _, m := range closure {
+		for _, sp := range m.SoftPre {
+			if _, ok := ix.Module(sp); ok || ix.Builtin(sp) {
+				continue
+			}
+			if n := aliasModule(ix, sp); n != "" {
+				extra = append(extra, n)
+			}
 		}
 	}
+	if len(extra) > 0 {
+		if closure, err = ix.Closure(append(extra, want...)); err != nil {
+			return nil, nil, fmt.Errorf("boot modules: %w", err)
+		}
+	}
+	for _, m := range closure {
+		load = append(load, m.Name)
+	}
 	return closure, load, nil
+}
+
+// aliasModule returns the module that provides alias a, preferring a
+// *_generic one, else the first by name; "" when none does. Names compare
+// with '-' and '_' alike (kmod normalises softdep names).
+func aliasModule(ix *kmod.Index, a string) string {
+	a = kmod.Normalize(a)
+	var names []string
+	for _, m := range ix.Modules() {
+		for _, x := range m.Aliases {
+			if kmod.Normalize(x) == a {
+				names = append(names, m.Name)
+			}
+		}
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if strings.HasSuffix(n, "_generic") {
+			return n
+		}
+	}
+	if len(names) > 0 {
+		return names[0]
+	}
+	return ""
 }
 
 // addModuleIndex adds dir/modules.dep and dir/modules.alias for mods to t.
