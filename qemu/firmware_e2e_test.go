@@ -103,9 +103,7 @@ func buildImage(t *testing.T, board string, corrupt bool) string {
 	y += fmt.Sprintf("kernel:\n  %s: {vmlinuz: %s/vmlinuz, modules: %s/lib/modules}\n", board, k, k)
 	if efi, ok := sdBoot[board]; ok {
 		abs, _ := filepath.Abs(efi)
-		if _, err := os.Stat(abs); err != nil {
-			t.Skipf("no systemd-boot EFI binary for %s at %s (Debian package systemd-boot-efi of that arch): %v", board, abs, err)
-		}
+		testutil.NeedFile(t, abs, "make testdata (scripts/testkernel.sh unpacks systemd-boot-efi of the arch)")
 		y += fmt.Sprintf("bootloader:\n  %s: {file: %s}\n", board, abs)
 	}
 	p := filepath.Join(dir, "basalt.yaml")

@@ -23,16 +23,12 @@ import (
 const sdBootEFI = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi"
 
 // localInputs returns the test kernel (scripts/testkernel.sh) and the
-// host's systemd-boot, skipping the test when they are missing.
+// host's systemd-boot (fail under CI, where make test provides both).
 func localInputs(t testing.TB) (kernelDir, efi string) {
 	t.Helper()
 	kernelDir, _ = filepath.Abs("../../.cache/testkernel/amd64")
-	if _, err := os.Stat(filepath.Join(kernelDir, "vmlinuz")); err != nil {
-		t.Skipf("no test kernel: run `bash scripts/testkernel.sh amd64 .cache/testkernel/amd64` (%v)", err)
-	}
-	if _, err := os.Stat(sdBootEFI); err != nil {
-		t.Skipf("no host systemd-boot (apt-get install systemd-boot-efi): %v", err)
-	}
+	testutil.NeedFile(t, filepath.Join(kernelDir, "vmlinuz"), "run `bash scripts/testkernel.sh amd64 .cache/testkernel/amd64`")
+	testutil.NeedFile(t, sdBootEFI, "apt-get install systemd-boot-efi")
 	return kernelDir, sdBootEFI
 }
 

@@ -1,7 +1,7 @@
 package build
 
 import (
-	"os"
+	"github.com/basaltos/basalt/internal/testutil"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -14,9 +14,7 @@ import (
 // load crc32c driver").
 func TestBootModulesSoftdepAlias(t *testing.T) {
 	dir, _ := filepath.Abs("../../.cache/testkernel/armhf/lib/modules")
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("no armhf test kernel: run `bash scripts/testkernel.sh armhf .cache/testkernel/armhf` (%v)", err)
-	}
+	testutil.NeedFile(t, dir, "run `bash scripts/testkernel.sh armhf .cache/testkernel/armhf`")
 	rel, err := releaseDir(dir)
 	if err != nil {
 		t.Fatal(err)

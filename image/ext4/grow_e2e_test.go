@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/basaltos/basalt/internal/testutil"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,9 +27,7 @@ func testKernel(t *testing.T) string {
 	if dir == "" {
 		dir = "../../.cache/testkernel/amd64"
 	}
-	if _, err := os.Stat(filepath.Join(dir, "vmlinuz")); err != nil {
-		t.Skipf("no test kernel in %s (make testdata): %v", dir, err)
-	}
+	testutil.NeedFile(t, filepath.Join(dir, "vmlinuz"), "make testdata")
 	return dir
 }
 

@@ -43,9 +43,7 @@ func testKernel(t testing.TB, tg target) string {
 	if dir == "" {
 		dir = "../../.cache/testkernel/" + tg.goarch
 	}
-	if _, err := os.Stat(filepath.Join(dir, "vmlinuz")); err != nil {
-		t.Skipf("no test kernel in %s (bash scripts/testkernel.sh %s .cache/testkernel/%[2]s): %v", dir, tg.goarch, err)
-	}
+	testutil.NeedFile(t, filepath.Join(dir, "vmlinuz"), "bash scripts/testkernel.sh "+tg.goarch+" .cache/testkernel/"+tg.goarch)
 	return dir
 }
 
@@ -338,9 +336,10 @@ func TestE2EMissingDataFails(t *testing.T) {
 // basalt.debug=1 the failed essential step drops to /bin/sh (busybox) on
 // the console instead of rebooting, and commands typed there run.
 func TestE2EEmergencyShell(t *testing.T) {
-	if _, err := os.Stat("/bin/busybox"); err != nil || runtime.GOARCH != x86_64.goarch {
-		t.Skip("needs busybox-static for amd64 on the host")
+	if runtime.GOARCH != x86_64.goarch {
+		t.Skip("the emergency shell test puts the host's amd64 busybox-static into the guest")
 	}
+	testutil.NeedFile(t, "/bin/busybox", "apt-get install busybox-static (make deps)")
 	img, rd := prepare(t, x86_64, "basalt-other")
 	in, type_ := io.Pipe()
 	v := bootVM(t, x86_64, img, rd, in, "basalt.debug=1")
