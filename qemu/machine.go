@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 // Machine is a running QEMU.
@@ -90,6 +91,9 @@ func Start(ctx context.Context, c Config) (m *Machine, err error) {
 	}
 	m.cmd = exec.CommandContext(ctx, bin, a...)
 	m.cmd.Stdin = c.Stdin
+	// QEMU must not outlive us, even when we are killed without a chance
+	// to cancel ctx.
+	m.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	m.cmd.Stdout = m
 	m.cmd.Stderr = m
 	if err := m.cmd.Start(); err != nil {

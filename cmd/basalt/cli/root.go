@@ -3,9 +3,12 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 )
@@ -50,9 +53,13 @@ and a signed OTA update bundle, without root, Docker or loop devices.`,
 
 // Run executes the command line and returns the process exit code.
 func Run(args []string) int {
+	// SIGINT/SIGTERM cancel the context: long steps stop, temp files are
+	// removed, and a QEMU started by `basalt qemu` is killed with us.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	root := newRootCmd()
 	root.SetArgs(args)
-	if err := root.Execute(); err != nil {
+	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "basalt:", err)
 		if errors.Is(err, ErrInvalid) {
 			return exitInvalid
