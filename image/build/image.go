@@ -6,12 +6,9 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"sync"
 
 	"github.com/basaltos/basalt/boards"
 	"github.com/basaltos/basalt/contract"
@@ -246,51 +243,4 @@ func writeDisk(path string, l disk.Layout, s *spec.Spec, b *boards.Board, boot *
 		}
 		return nil
 	})
-}
-
-// hashImage returns the sha256 of every partition and of the whole image.
-// The whole-image hash and each partition's run concurrently (each reads
-// its own range), which halves the step on two cores.
-func hashImage(path string, l disk.Layout, rootContent int64) ([]PartInfo, FileInfo, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, FileInfo{}, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, FileInfo{}, err
-	}
-	parts := make([]PartInfo, len(l.Partitions))
-	sums := make([]string, len(l.Partitions)+1) // partitions, then the image
-	errs := make([]error, len(sums))
-	var wg sync.WaitGroup
-	for i := range sums {
-		off, size := int64(0), fi.Size()
-		if i < len(parts) {
-			p := l.Partitions[i]
-			parts[i] = PartInfo{Number: i + 1, Name: p.Name, Type: p.Type, GUID: p.GUID, Start: p.Start, Size: p.Size}
-			if p.Name == contract.PartRootA {
-				parts[i].Content = rootContent
-			}
-			off, size = p.Start, p.Size
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			h := sha256.New()
-			if _, err := io.CopyBuffer(h, io.NewSectionReader(f, off, size), make([]byte, disk.Align)); err != nil {
-				errs[i] = fmt.Errorf("%s: %w", path, err)
-			}
-			sums[i] = hex.EncodeToString(h.Sum(nil))
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, FileInfo{}, err
-	}
-	for i := range parts {
-		parts[i].SHA256 = sums[i]
-	}
-	return parts, FileInfo{Size: fi.Size(), SHA256: sums[len(parts)]}, nil
 }

@@ -2,11 +2,8 @@ package build
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -262,20 +259,6 @@ func releaseDir(dir string) (string, error) {
 		return "", fmt.Errorf("%s: want one kernel release directory (or the release directory itself), found %d: %v", dir, len(rels), rels)
 	}
 	return filepath.Join(dir, rels[0]), nil
-}
-
-// fileSHA returns the sha256 (hex) of a host file.
-func fileSHA(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("%s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // checkSHA hashes path and compares with want when want is set; fileWhere

@@ -1,0 +1,144 @@
+package build
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"sort"
+	"sync"
+	"syscall"
+
+	"github.com/basaltos/basalt/contract"
+	"github.com/basaltos/basalt/image/disk"
+	"golang.org/x/sys/unix"
+)
+
+// extent is a byte range [start, end) of a file.
+type extent struct{ start, end int64 }
+
+// dataExtents returns the ranges of f (size bytes) that may hold data, in
+// order, from SEEK_DATA/SEEK_HOLE: everything else is a hole and reads as
+// zeros. Where the file system cannot tell, the whole file is one extent.
+func dataExtents(f *os.File, size int64) ([]extent, error) {
+	var ext []extent
+	for off := int64(0); off < size; {
+		start, err := f.Seek(off, unix.SEEK_DATA)
+		if errors.Is(err, syscall.ENXIO) { // no data after off
+			break
+		}
+		if errors.Is(err, syscall.EINVAL) && off == 0 { // not supported
+			return []extent{{0, size}}, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: seek data at %d: %w", f.Name(), off, err)
+		}
+		end, err := f.Seek(start, unix.SEEK_HOLE)
+		if err != nil {
+			return nil, fmt.Errorf("%s: seek hole at %d: %w", f.Name(), start, err)
+		}
+		end = min(end, size)
+		if start >= end {
+			break
+		}
+		ext = append(ext, extent{start, end})
+		off = end
+	}
+	return ext, nil
+}
+
+// zeros feeds holes to hashes; never written.
+var zeros = make([]byte, disk.Align)
+
+// hashRange writes bytes [off, end) of f to h: data extents (ext, from
+// dataExtents) are read with buf, holes are fed from zeros without reading.
+func hashRange(h hash.Hash, f *os.File, ext []extent, off, end int64, buf []byte) error {
+	// The first extent that ends after off.
+	i := sort.Search(len(ext), func(i int) bool { return ext[i].end > off })
+	for off < end {
+		if i < len(ext) && ext[i].start <= off {
+			n := min(int64(len(buf)), ext[i].end-off, end-off)
+			if _, err := f.ReadAt(buf[:n], off); err != nil {
+				return fmt.Errorf("%s: read at %d: %w", f.Name(), off, err)
+			}
+			h.Write(buf[:n])
+			off += n
+			if off == ext[i].end {
+				i++
+			}
+			continue
+		}
+		hole := end
+		if i < len(ext) {
+			hole = min(hole, ext[i].start)
+		}
+		n := min(int64(len(zeros)), hole-off)
+		h.Write(zeros[:n])
+		off += n
+	}
+	return nil
+}
+
+// hashImage returns the sha256 of every partition and of the whole image.
+// Holes are hashed as zeros without being read; the whole-image hash and
+// each partition's run concurrently.
+func hashImage(path string, l disk.Layout, rootContent int64) ([]PartInfo, FileInfo, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, FileInfo{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, FileInfo{}, err
+	}
+	ext, err := dataExtents(f, fi.Size())
+	if err != nil {
+		return nil, FileInfo{}, err
+	}
+	parts := make([]PartInfo, len(l.Partitions))
+	sums := make([]string, len(l.Partitions)+1) // partitions, then the image
+	errs := make([]error, len(sums))
+	var wg sync.WaitGroup
+	for i := range sums {
+		off, size := int64(0), fi.Size()
+		if i < len(parts) {
+			p := l.Partitions[i]
+			parts[i] = PartInfo{Number: i + 1, Name: p.Name, Type: p.Type, GUID: p.GUID, Start: p.Start, Size: p.Size}
+			if p.Name == contract.PartRootA {
+				parts[i].Content = rootContent
+			}
+			off, size = p.Start, p.Size
+		}
+		wg.Go(func() {
+			h := sha256.New()
+			errs[i] = hashRange(h, f, ext, off, off+size, make([]byte, disk.Align))
+			sums[i] = hex.EncodeToString(h.Sum(nil))
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, FileInfo{}, err
+	}
+	for i := range parts {
+		parts[i].SHA256 = sums[i]
+	}
+	return parts, FileInfo{Size: fi.Size(), SHA256: sums[len(parts)]}, nil
+}
+
+// fileSHA returns the sha256 (hex) of a host file.
+func fileSHA(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
