@@ -28,7 +28,7 @@ HOST_CHECK := /usr/bin/qemu-system-x86_64 /usr/bin/qemu-system-aarch64 /usr/bin/
 	/usr/sbin/fsck.vfat /usr/sbin/e2fsck /usr/bin/mdir /usr/sbin/depmod /usr/bin/cpio \
 	/usr/bin/zstd /usr/bin/xz /bin/busybox /usr/lib/systemd/boot/efi/systemd-bootx64.efi
 
-.PHONY: all build deps demo test unit e2e testdata bench lint clean
+.PHONY: all build deps demo test unit e2e testdata tour-inputs bench lint clean
 
 all: build
 
@@ -68,10 +68,19 @@ demo: deps build
 
 # ---- tests ------------------------------------------------------------------
 # Inputs the boot tests use, fetched before the tests run (tests touch no network).
-testdata: deps
+testdata: deps tour-inputs
 	@bash scripts/testkernel.sh amd64 $(CACHE)/testkernel/amd64
 	@bash scripts/testkernel.sh arm64 $(CACHE)/testkernel/arm64
 	@bash scripts/testkernel.sh armhf $(CACHE)/testkernel/armhf
+
+# The README tour's Debian inputs, fetched online once by the real builds; the
+# e2e tour test (cmd/basalt/cli) then runs every README command offline.
+tour-inputs: build
+	@rm -rf $(CACHE)/tour && mkdir -p $(CACHE)/tour && cp -r examples $(CACHE)/tour/
+	@cd $(CACHE)/tour && export BASALT_CACHE_DIR=$(CACHE)/basalt && \
+		$(CURDIR)/$(BIN)/basalt build -o out >/dev/null && \
+		$(CURDIR)/$(BIN)/basalt build -f examples/retail-store/basalt.yaml --board qemu-x86_64 -o out >/dev/null && \
+		rm -rf out
 
 unit: testdata
 	$(GO) test -count=1 ./...

@@ -1,0 +1,110 @@
+//go:build e2e
+
+package cli
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/basaltos/basalt/contract"
+	"github.com/basaltos/basalt/internal/testutil"
+)
+
+// TestE2EReadmeTour runs every basalt command of README.md's sh blocks, in
+// order, as a user would type it, with the basalt binary built from this
+// tree. The Debian inputs were fetched online by `make testdata` (which ran
+// the same builds once into .cache/tour); here builds run with --offline
+// from that cache, so the test touches no network. `basalt qemu` runs until
+// the device is ready.
+func TestE2EReadmeTour(t *testing.T) {
+	repo, _ := filepath.Abs("../../..")
+	prepared := filepath.Join(repo, ".cache", "tour")
+	testutil.NeedFile(t, filepath.Join(prepared, "basalt.lock"), "make testdata (it fetches the tour's Debian inputs)")
+
+	bin := filepath.Join(t.TempDir(), "basalt")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/basalt")
+	build.Dir = repo
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	work := t.TempDir()
+	copyTree(t, filepath.Join(repo, "examples"), filepath.Join(work, "examples"))
+	copyTree(t, filepath.Join(prepared, "basalt.lock"), filepath.Join(work, "basalt.lock"))
+	copyTree(t, filepath.Join(prepared, "examples", "retail-store", "basalt.lock"), filepath.Join(work, "examples", "retail-store", "basalt.lock"))
+	env := append(os.Environ(), "BASALT_CACHE_DIR="+filepath.Join(repo, ".cache", "basalt"))
+
+	ran := 0
+	for _, line := range readmeCommands(t) {
+		args := strings.Fields(line)
+		if args[0] != "basalt" {
+			continue
+		}
+		ran++
+		args = args[1:]
+		if args[0] == "build" {
+			args = append(args, "--offline")
+		}
+		if args[0] == "qemu" {
+			bootUntilReady(t, bin, work, env, args)
+			continue
+		}
+		cmd := exec.Command(bin, args...)
+		cmd.Dir, cmd.Env = work, env
+		out, err := cmd.CombinedOutput()
+		t.Logf("$ %s\n%s", line, out)
+		if err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		if args[0] == "config" && args[1] == "show" && !strings.Contains(string(out), "store-0042") {
+			t.Errorf("config show does not show the added drop-in's hostname:\n%s", out)
+		}
+	}
+	if ran < 10 {
+		t.Fatalf("only %d basalt commands found in README.md", ran)
+	}
+}
+
+// bootUntilReady runs `basalt qemu ...` and waits for the ready marker.
+func bootUntilReady(t *testing.T, bin, dir string, env, args []string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, append(args, "--snapshot")...)
+	cmd.Dir, cmd.Env = dir, env
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); cmd.Wait() }()
+	go func() { cmd.Wait(); pw.Close() }()
+	var log strings.Builder
+	sc := bufio.NewScanner(pr)
+	grown := false
+	for sc.Scan() {
+		l := sc.Text()
+		log.WriteString(l + "\n")
+		grown = grown || strings.Contains(l, "data filesystem grown")
+		if strings.Contains(l, contract.MarkerReady) {
+			if !grown {
+				t.Errorf("ready without growing the data filesystem to the 4 GiB disk:\n%s", log.String())
+			}
+			return
+		}
+	}
+	t.Fatalf("basalt %s: no %q before exit or deadline:\n%s", strings.Join(args, " "), contract.MarkerReady, log.String())
+}
+
+func copyTree(t *testing.T, from, to string) {
+	t.Helper()
+	if out, err := exec.Command("cp", "-r", from, to).CombinedOutput(); err != nil {
+		t.Fatalf("cp %s: %v\n%s", from, err, out)
+	}
+}
