@@ -2,7 +2,9 @@
 // file. Blobs live under <dir>/sha256/<hex>, are written to a temp file and
 // renamed into place, and are hashed again whenever they are read; an index
 // maps mutable URLs (a suite's InRelease) to the blob last fetched from them,
-// so a second build needs no network. Offline mode refuses every download
+// so a second build needs no network. Unpacked trees (a kernel's modules)
+// are kept under <dir>/tree/<key> the same way (tree.go), so a second build
+// need not decompress the package again. Offline mode refuses every download
 // with an error naming what is missing.
 //
 // basalt.lock (lock.go) records every input per board so later builds
