@@ -3,12 +3,15 @@ package debian
 import (
 	"archive/tar"
 	"bytes"
+	"crypto/sha256"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/basaltos/basalt/image/cache"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -140,4 +143,59 @@ func FuzzExtract(f *testing.F) {
 			return err
 		})
 	})
+}
+
+func TestCachedKernel(t *testing.T) {
+	c, err := cache.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := writeDeb(t, fakePkg{name: "linux-image-6.1.0-9-cloud-amd64", version: "6.1.9-1", files: kernelFiles})
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := fmt.Sprintf("%x", sha256.Sum256(data))
+	k, err := CachedKernel(c, path, sum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(c.Dir, "tree", "kernel-v1-"+sum, "root")
+	want := Kernel{
+		Release: "6.1.0-9-cloud-amd64",
+		Vmlinuz: filepath.Join(root, "boot/vmlinuz-6.1.0-9-cloud-amd64"),
+		Modules: filepath.Join(root, "lib/modules/6.1.0-9-cloud-amd64"),
+		DTBs:    filepath.Join(root, "usr/lib/linux-image-6.1.0-9-cloud-amd64"),
+	}
+	if diff := cmp.Diff(want, k); diff != "" {
+		t.Errorf("CachedKernel (-want +got)\n%s", diff)
+	}
+	// The second call uses the tree: the package is not read again.
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	k2, err := CachedKernel(c, path, sum)
+	if err != nil {
+		t.Fatalf("CachedKernel from the cache: %v", err)
+	}
+	if diff := cmp.Diff(want, k2); diff != "" {
+		t.Errorf("CachedKernel from the cache (-want +got)\n%s", diff)
+	}
+	if b, err := os.ReadFile(k2.Vmlinuz); err != nil || string(b) != "KERNEL" {
+		t.Errorf("cached vmlinuz: %q, %v", b, err)
+	}
+
+	// Not a kernel: the error says so and no tree is stored.
+	boot := writeDeb(t, fakePkg{name: "systemd-boot-efi", version: "252-1", files: map[string]string{"usr/lib/systemd/boot/efi/systemd-bootx64.efi": "MZ"}})
+	bdata, err := os.ReadFile(boot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bsum := fmt.Sprintf("%x", sha256.Sum256(bdata))
+	if _, err := CachedKernel(c, boot, bsum); err == nil || !strings.Contains(err.Error(), "not a kernel package") {
+		t.Errorf("CachedKernel(not a kernel) err = %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(c.Dir, "tree", "kernel-v1-"+bsum)); err == nil {
+		t.Error("a failed extraction left a cache tree")
+	}
 }

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/basaltos/basalt/image/cache"
 )
 
 // Kernel is a kernel unpacked on disk.
@@ -42,6 +44,35 @@ func ExtractKernel(d *Deb, dir string) (Kernel, error) {
 		return Kernel{}, fmt.Errorf("%s: package %s has no boot/vmlinuz-*: not a kernel package", d.Path, d.Name())
 	}
 	return LocalKernel(filepath.Join(dir, "boot", "vmlinuz-"+k.Release), filepath.Join(dir, "lib", "modules", k.Release))
+}
+
+// kernelTree names the cache trees CachedKernel writes; bump the version
+// when ExtractKernel starts unpacking something else.
+const kernelTree = "kernel-v1-"
+
+// CachedKernel returns the kernel of the .deb at path, whose sha256 the
+// caller has checked to be sum, unpacked in c: the first call extracts it
+// (ExtractKernel) into a cache tree keyed by sum, later calls use that tree
+// (checked against its sums) without decompressing the package again.
+func CachedKernel(c *cache.Cache, path, sum string) (Kernel, error) {
+	root, err := c.Tree(kernelTree+sum, func(dir string) error {
+		d, err := OpenDeb(path)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		_, err = ExtractKernel(d, dir)
+		return err
+	})
+	if err != nil {
+		return Kernel{}, err
+	}
+	// ExtractKernel made sure there is exactly one.
+	vmlinuz, err := filepath.Glob(filepath.Join(root, "boot", "vmlinuz-*"))
+	if err != nil || len(vmlinuz) != 1 {
+		return Kernel{}, fmt.Errorf("cached kernel of %s (%s): want one boot/vmlinuz-*, found %v", path, root, vmlinuz)
+	}
+	release := strings.TrimPrefix(filepath.Base(vmlinuz[0]), "vmlinuz-")
+	return LocalKernel(vmlinuz[0], filepath.Join(root, "lib", "modules", release))
 }
 
 // LocalKernel checks a kernel given as files (offline builds): vmlinuz and
