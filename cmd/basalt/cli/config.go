@@ -183,20 +183,18 @@ func newConfigShowCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "show IMAGE",
 		Short: "Print the effective config of an image's boot partition, with the source of each key",
-		Long: `Merge the baked default (--baked) and the boot partition's basalt/config.yaml
-and basalt/config.d/*.yaml of IMAGE as the device would, and print the result
+		Long: `Merge the baked default (the spec's config: section, read from slot a's
+root, or --baked FILE) and the boot partition's basalt/config.yaml and
+basalt/config.d/*.yaml of IMAGE as the device would, and print the result
 with secrets redacted; each line ends with the file and line that set it.
 
+  basalt config show edge.img
   basalt config show edge.img --baked spec-config.yaml`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var docs []*config.Document
-			if o.baked != "" {
-				d, err := parseFiles(cmd.ErrOrStderr(), o.baked)
-				if err != nil {
-					return err
-				}
-				docs = append(docs, d...)
+			docs, err := bakedConfig(cmd.ErrOrStderr(), args[0], o.baked)
+			if err != nil {
+				return err
 			}
 			p, err := bootPartition(args[0])
 			if err != nil {
@@ -252,6 +250,28 @@ with secrets redacted; each line ends with the file and line that set it.
 	}
 	c.Flags().StringVar(&o.baked, "baked", "", "the baked default config (the spec's config: section as a document)")
 	return c
+}
+
+// bakedConfig returns the baked default the device merges first: the file
+// given, or the spec's config: section that the build put in slot a's root.
+func bakedConfig(stderr io.Writer, img, file string) ([]*config.Document, error) {
+	if file != "" {
+		return parseFiles(stderr, file)
+	}
+	im, err := openImage(img)
+	if err != nil {
+		return nil, err
+	}
+	defer im.f.Close()
+	b, err := im.readSlotFile(contract.SlotA, contract.BakedConfig)
+	if err != nil || b == nil {
+		return nil, err
+	}
+	d, _, err := config.Parse("baked:"+contract.BakedConfig, b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: slot a: %w", img, err)
+	}
+	return []*config.Document{d}, nil
 }
 
 // printWithOrigins prints the redacted config as YAML with "# FILE:LINE"

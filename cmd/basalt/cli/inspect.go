@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"strings"
@@ -95,17 +97,40 @@ func fsPath(p string) string {
 	return p
 }
 
+// openImage opens a basalt disk image and reads its partition table.
+func openImage(path string) (*image, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, invalidError{err}
+	}
+	l, err := disk.Read(path)
+	if err != nil {
+		f.Close()
+		return nil, invalidError{fmt.Errorf("%s: not a disk image: %w", path, err)}
+	}
+	return &image{f: f, layout: l}, nil
+}
+
+// readSlotFile returns a file of a slot's root (nil, nil when the slot is
+// empty or the file absent).
+func (im *image) readSlotFile(slot contract.Slot, name string) ([]byte, error) {
+	fsys, err := im.slotFS(slot)
+	if err != nil || fsys == nil {
+		return nil, err
+	}
+	b, err := fs.ReadFile(fsys, fsPath(name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return b, err
+}
+
 func runInspect(cmd *cobra.Command, o *inspectOptions, img string) error {
-	f, err := os.Open(img)
+	im, err := openImage(img)
 	if err != nil {
-		return invalidError{err}
+		return err
 	}
-	defer f.Close()
-	l, err := disk.Read(img)
-	if err != nil {
-		return invalidError{fmt.Errorf("%s: not a disk image: %w", img, err)}
-	}
-	im := &image{f: f, layout: l}
+	defer im.f.Close()
 	w := cmd.OutOrStdout()
 	switch {
 	case o.ls != "":

@@ -64,8 +64,12 @@ func TestE2EReadmeTour(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", line, err)
 		}
-		if args[0] == "config" && args[1] == "show" && !strings.Contains(string(out), "store-0042") {
-			t.Errorf("config show does not show the added drop-in's hostname:\n%s", out)
+		if args[0] == "config" && args[1] == "show" {
+			for _, want := range []string{"hostname: store-0042 # basalt/config.d/50-store-0042.yaml:5", "timezone: Europe/Paris # baked:" + contract.BakedConfig} {
+				if !strings.Contains(string(out), want) {
+					t.Errorf("config show lacks %q (drop-in over the baked default):\n%s", want, out)
+				}
+			}
 		}
 	}
 	if ran < 10 {
