@@ -79,7 +79,7 @@ func buildBoard(ctx context.Context, s *spec.Spec, o Options, b *boards.Board, i
 	defer os.RemoveAll(work)
 
 	var r *resolved
-	if err := st.do("resolve inputs", func() (err error) { r, err = in.resolve(b, work); return err }); err != nil {
+	if err := st.do("resolve inputs", func() (err error) { r, err = in.resolve(b); return err }); err != nil {
 		return Artifact{}, err
 	}
 	initBin, err := initbin.Get(b.Arch)

@@ -44,17 +44,15 @@ func (in *inputs) client(arch boards.Arch) (*debian.Client, error) {
 	if c := in.clients[arch]; c != nil {
 		return c, nil
 	}
-	if in.cache == nil {
+	if in.lock == nil {
 		mirrors, err := debian.FindMirrors(in.s.Debian.Mirror, "/")
 		if err != nil {
 			return nil, invalidf("%v (or set %s)", err, in.s.Where(".debian.mirror"))
 		}
-		c, err := cache.Open(in.o.CacheDir)
+		c, err := in.openCache()
 		if err != nil {
 			return nil, err
 		}
-		c.Offline, c.Progress = in.o.Offline, in.o.Progress
-		in.cache = c
 		in.lock = &cache.Lock{Boards: map[string][]cache.LockedPackage{}}
 		if in.s.File != spec.DefaultFile {
 			if in.lock, err = cache.ReadLock(in.lockPath()); err != nil {
@@ -66,6 +64,19 @@ func (in *inputs) client(arch boards.Arch) (*debian.Client, error) {
 		}
 	}
 	return in.clients[arch], nil
+}
+
+// openCache opens the cache (downloads, unpacked kernels) once.
+func (in *inputs) openCache() (*cache.Cache, error) {
+	if in.cache == nil {
+		c, err := cache.Open(in.o.CacheDir)
+		if err != nil {
+			return nil, err
+		}
+		c.Offline, c.Progress = in.o.Offline, in.o.Progress
+		in.cache = c
+	}
+	return in.cache, nil
 }
 
 // saveLock writes basalt.lock next to the spec when Debian inputs were used
@@ -94,9 +105,9 @@ type resolved struct {
 	list    []Input
 }
 
-// resolve finds the kernel and bootloader of board b, extracting packages
-// below work.
-func (in *inputs) resolve(b *boards.Board, work string) (*resolved, error) {
+// resolve finds the kernel and bootloader of board b; kernel packages are
+// unpacked once into the cache (debian.CachedKernel).
+func (in *inputs) resolve(b *boards.Board) (*resolved, error) {
 	r := &resolved{}
 	ks, hasKernel := in.s.Kernel[b.Name]
 	bl, hasBoot := in.s.Bootloader[b.Name]
@@ -119,7 +130,7 @@ func (in *inputs) resolve(b *boards.Board, work string) (*resolved, error) {
 	if needsShell(in.s) {
 		want = append(want, debian.Input{Name: busyboxPackage})
 	}
-	debs := map[string]string{} // package name asked for -> .deb path
+	debs := map[string]debian.Fetched{} // by the package name asked for
 	if len(want) > 0 {
 		c, err := in.client(b.Arch)
 		if err != nil {
@@ -130,7 +141,7 @@ func (in *inputs) resolve(b *boards.Board, work string) (*resolved, error) {
 			return nil, fmt.Errorf("debian inputs: %w", err)
 		}
 		for _, f := range got {
-			debs[f.Input.Name] = f.Path
+			debs[f.Input.Name] = f
 			r.list = append(r.list, Input{Name: f.Package.Name, Kind: "deb", Version: f.Version, Source: f.Package.URL(), SHA256: f.Package.SHA256})
 		}
 	}
@@ -159,19 +170,23 @@ func (in *inputs) resolve(b *boards.Board, work string) (*resolved, error) {
 		if err != nil {
 			return nil, err
 		}
-		r.kernel, err = extractKernel(deb, filepath.Join(work, "kernel"))
+		c, err := in.openCache()
 		if err != nil {
+			return nil, err
+		}
+		if r.kernel, err = debian.CachedKernel(c, deb, sum); err != nil {
 			return nil, invalidf("%s: %v", where(".deb"), err)
 		}
 		r.list = append(r.list, Input{Name: "kernel", Kind: "deb", Version: r.kernel.Release, Source: deb, SHA256: sum})
 	default:
-		if r.kernel, err = extractKernel(debs[pkg], filepath.Join(work, "kernel")); err != nil {
+		f := debs[pkg]
+		if r.kernel, err = debian.CachedKernel(in.cache, f.Path, f.Package.SHA256); err != nil {
 			return nil, err
 		}
 	}
 
 	if needsShell(in.s) {
-		if r.busybox, err = readDebFile(debs[busyboxPackage], "bin/busybox"); err != nil {
+		if r.busybox, err = readDebFile(debs[busyboxPackage].Path, "bin/busybox"); err != nil {
 			return nil, err
 		}
 	}
@@ -205,24 +220,13 @@ func (in *inputs) resolve(b *boards.Board, work string) (*resolved, error) {
 			}
 			r.list = append(r.list, Input{Name: f.Package, Kind: "deb", Source: p, SHA256: sum})
 		default:
-			if data, err = readDebFile(debs[f.Package], f.From); err != nil {
+			if data, err = readDebFile(debs[f.Package].Path, f.From); err != nil {
 				return nil, err
 			}
 		}
 		r.boot = append(r.boot, bootFile{To: f.To, Data: data})
 	}
 	return r, nil
-}
-
-func extractKernel(deb, dir string) (debian.Kernel, error) {
-	d, err := debian.OpenDeb(deb)
-	if err != nil {
-		return debian.Kernel{}, fmt.Errorf("%s: %w", deb, err)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return debian.Kernel{}, err
-	}
-	return debian.ExtractKernel(d, dir)
 }
 
 func readDebFile(deb, name string) ([]byte, error) {
