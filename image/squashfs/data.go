@@ -68,7 +68,10 @@ func (b *builder) writeData() error {
 	for range workers {
 		wg.Go(func() {
 			for j := range work {
-				j.out, j.err = b.comp.compress(j.raw)
+				buf := b.getBuf()
+				if j.out, j.err = b.comp.compress(buf, j.raw); j.out == nil {
+					b.putBuf(buf)
+				}
 				close(j.done)
 			}
 		})
@@ -125,6 +128,9 @@ func (b *builder) sink(queue <-chan *job) error {
 			return err
 		}
 		b.putBuf(j.raw)
+		if j.out != nil {
+			b.putBuf(j.out)
+		}
 	}
 	return nil
 }
@@ -171,23 +177,25 @@ func (b *builder) plan(work, queue chan<- *job, quit <-chan struct{}) error {
 			return errStopped
 		}
 	}
-	// Files of the same size with at least one full block are hashed before
-	// they are written, so that a duplicate is never written at all.
+	// Only files whose size is not unique can have a duplicate, so only
+	// they are hashed: those with at least one full block before they are
+	// written, so that a duplicate is never written at all.
 	sameSize := map[int64]int{}
 	for _, n := range b.l.files {
-		if n.rec.size >= bs {
-			sameSize[n.rec.size]++
-		}
+		sameSize[n.rec.size]++
 	}
 	seen := map[contentKey]*fileRec{}
 	frag := b.getBuf()[:0]
 	var fragCount uint32 // index of the fragment block being filled
 	zero := make([]byte, bs)
+	tailBuf := make([]byte, bs)
+	hasher := sha256.New()
 	for _, n := range b.l.files {
 		rec, e := n.rec, n.e
 		full := rec.size / bs
 		var pre *contentKey
-		if full > 0 && sameSize[rec.size] > 1 {
+		dupable := sameSize[rec.size] > 1
+		if full > 0 && dupable {
 			k, err := hashContent(e)
 			if err != nil {
 				return err
@@ -205,8 +213,9 @@ func (b *builder) plan(work, queue chan<- *job, quit <-chan struct{}) error {
 			return fmt.Errorf("%s: open: %w", e.Path, err)
 		}
 		var h hash.Hash
-		if pre != nil || full == 0 {
-			h = sha256.New()
+		if dupable {
+			hasher.Reset()
+			h = hasher
 		}
 		rec.blocks = make([]uint32, full)
 		var readErr error
@@ -228,7 +237,7 @@ func (b *builder) plan(work, queue chan<- *job, quit <-chan struct{}) error {
 		}
 		var tail []byte
 		if readErr == nil {
-			tail = make([]byte, rec.size%bs)
+			tail = tailBuf[:rec.size%bs]
 			readErr = readExactly(r, e, tail, full*bs)
 		}
 		if readErr == nil && h != nil {

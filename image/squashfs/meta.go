@@ -40,7 +40,7 @@ func (m *metaWriter) write(p []byte) {
 }
 
 func (m *metaWriter) flush() {
-	c, err := m.comp.compress(m.buf)
+	c, err := m.comp.compress(nil, m.buf)
 	if err != nil && m.err == nil {
 		m.err = err
 	}
