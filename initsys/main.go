@@ -10,6 +10,7 @@ import (
 
 	"github.com/basaltos/basalt/initsys/ctl"
 	"github.com/basaltos/basalt/initsys/modprobe"
+	"github.com/basaltos/basalt/initsys/modules"
 	"github.com/basaltos/basalt/initsys/stage1"
 	"github.com/basaltos/basalt/initsys/stage2"
 )
@@ -19,7 +20,7 @@ const usage = "usage: basalt-init status|config reload|reboot|poweroff"
 // Main runs the device binary with its command line and returns the exit code.
 func Main(args []string) int {
 	if filepath.Base(args[0]) == "modprobe" { // /sbin/modprobe -> basalt-init
-		return modprobe.Run(args[1:], os.Stdout, os.Stderr, modprobe.LoadFile)
+		return modprobe.Run(args[1:], os.Stdout, os.Stderr, modules.LoadModule)
 	}
 	if os.Getpid() == 1 {
 		if filepath.Base(args[0]) == "init" {

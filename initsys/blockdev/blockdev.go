@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -36,6 +37,10 @@ type Dev struct {
 	Name string
 	// PartName is the GPT partition name, empty for whole disks and unnamed partitions.
 	PartName string
+	// PartN is the partition number and Disk the kernel name of the disk
+	// it is on (vda); both zero for whole disks.
+	PartN int
+	Disk  string
 }
 
 // Path returns the device node path under devDir (normally /dev).
@@ -59,7 +64,15 @@ func List(sysDir string) ([]Dev, error) {
 		if name == "" {
 			name = e.Name()
 		}
-		out = append(out, Dev{Name: name, PartName: u["PARTNAME"]})
+		d := Dev{Name: name, PartName: u["PARTNAME"]}
+		if u["DEVTYPE"] == "partition" {
+			d.PartN, _ = strconv.Atoi(u["PARTN"])
+			// /sys/class/block/vda4 -> ../../devices/.../block/vda/vda4
+			if real, err := filepath.EvalSymlinks(filepath.Join(dir, e.Name())); err == nil {
+				d.Disk = filepath.Base(filepath.Dir(real))
+			}
+		}
+		out = append(out, d)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil

@@ -29,22 +29,29 @@ func TestParseUevent(t *testing.T) {
 	}
 }
 
-// fakeSys writes a /sys/class/block tree: name -> uevent content.
+// fakeSys writes a /sys tree: name -> uevent content, each device under
+// devices/<disk>/ (the name without its trailing digits) with its
+// class/block symlink, as the kernel lays them out.
 func fakeSys(t *testing.T, root string, devs map[string]string) {
 	t.Helper()
 	for name, ue := range devs {
-		dir := filepath.Join(root, "class", "block", name)
+		dir := filepath.Join(root, "devices", strings.TrimRight(name, "0123456789"), name)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.WriteFile(filepath.Join(dir, "uevent"), []byte(ue), 0o644); err != nil {
 			t.Fatal(err)
 		}
+		class := filepath.Join(root, "class", "block")
+		os.MkdirAll(class, 0o755)
+		if err := os.Symlink(dir, filepath.Join(class, name)); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
 func part(name, label string) string {
-	return "DEVNAME=" + name + "\nDEVTYPE=partition\nPARTNAME=" + label + "\n"
+	return "DEVNAME=" + name + "\nDEVTYPE=partition\nPARTN=" + name[len(name)-1:] + "\nPARTNAME=" + label + "\n"
 }
 
 func TestFindAndWait(t *testing.T) {
@@ -59,7 +66,8 @@ func TestFindAndWait(t *testing.T) {
 			"vda": "DEVNAME=vda\nDEVTYPE=disk\n", "vda1": part("vda1", "basalt-boot"),
 			"vda2": part("vda2", "basalt-root-a"), "vda3": part("vda3", "basalt-root-b"), "sr0": "DEVNAME=sr0\n"},
 			labels: []string{"basalt-root-a", "basalt-boot"},
-			want:   map[string]Dev{"basalt-root-a": {"vda2", "basalt-root-a"}, "basalt-boot": {"vda1", "basalt-boot"}}},
+			want: map[string]Dev{"basalt-root-a": {"vda2", "basalt-root-a", 2, "vda"},
+				"basalt-boot": {"vda1", "basalt-boot", 1, "vda"}}},
 		{name: "missing", devs: map[string]string{"vda": "DEVNAME=vda\n", "vda1": part("vda1", "EFI")},
 			labels: []string{"basalt-root-a"}, wantErr: "partitions basalt-root-a not found (context deadline exceeded); block devices: vda vda1=EFI"},
 		{name: "no devices", devs: nil, labels: []string{"basalt-root-a"},

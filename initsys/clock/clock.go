@@ -171,8 +171,11 @@ func adjust(off time.Duration) error {
 // 32-bit architectures (armhf) and int64 elsewhere.
 func setLong[T int32 | int64](field *T, v int64) { *field = T(v) }
 
-// Discipline re-syncs every interval until ctx ends; errors go to report.
-func Discipline(ctx context.Context, r *net.Resolver, servers []string, interval, timeout time.Duration, floor time.Time, report func(time.Duration, error)) {
+// Discipline re-syncs every interval, and at once when kick fires, until
+// ctx ends. It asks servers() for the servers each time, so a config
+// reload reaches the running loop; no servers means no sync that round.
+// Each sync's servers, offset and error go to report.
+func Discipline(ctx context.Context, r *net.Resolver, servers func() []string, kick <-chan struct{}, interval, timeout time.Duration, floor time.Time, report func([]string, time.Duration, error)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -180,7 +183,14 @@ func Discipline(ctx context.Context, r *net.Resolver, servers []string, interval
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			report(Sync(r, servers, timeout, floor))
+		case <-kick:
+		}
+		if list := servers(); len(list) > 0 {
+			off, err := syncClock(r, list, timeout, floor)
+			report(list, off, err)
 		}
 	}
 }
+
+// syncClock is Sync; tests replace it so that they do not touch the clock.
+var syncClock = Sync

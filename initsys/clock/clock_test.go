@@ -6,8 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestBuildEpoch(t *testing.T) {
@@ -118,5 +121,51 @@ func TestNTPTimestampRoundTrip(t *testing.T) {
 	putNTP(b, in)
 	if d := getNTP(b).Sub(in); d > time.Microsecond || d < -time.Microsecond {
 		t.Errorf("round trip off by %v", d)
+	}
+}
+
+// TestDisciplineFollowsServers: each round asks for the servers again (a
+// config reload reaches the running loop), a kick syncs at once, and a
+// round without servers does not sync.
+func TestDisciplineFollowsServers(t *testing.T) {
+	synced := make(chan []string)
+	old := syncClock
+	syncClock = func(_ *net.Resolver, servers []string, _ time.Duration, _ time.Time) (time.Duration, error) {
+		synced <- servers
+		return 0, nil
+	}
+	t.Cleanup(func() { syncClock = old })
+	var mu sync.Mutex
+	current := []string{"a.example"}
+	set := func(s ...string) { mu.Lock(); current = s; mu.Unlock() }
+	get := func() []string { mu.Lock(); defer mu.Unlock(); return current }
+	kick := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var reports [][]string
+	go func() {
+		Discipline(ctx, nil, get, kick, time.Hour, time.Second, time.Unix(0, 0), func(s []string, _ time.Duration, _ error) {
+			reports = append(reports, s)
+		})
+		close(done)
+	}()
+	kick <- struct{}{}
+	got := [][]string{<-synced}
+	set("b.example", "pool.example")
+	kick <- struct{}{}
+	got = append(got, <-synced)
+	set() // ntp disabled by a reload: the round is skipped
+	kick <- struct{}{}
+	set("c.example")
+	kick <- struct{}{}
+	got = append(got, <-synced)
+	cancel()
+	<-done
+	want := [][]string{{"a.example"}, {"b.example", "pool.example"}, {"c.example"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("servers synced (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(want, reports); diff != "" {
+		t.Errorf("servers reported (-want +got):\n%s", diff)
 	}
 }

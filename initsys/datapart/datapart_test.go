@@ -219,3 +219,21 @@ func FuzzReadTable(f *testing.F) {
 		}
 	})
 }
+
+func TestGrowSizes(t *testing.T) {
+	tests := []struct {
+		have, want uint64
+		steps      int
+		out        []uint64
+	}{
+		{100, 200, 0, []uint64{200}},
+		{100, 200, 1, []uint64{200}},
+		{100, 200, 4, []uint64{125, 150, 175, 200}},
+		{100, 103, 2, []uint64{101, 103}},
+	}
+	for _, tt := range tests {
+		if diff := cmp.Diff(tt.out, growSizes(tt.have, tt.want, tt.steps)); diff != "" {
+			t.Errorf("growSizes(%d, %d, %d) (-want +got):\n%s", tt.have, tt.want, tt.steps, diff)
+		}
+	}
+}

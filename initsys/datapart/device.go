@@ -9,6 +9,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/basaltos/basalt/initsys/blockdev"
 )
 
 // Device is a partition found by its GPT name, with the disk it is on.
@@ -18,39 +20,10 @@ type Device struct {
 	PartNum int
 }
 
-// Find looks for the partition named label (PARTNAME in sysfs uevent)
-// under sysBlock (/sys/class/block); device nodes are under devDir (/dev).
-func Find(sysBlock, devDir, label string) (Device, error) {
-	ents, err := os.ReadDir(sysBlock)
-	if err != nil {
-		return Device{}, fmt.Errorf("find partition %s: %w", label, err)
-	}
-	for _, e := range ents {
-		ue, err := os.ReadFile(filepath.Join(sysBlock, e.Name(), "uevent"))
-		if err != nil {
-			continue
-		}
-		kv := map[string]string{}
-		for _, l := range strings.Split(string(ue), "\n") {
-			if k, v, ok := strings.Cut(l, "="); ok {
-				kv[k] = v
-			}
-		}
-		if kv["DEVTYPE"] != "partition" || kv["PARTNAME"] != label {
-			continue
-		}
-		n, err := strconv.Atoi(kv["PARTN"])
-		if err != nil {
-			return Device{}, fmt.Errorf("partition %s (%s): PARTN %q", label, e.Name(), kv["PARTN"])
-		}
-		real, err := filepath.EvalSymlinks(filepath.Join(sysBlock, e.Name()))
-		if err != nil {
-			return Device{}, fmt.Errorf("partition %s: %w", label, err)
-		}
-		disk := filepath.Base(filepath.Dir(real))
-		return Device{Part: filepath.Join(devDir, e.Name()), Disk: filepath.Join(devDir, disk), PartNum: n}, nil
-	}
-	return Device{}, fmt.Errorf("no partition labelled %s (PARTLABEL) in %s", label, sysBlock)
+// DeviceOf is the partition d (from blockdev.List) with its device nodes
+// under devDir (/dev).
+func DeviceOf(d blockdev.Dev, devDir string) Device {
+	return Device{Part: d.Path(devDir), Disk: filepath.Join(devDir, d.Disk), PartNum: d.PartN}
 }
 
 // GrowPartition makes the partition at dev end at the end of its disk:

@@ -49,8 +49,11 @@ func ReadSuperblock(r io.ReaderAt) (Superblock, error) {
 
 // GrowFS grows the ext4 filesystem on part, mounted at mountpoint, to fill
 // the partition (online, EXT4_IOC_RESIZE_FS). It returns the block counts
-// before and after; equal when there was nothing to do.
-func GrowFS(part, mountpoint string) (before, after uint64, bs int64, err error) {
+// before and after; equal when there was nothing to do. steps > 1 grows in
+// that many equal resizes, calling progress with the block count after
+// each but the last (a debug aid: power-cut tests cut half way); growth
+// interrupted at any point resumes on the next call.
+func GrowFS(part, mountpoint string, steps int, progress func(blocks uint64)) (before, after uint64, bs int64, err error) {
 	f, err := os.Open(part)
 	if err != nil {
 		return 0, 0, 0, fmt.Errorf("grow filesystem: %w", err)
@@ -74,9 +77,26 @@ func GrowFS(part, mountpoint string) (before, after uint64, bs int64, err error)
 		return 0, 0, 0, fmt.Errorf("grow filesystem: %w", err)
 	}
 	defer d.Close()
-	n := want
-	if _, _, e := unix.Syscall(unix.SYS_IOCTL, d.Fd(), ext4IocResizeFS, uintptr(unsafe.Pointer(&n))); e != 0 {
-		return sb.BlocksCount, sb.BlocksCount, sb.BlockSize, fmt.Errorf("grow filesystem at %s to %d blocks: EXT4_IOC_RESIZE_FS: %w", mountpoint, want, e)
+	for _, n := range growSizes(sb.BlocksCount, want, steps) {
+		if _, _, e := unix.Syscall(unix.SYS_IOCTL, d.Fd(), ext4IocResizeFS, uintptr(unsafe.Pointer(&n))); e != 0 {
+			return sb.BlocksCount, sb.BlocksCount, sb.BlockSize, fmt.Errorf("grow filesystem at %s to %d blocks: EXT4_IOC_RESIZE_FS: %w", mountpoint, n, e)
+		}
+		if n != want && progress != nil {
+			progress(n)
+		}
 	}
 	return sb.BlocksCount, want, sb.BlockSize, nil
+}
+
+// growSizes are the block counts of steps equal resizes from have to want
+// (one resize for steps < 2), the last being want.
+func growSizes(have, want uint64, steps int) []uint64 {
+	if steps < 2 {
+		return []uint64{want}
+	}
+	var out []uint64
+	for i := 1; i <= steps; i++ {
+		out = append(out, have+(want-have)*uint64(i)/uint64(steps))
+	}
+	return out
 }

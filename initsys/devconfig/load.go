@@ -18,6 +18,7 @@ import (
 
 	"github.com/basaltos/basalt/contract"
 	"github.com/basaltos/basalt/contract/config"
+	"github.com/basaltos/basalt/initsys/identity"
 )
 
 // Sources names where the config comes from. Empty fields are skipped.
@@ -176,33 +177,13 @@ func saveLastGood(path string, c *config.Config) error {
 	return writeAtomic(path, b, 0o600)
 }
 
-// writeAtomic writes path through a temp file, fsync and rename.
+// writeAtomic makes path's directory and writes path through a temp file,
+// fsync and rename (identity.WriteFile: left alone when unchanged).
 func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err = f.Write(data); err == nil {
-		if err = f.Chmod(mode); err == nil {
-			err = f.Sync()
-		}
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return identity.WriteFile(path, data, mode)
 }
 
 // Report formats errors and warnings for the console, one per line,

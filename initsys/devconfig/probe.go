@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 )
 
@@ -44,16 +43,11 @@ func trimLabel(b []byte) string {
 	return s
 }
 
-// FindSeed returns the device node and filesystem type of the first block
-// device under sysBlock (/sys/class/block) whose label is CIDATA or
-// cidata; devDir is /dev. It returns "" when there is none.
-func FindSeed(sysBlock, devDir string) (dev, fstype string, err error) {
-	ents, err := os.ReadDir(sysBlock)
-	if err != nil {
-		return "", "", fmt.Errorf("find seed: %w", err)
-	}
-	for _, e := range ents {
-		p := filepath.Join(devDir, e.Name())
+// FindSeed returns the first of the block devices devs (paths, in the
+// order to try) whose label is CIDATA or cidata, and its filesystem type.
+// It returns "" when there is none.
+func FindSeed(devs []string) (dev, fstype string) {
+	for _, p := range devs {
 		f, err := os.Open(p)
 		if err != nil {
 			continue // gone, or not readable: not ours
@@ -61,8 +55,8 @@ func FindSeed(sysBlock, devDir string) (dev, fstype string, err error) {
 		t, l, err := Probe(f)
 		f.Close()
 		if err == nil && t != "" && strings.EqualFold(l, SeedLabel) {
-			return p, t, nil
+			return p, t
 		}
 	}
-	return "", "", nil
+	return "", ""
 }

@@ -4,6 +4,7 @@
 package identity
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -80,8 +81,13 @@ func Hosts(old, name string) string {
 }
 
 // WriteFile writes path atomically: a temp file in the same directory,
-// fsync, rename.
+// fsync, rename. A regular file that already has data and perm is left
+// alone: most boots rewrite the same hostname, hosts and resolv.conf, and
+// each fsync is a journal commit on the data partition.
 func WriteFile(path string, data []byte, perm os.FileMode) error {
+	if Same(path, data, perm) {
+		return nil
+	}
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
@@ -104,6 +110,17 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// Same reports whether path is a regular file with exactly data and the
+// permission bits perm.
+func Same(path string, data []byte, perm os.FileMode) bool {
+	fi, err := os.Lstat(path)
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != perm.Perm() || fi.Size() != int64(len(data)) {
+		return false
+	}
+	old, err := os.ReadFile(path)
+	return err == nil && bytes.Equal(old, data)
 }
 
 // Timezone writes etcDir/timezone and points etcDir/localtime at

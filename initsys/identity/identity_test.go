@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 )
 
 func TestMachineIDStable(t *testing.T) {
@@ -58,5 +59,42 @@ func TestTimezone(t *testing.T) {
 	}
 	if err := Timezone(etc, zones, "Mars/Olympus"); err == nil {
 		t.Error("unknown zone accepted")
+	}
+}
+
+// TestWriteFileUnchanged: the same content and mode leave the file (its
+// inode) alone; other content or mode replace it.
+func TestWriteFileUnchanged(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "hostname")
+	if err := WriteFile(p, []byte("a\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ino := func() uint64 {
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Ino
+	}
+	for _, tc := range []struct {
+		data    string
+		perm    os.FileMode
+		replace bool
+	}{
+		{"a\n", 0o644, false},
+		{"b\n", 0o644, true},
+		{"b\n", 0o600, true},
+		{"b\n", 0o600, false},
+	} {
+		before := ino()
+		if err := WriteFile(p, []byte(tc.data), tc.perm); err != nil {
+			t.Fatal(err)
+		}
+		if got := ino() != before; got != tc.replace {
+			t.Errorf("WriteFile(%q, %v): replaced %v, want %v", tc.data, tc.perm, got, tc.replace)
+		}
+		if !Same(p, []byte(tc.data), tc.perm) {
+			t.Errorf("after WriteFile(%q, %v): not Same", tc.data, tc.perm)
+		}
 	}
 }

@@ -72,7 +72,7 @@ func ParseArgs(args []string) (Options, error) {
 
 // Run executes a modprobe command line: errors go to stderr unless -q
 // (the exit code still says), -v / -n print "insmod FILE" per module.
-// load is LoadFile on the device (tests pass a fake).
+// load is modules.LoadModule on the device (tests pass a fake).
 func Run(args []string, stdout, stderr io.Writer, load func(file, params string) error) int {
 	o, err := ParseArgs(args)
 	if err != nil {

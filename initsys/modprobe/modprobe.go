@@ -16,8 +16,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
 	"golang.org/x/sys/unix"
 
 	"github.com/basaltos/basalt/contract"
@@ -145,47 +143,4 @@ func DefaultDir() (string, error) {
 		return "", err
 	}
 	return filepath.Join(contract.ModulesDir, rel), nil
-}
-
-// LoadFile loads one module file with params: finit_module for a plain .ko,
-// decompressed in memory and init_module for .ko.xz / .ko.zst. A module
-// that is already loaded is not an error.
-func LoadFile(file, params string) error {
-	f, err := os.Open(file)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	switch filepath.Ext(file) {
-	case ".ko":
-		err = unix.FinitModule(int(f.Fd()), params, 0)
-	case ".xz":
-		var r io.Reader
-		if r, err = xz.NewReader(f); err == nil {
-			err = initModule(r, params)
-		}
-	case ".zst":
-		var z *zstd.Decoder
-		if z, err = zstd.NewReader(f); err == nil {
-			err = initModule(z, params)
-			z.Close()
-		}
-	default:
-		err = fmt.Errorf("unsupported module file type %q", filepath.Ext(file))
-	}
-	if errors.Is(err, unix.EEXIST) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("load %s: %w", file, err)
-	}
-	return nil
-}
-
-func initModule(r io.Reader, params string) error {
-	img, err := io.ReadAll(r)
-	if err != nil {
-		return fmt.Errorf("decompress: %w", err)
-	}
-	return unix.InitModule(img, params)
 }

@@ -172,8 +172,8 @@ func Load(dir string) (loaded int, err error) {
 	}
 	var errs []error
 	for _, m := range order {
-		if err := loadFile(filepath.Join(dir, m.Path)); err != nil {
-			errs = append(errs, fmt.Errorf("load %s: %w", m.Path, err))
+		if err := LoadModule(filepath.Join(dir, m.Path), ""); err != nil {
+			errs = append(errs, err)
 			continue
 		}
 		loaded++
@@ -198,26 +198,27 @@ func readBuiltin(file string) (map[string]bool, error) {
 	return m, nil
 }
 
-// loadFile loads one module file: finit_module for a plain .ko, or
-// decompressed in memory and init_module for .ko.xz / .ko.zst.
-func loadFile(file string) error {
+// LoadModule loads one module file with params (may be ""): finit_module
+// for a plain .ko, decompressed in memory and init_module for .ko.xz /
+// .ko.zst. A module that is already loaded is not an error.
+func LoadModule(file, params string) error {
 	f, err := os.Open(file)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	var r io.Reader
 	switch filepath.Ext(file) {
 	case ".ko":
-		err = unix.FinitModule(int(f.Fd()), "", 0)
+		err = unix.FinitModule(int(f.Fd()), params, 0)
 	case ".xz":
+		var r io.Reader
 		if r, err = xz.NewReader(f); err == nil {
-			err = initModule(r)
+			err = initModule(r, params)
 		}
 	case ".zst":
 		var z *zstd.Decoder
 		if z, err = zstd.NewReader(f); err == nil {
-			err = initModule(z)
+			err = initModule(z, params)
 			z.Close()
 		}
 	default:
@@ -226,13 +227,16 @@ func loadFile(file string) error {
 	if errors.Is(err, unix.EEXIST) {
 		return nil
 	}
-	return err
+	if err != nil {
+		return fmt.Errorf("load %s: %w", file, err)
+	}
+	return nil
 }
 
-func initModule(r io.Reader) error {
+func initModule(r io.Reader, params string) error {
 	img, err := io.ReadAll(r)
 	if err != nil {
 		return fmt.Errorf("decompress: %w", err)
 	}
-	return unix.InitModule(img, "")
+	return unix.InitModule(img, params)
 }

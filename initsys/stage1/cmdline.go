@@ -2,15 +2,23 @@ package stage1
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/basaltos/basalt/contract"
 )
 
-// Cmdline holds the kernel command-line keys stage 1 reads.
+// CmdlineGrowSteps (debug, for power-cut tests) makes stage 2 grow the
+// data filesystem in that many EXT4_IOC_RESIZE_FS calls, printing a marker
+// after each, so that a test can cut the power half way through growth.
+const CmdlineGrowSteps = "basalt.debug.grow_steps"
+
+// Cmdline holds the kernel command-line keys the init reads.
 type Cmdline struct {
 	Slot  contract.Slot
 	Debug bool
+	// GrowSteps is CmdlineGrowSteps (0 when unset or invalid).
+	GrowSteps int
 }
 
 // ParseCmdline parses /proc/cmdline. basalt.slot defaults to a; basalt.debug
@@ -25,6 +33,8 @@ func ParseCmdline(s string) (Cmdline, error) {
 		switch k {
 		case contract.CmdlineSlot:
 			slot = v
+		case CmdlineGrowSteps:
+			c.GrowSteps, _ = strconv.Atoi(v)
 		case contract.CmdlineDebug:
 			switch strings.ToLower(v) {
 			case "1", "true", "yes", "on":
@@ -39,7 +49,7 @@ func ParseCmdline(s string) (Cmdline, error) {
 	if slot != "" {
 		c.Slot = contract.Slot(slot)
 		if !c.Slot.Valid() {
-			return Cmdline{Slot: contract.SlotA, Debug: c.Debug},
+			return Cmdline{Slot: contract.SlotA, Debug: c.Debug, GrowSteps: c.GrowSteps},
 				fmt.Errorf("%s=%q: want %s or %s", contract.CmdlineSlot, slot, contract.SlotA, contract.SlotB)
 		}
 	}

@@ -26,6 +26,8 @@ func TestParseCmdline(t *testing.T) {
 		{"basalt.slot=c basalt.debug=1", Cmdline{Slot: "a", Debug: true}, `basalt.slot="c": want a or b`},
 		{"basalt.slot=", Cmdline{Slot: "a"}, ""},
 		{"", Cmdline{Slot: "a"}, ""},
+		{"basalt.debug.grow_steps=4", Cmdline{Slot: "a", GrowSteps: 4}, ""},
+		{"basalt.debug.grow_steps=x", Cmdline{Slot: "a"}, ""},
 	}
 	for _, tt := range tests {
 		got, err := ParseCmdline(tt.in)

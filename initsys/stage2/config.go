@@ -12,6 +12,7 @@ import (
 
 	"github.com/basaltos/basalt/contract"
 	"github.com/basaltos/basalt/contract/config"
+	"github.com/basaltos/basalt/initsys/blockdev"
 	"github.com/basaltos/basalt/initsys/datapart"
 	"github.com/basaltos/basalt/initsys/devconfig"
 	"github.com/basaltos/basalt/initsys/identity"
@@ -37,13 +38,13 @@ var lastGood = filepath.Join(mounts.DataDir, "basalt", "config.last-good.yaml")
 func (s *system) loadConfig() error {
 	src := devconfig.Sources{Baked: contract.BakedConfig, Cmdline: s.cmdlineRaw, LastGood: lastGood}
 	var problems []error
-	if umount, err := mountBoot(); err != nil {
+	if umount, err := mountBoot(s.boot); err != nil {
 		problems = append(problems, err)
 	} else {
 		defer umount()
 		src.BootDir = bootMount
 	}
-	if dev, fstype, err := mountSeed(); err != nil {
+	if dev, fstype, err := mountSeed(s.devs, s.data); err != nil {
 		problems = append(problems, err)
 	} else if dev != "" {
 		defer unix.Unmount(seedMount, 0)
@@ -67,11 +68,11 @@ func (s *system) loadConfig() error {
 }
 
 // mountBoot mounts the basalt-boot FAT partition read-only at bootMount.
-func mountBoot() (func(), error) {
-	dev, err := datapart.Find("/sys/class/block", "/dev", contract.PartBoot)
-	if err != nil {
-		return nil, err
+func mountBoot(boot blockdev.Dev) (func(), error) {
+	if boot.Name == "" {
+		return nil, fmt.Errorf("no partition labelled %s (PARTLABEL) in /sys/class/block", contract.PartBoot)
 	}
+	dev := datapart.DeviceOf(boot, "/dev")
 	if err := os.MkdirAll(bootMount, 0o755); err != nil {
 		return nil, fmt.Errorf("mount boot partition: %w", err)
 	}
@@ -81,12 +82,18 @@ func mountBoot() (func(), error) {
 	return func() { unix.Unmount(bootMount, 0) }, nil
 }
 
-// mountSeed mounts the first NoCloud seed volume read-only at seedMount;
-// dev is "" when there is none.
-func mountSeed() (dev, fstype string, err error) {
-	dev, fstype, err = devconfig.FindSeed("/sys/class/block", "/dev")
-	if err != nil || dev == "" {
-		return "", "", err
+// mountSeed mounts the first NoCloud seed volume among devs read-only at
+// seedMount; dev is "" when there is none. The disk holding the data
+// partition and its partitions are basalt's own, not probed.
+func mountSeed(devs []blockdev.Dev, data datapart.Device) (dev, fstype string, err error) {
+	var paths []string
+	for _, d := range devs {
+		if p := d.Path("/dev"); p != data.Disk && filepath.Join("/dev", d.Disk) != data.Disk {
+			paths = append(paths, p)
+		}
+	}
+	if dev, fstype = devconfig.FindSeed(paths); dev == "" {
+		return "", "", nil
 	}
 	if err := devconfig.MountSeed(dev, fstype, seedMount); err != nil {
 		return "", "", err
@@ -172,11 +179,13 @@ func (s *system) reload() devconfig.ReloadResult {
 	s.mu.Lock()
 	o.SSH = s.ssh
 	s.mu.Unlock()
-	if umount, err := mountBoot(); err == nil {
+	if umount, err := mountBoot(s.boot); err == nil {
 		defer umount()
 		o.Sources.BootDir = bootMount
 	}
-	if dev, _, err := mountSeed(); err == nil && dev != "" {
+	// A seed may have been plugged in since boot: list again.
+	devs, _ := blockdev.List("/sys")
+	if dev, _, err := mountSeed(devs, s.data); err == nil && dev != "" {
 		defer unix.Unmount(seedMount, 0)
 		o.Sources.SeedDir = seedMount
 	}
@@ -188,6 +197,12 @@ func (s *system) reload() devconfig.ReloadResult {
 		s.mu.Lock()
 		s.cfg.Config, s.cfg.Sources = r.Config, r.Sources
 		s.mu.Unlock()
+	}
+	if r.NTPChanged {
+		select { // the clock discipline reads the new servers from s.config()
+		case s.ntpKick <- struct{}{}:
+		default: // a kick is pending already
+		}
 	}
 	fmt.Printf("basalt: config reload:\n%s", r.Summary())
 	return r

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/basaltos/basalt/contract"
+	"github.com/basaltos/basalt/initsys/blockdev"
 	"github.com/basaltos/basalt/initsys/boot"
 	"github.com/basaltos/basalt/initsys/clock"
 	"github.com/basaltos/basalt/initsys/datapart"
@@ -57,11 +58,16 @@ type system struct {
 	// cmdlineRaw is /proc/cmdline, for the config's basalt.* keys.
 	cmdlineRaw string
 	version    string
-	data       datapart.Device
-	dataB      uint64
-	id         string
-	net        netup.Net
-	sup        *supervise.Supervisor
+	// devs are the block devices (listed once); boot is the boot partition.
+	devs  []blockdev.Dev
+	boot  blockdev.Dev
+	data  datapart.Device
+	dataB uint64
+	id    string
+	net   netup.Net
+	sup   *supervise.Supervisor
+	// ntpKick makes the clock discipline sync at once (config reload).
+	ntpKick chan struct{}
 
 	mu      sync.Mutex
 	cfg     devconfig.Result
@@ -93,7 +99,7 @@ func (s *system) steps() []boot.Step {
 
 // Main runs stage 2; it does not return.
 func Main() {
-	s := &system{start: time.Now(), ctx: context.Background()}
+	s := &system{start: time.Now(), ctx: context.Background(), ntpKick: make(chan struct{}, 1)}
 	console := os.Stdout
 	// Before any child starts: the reaper and the signal handlers.
 	reaper.Start()
@@ -165,10 +171,23 @@ func (s *system) apiFS() error {
 	return mounts.Finish()
 }
 
+// findData lists the block devices once for this step and the config
+// step: the data partition and the boot partition.
 func (s *system) findData() error {
-	var err error
-	s.data, err = datapart.Find("/sys/class/block", "/dev", contract.PartData)
-	return err
+	devs, err := blockdev.List("/sys")
+	if err != nil {
+		return fmt.Errorf("list block devices: %w", err)
+	}
+	found, err := blockdev.Find(devs, contract.PartData, contract.PartBoot)
+	if err != nil {
+		return err
+	}
+	d, ok := found[contract.PartData]
+	if !ok {
+		return fmt.Errorf("no partition labelled %s (PARTLABEL) in /sys/class/block", contract.PartData)
+	}
+	s.devs, s.boot, s.data = devs, found[contract.PartBoot], datapart.DeviceOf(d, "/dev")
+	return nil
 }
 
 func (s *system) growPartition() error {
@@ -180,7 +199,9 @@ func (s *system) growPartition() error {
 }
 
 func (s *system) growFS() error {
-	before, after, bs, err := datapart.GrowFS(s.data.Part, mounts.DataDir)
+	before, after, bs, err := datapart.GrowFS(s.data.Part, mounts.DataDir, s.cmdline.GrowSteps, func(blocks uint64) {
+		fmt.Printf("basalt: data filesystem growing: %d blocks\n", blocks)
+	})
 	if err != nil {
 		return err
 	}
@@ -223,14 +244,21 @@ func (s *system) clock() error {
 			fmt.Printf("basalt: clock was before the image's build time; set to %s\n", floor.UTC().Format(time.RFC3339))
 		}
 	}
+	r := s.net.Resolver()
+	// The loop asks for the servers each round: a config reload that
+	// changes them kicks it (s.ntpKick).
+	go clock.Discipline(s.ctx, r, func() []string { return ntpServers(s.config()) }, s.ntpKick,
+		ntpInterval, ntpTimeout, floor, func(servers []string, off time.Duration, err error) {
+			if err != nil {
+				fmt.Printf("basalt: ntp %v: %v\n", servers, err)
+			}
+		})
 	servers := ntpServers(s.config())
 	if len(servers) == 0 {
 		fmt.Println("basalt: ntp disabled by the config")
 		return ferr
 	}
-	r := s.net.Resolver()
 	off, err := clock.Sync(r, servers, ntpTimeout, floor)
-	go clock.Discipline(s.ctx, r, servers, ntpInterval, ntpTimeout, floor, func(time.Duration, error) {})
 	if err != nil {
 		if ferr != nil {
 			return fmt.Errorf("%w; and %v", err, ferr)

@@ -320,6 +320,35 @@ func TestE2EPowerCutDuringGrowth(t *testing.T) {
 	}
 }
 
+// TestE2EPowerCutDuringResize cuts the power while EXT4_IOC_RESIZE_FS is at
+// work: basalt.debug.grow_steps=8 makes the init grow the filesystem in 8
+// resizes, printing a marker after each; QEMU is killed at the first
+// marker, with the second resize under way. The next boot (without the
+// debug key) replays the journal, finishes growth and is ready; after its
+// poweroff e2fsck -fn is clean and the filesystem fills the partition.
+func TestE2EPowerCutDuringResize(t *testing.T) {
+	img, rd := prepare(t, x86_64, "basalt-data")
+	v := bootVM(t, x86_64, img, rd, nil, "basalt.debug.grow_steps=8")
+	v.expect(t, "table rewritten", "basalt: data filesystem growing: ")
+	v.m.Kill()
+	if strings.Contains(v.m.Log(), "basalt: step grow-filesystem ok") {
+		t.Fatalf("growth finished before the cut:\n%s", v.m.Log())
+	}
+	v2 := bootVM(t, x86_64, img, rd, nil, "")
+	v2.expect(t, "table already grown", "basalt: data filesystem grown ", "basalt: ready", "poweroff now")
+	v2.m.Wait()
+	for _, l := range strings.Split(v.m.Log()+v2.m.Log(), "\n") {
+		if strings.Contains(l, "data filesystem") || strings.Contains(l, "EXT4-fs") || strings.Contains(l, "grow") {
+			t.Log(strings.TrimSpace(l))
+		}
+	}
+	sum := dataFsck(t, img)
+	t.Log("e2fsck:", sum)
+	if !strings.Contains(sum, fmt.Sprintf("/%d blocks", (diskSize-dataStart*512-34*512)/4096)) {
+		t.Errorf("after the cut and a boot: %q", sum)
+	}
+}
+
 // TestE2EMissingDataFails is the negative twin: no basalt-data partition
 // is an essential failure, logged with its reason, then a reboot.
 func TestE2EMissingDataFails(t *testing.T) {
