@@ -1,7 +1,8 @@
 // Package netup brings the network up: loopback, the wired interfaces
 // (physical, not lo, not virtual), addresses by DHCPv4 (renewed before the
-// lease ends) or static ones from the device config, the default route, and
-// /etc/resolv.conf.
+// lease ends) or static ones (IPv4 and IPv6) from the device config, the
+// default route, IPv6 by SLAAC and DHCPv6 where routers offer it (v6.go),
+// and /etc/resolv.conf.
 package netup
 
 import (
@@ -13,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -65,8 +67,13 @@ type Net struct {
 	Console io.Writer
 	EtcDir  string // where resolv.conf goes (/etc)
 
-	mu  sync.Mutex
-	dns map[string][]string // per interface
+	// RAWait is how long an interface waits for an IPv6 router
+	// advertisement (in the background); 0 means 10 s.
+	RAWait time.Duration
+
+	mu   sync.Mutex
+	dns  map[string][]string // per interface: static and DHCPv4
+	dns6 map[string][]string // per interface: DHCPv6
 	// Addrs are the addresses configured, for status.
 	Addrs map[string][]string
 }
@@ -76,7 +83,7 @@ type Net struct {
 // run until ctx ends. It returns an error when no wired interface got an
 // address.
 func (n *Net) Up(ctx context.Context, cfg *config.Network, wired []string, dhcpTimeout time.Duration) error {
-	n.dns, n.Addrs = map[string][]string{}, map[string][]string{}
+	n.dns, n.dns6, n.Addrs = map[string][]string{}, map[string][]string{}, map[string][]string{}
 	lo, err := netlink.LinkByName("lo")
 	if err != nil {
 		return fmt.Errorf("loopback: %w", err)
@@ -160,8 +167,20 @@ func (n *Net) configure(ctx context.Context, name string, ic config.Interface, d
 			return fmt.Errorf("mtu %d: %w", *ic.MTU, err)
 		}
 	}
+	v6 := true
+	if err := acceptRA("/proc/sys/net", name); err != nil {
+		fmt.Fprintf(n.Console, "basalt: %s: %v\n", name, err)
+		v6 = false
+	}
 	if err := netlink.LinkSetUp(link); err != nil {
 		return fmt.Errorf("link up: %w", err)
+	}
+	if v6 {
+		wait := n.RAWait
+		if wait == 0 {
+			wait = 10 * time.Second
+		}
+		go n.v6(ctx, name, link, ic, wait)
 	}
 	for _, a := range ic.Addresses {
 		addr, err := netlink.ParseAddr(a)
@@ -239,7 +258,18 @@ func (n *Net) dhcp4(ctx context.Context, name string, link netlink.Link, timeout
 		c.Close()
 		return err
 	}
-	go n.renew(ctx, c, name, link, lease)
+	r := &renewal{Client: client4{Client: c}, Retry: 10 * time.Second, Now: time.Now, Sleep: sleep,
+		Apply: func(l *nclient4.Lease) error {
+			if err := n.apply(name, link, l); err != nil {
+				return err
+			}
+			return n.writeResolv()
+		},
+		Log: func(format string, args ...any) { fmt.Fprintf(n.Console, "basalt: "+name+": "+format+"\n", args...) }}
+	go func() {
+		defer c.Close()
+		r.run(ctx, lease)
+	}()
 	return nil
 }
 
@@ -262,48 +292,16 @@ func (n *Net) apply(name string, link netlink.Link, lease *nclient4.Lease) error
 	}
 	n.mu.Lock()
 	n.dns[name] = dns
-	n.Addrs[name] = []string{ipn.String()}
+	keep := []string{ipn.String()}
+	for _, a := range n.Addrs[name] {
+		if strings.Contains(a, ":") { // IPv6, not the lease's
+			keep = append(keep, a)
+		}
+	}
+	n.Addrs[name] = keep
 	n.mu.Unlock()
 	fmt.Fprintf(n.Console, "basalt: %s: dhcp4 %s via %v dns %v lease %v\n", name, ipn, ack.Router(), dns, ack.IPAddressLeaseTime(time.Hour))
 	return nil
-}
-
-// renew renews at T1 (half the lease by default); on failure retries with
-// backoff, and requests a fresh lease when the old one has run out.
-func (n *Net) renew(ctx context.Context, c *nclient4.Client, name string, link netlink.Link, lease *nclient4.Lease) {
-	defer c.Close()
-	retry := 10 * time.Second
-	for {
-		lt := lease.ACK.IPAddressLeaseTime(time.Hour)
-		wait := lease.ACK.IPAddressRenewalTime(lt / 2)
-		if !sleep(ctx, wait) {
-			return
-		}
-		expires := time.Now().Add(lt - wait)
-		for {
-			rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			var nl *nclient4.Lease
-			var err error
-			if time.Now().Before(expires) {
-				nl, err = c.Renew(rctx, lease)
-			} else {
-				nl, err = c.Request(rctx)
-			}
-			cancel()
-			if err == nil {
-				lease = nl
-				if err := n.apply(name, link, lease); err != nil {
-					fmt.Fprintf(n.Console, "basalt: %s: %v\n", name, err)
-				}
-				n.writeResolv()
-				break
-			}
-			fmt.Fprintf(n.Console, "basalt: %s: dhcp4 renew: %v; retry in %v\n", name, err, retry)
-			if !sleep(ctx, retry) {
-				return
-			}
-		}
-	}
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
@@ -326,11 +324,16 @@ func (n *Net) Nameservers() []string {
 	for k := range n.dns {
 		names = append(names, k)
 	}
+	for k := range n.dns6 {
+		if _, ok := n.dns[k]; !ok {
+			names = append(names, k)
+		}
+	}
 	sort.Strings(names)
 	var servers []string
 	seen := map[string]bool{}
 	for _, k := range names {
-		for _, s := range n.dns[k] {
+		for _, s := range slices.Concat(n.dns[k], n.dns6[k]) {
 			if !seen[s] {
 				seen[s] = true
 				servers = append(servers, s)

@@ -1,9 +1,11 @@
 // Command probe is a test service for stage 2's e2e tests: "crash" exits 1
-// at once; "probe" waits until the crasher has been restarted three times,
-// checks that /var persists and / is read-only, shows the hostname, eth0's
-// addresses and default route, the files the device config wrote (under
-// /var/lib/e2e and /etc/basalt-e2e-baked), prints `basalt-init status`
-// and powers off.
+// at once; "probe" waits until the crasher has been restarted three times
+// and the init reports an IPv6 SLAAC address (up to 30 s), checks that
+// /var persists and / is read-only, shows the hostname, eth0's addresses,
+// the default route, the IPv6 routes via a gateway, the resolv.conf
+// nameservers and the files the device config wrote (under /var/lib/e2e
+// and /etc/basalt-e2e-baked), prints `basalt-init status`, runs a config
+// reload and powers off.
 package main
 
 import (
@@ -29,6 +31,16 @@ func main() {
 		}
 		time.Sleep(time.Second)
 	}
+	// QEMU's user network sends IPv6 router advertisements (fec0::/64):
+	// wait until the init reports the SLAAC address, which it does after
+	// any DHCPv6 exchange.
+	for i := 0; i < 30; i++ {
+		out, _ := exec.Command("/sbin/basalt-init", "status").CombinedOutput()
+		if strings.Contains(string(out), "fec0:") {
+			break
+		}
+		time.Sleep(time.Second)
+	}
 	if _, err := os.Stat("/var/probe"); err == nil {
 		fmt.Println("probe: var file present")
 	} else if err := os.WriteFile("/var/probe", []byte("x"), 0o644); err == nil {
@@ -45,6 +57,8 @@ func main() {
 		fmt.Println("probe: eth0 addresses", addrs, err)
 	}
 	fmt.Println("probe: default route", defaultRoute())
+	fmt.Println("probe: ipv6 routes", ipv6Routes())
+	fmt.Println("probe: resolv.conf nameservers", nameservers())
 	var files []string
 	filepath.WalkDir("/var/lib/e2e", func(p string, d fs.DirEntry, err error) error {
 		if err == nil && d.Type().IsRegular() {
@@ -91,4 +105,46 @@ func defaultRoute() string {
 		return fmt.Sprintf("via %d.%d.%d.%d dev %s", byte(gw), byte(gw>>8), byte(gw>>16), byte(gw>>24), f[0])
 	}
 	return "none"
+}
+
+// ipv6Routes lists the IPv6 routes with a next hop from /proc/net/ipv6_route,
+// "DST/LEN via NEXTHOP dev IFACE".
+func ipv6Routes() []string {
+	b, err := os.ReadFile("/proc/net/ipv6_route")
+	if err != nil {
+		return []string{err.Error()}
+	}
+	hexIP := func(s string) net.IP {
+		ip := make(net.IP, 16)
+		for i := range ip {
+			fmt.Sscanf(s[2*i:2*i+2], "%02x", &ip[i])
+		}
+		return ip
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 10 || len(f[0]) != 32 || len(f[4]) != 32 || f[4] == strings.Repeat("0", 32) {
+			continue
+		}
+		var plen int
+		fmt.Sscanf(f[1], "%x", &plen)
+		out = append(out, fmt.Sprintf("%s/%d via %s dev %s", hexIP(f[0]), plen, hexIP(f[4]), f[9]))
+	}
+	return out
+}
+
+// nameservers are the nameserver lines of /etc/resolv.conf.
+func nameservers() []string {
+	b, err := os.ReadFile("/etc/resolv.conf")
+	if err != nil {
+		return []string{err.Error()}
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "nameserver "); ok {
+			out = append(out, v)
+		}
+	}
+	return out
 }
