@@ -73,10 +73,16 @@ func hostTree(b testing.TB, dir string) *tree.Tree {
 // mksquashfs options match ours: 128 KiB blocks, all cores, tails of large
 // files packed into fragments (-always-use-fragments), duplicates found, no
 // export table, no xattrs, root-owned files at the epoch.
+// BASALT_BENCH_SQUASHFS_DIR names a host directory (regular files and
+// directories only, e.g. an unpacked kernel package) to write instead of the
+// generated tree.
 func BenchmarkWriteVsMksquashfs(b *testing.B) {
 	mk := testutil.NeedTool(b, "mksquashfs")
-	src := filepath.Join(b.TempDir(), "src")
-	benchTree(b, src)
+	src := os.Getenv("BASALT_BENCH_SQUASHFS_DIR")
+	if src == "" {
+		src = filepath.Join(b.TempDir(), "src")
+		benchTree(b, src)
+	}
 	tr := hostTree(b, src)
 	out := b.TempDir()
 	for _, level := range benchLevels {
