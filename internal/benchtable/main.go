@@ -63,7 +63,7 @@ func trimProcs(name string) string {
 }
 
 func write(w io.Writer, results []result) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "benchmark\tratio vs reference\tvalue\tother metrics\t")
 	for _, r := range results {
 		var ratios, others []metric
