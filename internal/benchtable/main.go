@@ -16,6 +16,9 @@ import (
 	"text/tabwriter"
 )
 
+// module is trimmed from package paths in the table.
+const module = "github.com/basaltos/basalt/"
+
 type metric struct {
 	unit  string
 	value float64
@@ -29,9 +32,14 @@ type result struct {
 // parse returns the benchmark result lines of go test output, in order.
 func parse(r io.Reader) ([]result, error) {
 	var out []result
+	pkg := ""
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
+		if p, ok := strings.CutPrefix(sc.Text(), "pkg: "); ok {
+			pkg = strings.TrimPrefix(p, module) + " "
+			continue
+		}
 		f := strings.Fields(sc.Text())
 		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
 			continue
@@ -39,7 +47,7 @@ func parse(r io.Reader) ([]result, error) {
 		if _, err := strconv.Atoi(f[1]); err != nil {
 			continue
 		}
-		res := result{name: trimProcs(strings.TrimPrefix(f[0], "Benchmark"))}
+		res := result{name: pkg + trimProcs(strings.TrimPrefix(f[0], "Benchmark"))}
 		for i := 2; i+1 < len(f); i += 2 {
 			v, err := strconv.ParseFloat(f[i], 64)
 			if err != nil {

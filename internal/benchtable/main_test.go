@@ -9,7 +9,9 @@ import (
 
 func TestParseAndWrite(t *testing.T) {
 	in := `goos: linux
+pkg: github.com/basaltos/basalt/image/squashfs
 BenchmarkWriteVsMksquashfs-2   	       1	5123456789 ns/op	         0.9500 time-ratio	         1.010 size-ratio	        12.30 basalt-s
+pkg: github.com/basaltos/basalt/qemu
 BenchmarkBoot/qemu-x86_64-2   	       1	9000000000 ns/op	      8123 ms
 PASS
 ok  	github.com/basaltos/basalt/image/squashfs	12.3s
@@ -18,7 +20,7 @@ ok  	github.com/basaltos/basalt/image/squashfs	12.3s
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res) != 2 || res[0].name != "WriteVsMksquashfs" || res[1].name != "Boot/qemu-x86_64" {
+	if len(res) != 2 || res[0].name != "image/squashfs WriteVsMksquashfs" || res[1].name != "qemu Boot/qemu-x86_64" {
 		t.Fatalf("parse: %+v", res)
 	}
 	var b strings.Builder
