@@ -21,7 +21,7 @@ import (
 // zstd of the same initramfs content, mksquashfs of the same root directory
 // (same compressor, level and block size), mkfs.vfat + mcopy of the same
 // boot tree, mkfs.ext4 of the data size, sgdisk for the same table, dd to
-// assemble, then sha256sum of the image and of each partition (our build
+// assemble, then the sha256 of the image and of each partition (our build
 // writes those sums into the manifest; the host side hashes the image in one
 // job while a second job hashes the four partitions read back from the
 // image, so both sides use two cores for it). It reports both times,
@@ -30,7 +30,7 @@ import (
 // size and size-ratio (our root squashfs / mksquashfs's). The machine's
 // load weighs on both sides alike: compare ratios, not absolute times.
 func BenchmarkBuildVsHostTools(b *testing.B) {
-	for _, tool := range []string{"mksquashfs", "unsquashfs", "mkfs.vfat", "mcopy", "mkfs.ext4", "sgdisk", "dd", "truncate", "depmod", "cpio", "zstd", "sha256sum"} {
+	for _, tool := range []string{"mksquashfs", "unsquashfs", "mkfs.vfat", "mcopy", "mkfs.ext4", "sgdisk", "dd", "truncate", "depmod", "cpio", "zstd", "openssl"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			b.Skipf("%s not on PATH (sbin tools: PATH=$PATH:/sbin:/usr/sbin)", tool)
 		}
@@ -161,14 +161,17 @@ func hostBuild(b *testing.B, dir, rootDir, bootDir, initDir string, m Manifest, 
 	return fi.Size()
 }
 
-// hashes is the host's checksum step: sha256sum of the image in one
-// background job, of each partition (read from the image) in another.
+// hashes is the host's checksum step: the sha256 of the image in one
+// background job, of each partition (read from the image) in another. It
+// uses openssl, which hashes with the CPU's SHA instructions as Go does:
+// coreutils' sha256sum here does not (2.6 s for 500 MB of zeros against
+// openssl's 0.55 s) and would flatter our side.
 func hashes(img string, parts []PartInfo) string {
 	var p []string
 	for _, x := range parts {
-		p = append(p, fmt.Sprintf("dd if=%s bs=1M skip=%d count=%d status=none | sha256sum", img, x.Start>>20, x.Size>>20))
+		p = append(p, fmt.Sprintf("dd if=%s bs=1M skip=%d count=%d status=none | openssl dgst -sha256", img, x.Start>>20, x.Size>>20))
 	}
-	return fmt.Sprintf("{ sha256sum %s >/dev/null & h=$!; { %s; } >/dev/null; wait $h; }", img, strings.Join(p, " && "))
+	return fmt.Sprintf("{ openssl dgst -sha256 %s >/dev/null & h=$!; { %s; } >/dev/null; wait $h; }", img, strings.Join(p, " && "))
 }
 
 func sh(b *testing.B, script string) {
