@@ -229,7 +229,9 @@ func (d *Deb) ReadFile(name string) ([]byte, error) {
 
 // ExtractTo writes the entries for which match returns true (directories,
 // regular files, symlinks, hard links) below dir, which must exist. Writes
-// go through os.Root, so no entry can escape dir. It returns the names written.
+// go through os.Root, so no entry can escape dir. Files get the package's
+// permissions (plus owner write) whatever the umask: the image's modes come
+// from them. It returns the names written.
 func (d *Deb) ExtractTo(dir string, match func(name string) bool) ([]string, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
@@ -252,13 +254,17 @@ func (d *Deb) ExtractTo(dir string, match func(name string) bool) ([]string, err
 				return err
 			}
 		case tar.TypeReg:
-			f, err := root.OpenFile(hdr.Name, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, fs.FileMode(hdr.Mode).Perm()|0o200)
+			mode := fs.FileMode(hdr.Mode).Perm() | 0o200
+			f, err := root.OpenFile(hdr.Name, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, mode)
 			if err != nil {
 				return err
 			}
 			_, err = io.Copy(f, r)
 			if cerr := f.Close(); err == nil {
 				err = cerr
+			}
+			if err == nil { // the package's mode, whatever the umask
+				err = root.Chmod(hdr.Name, mode)
 			}
 			if err != nil {
 				return fmt.Errorf("%s: %w", hdr.Name, err)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/basaltos/basalt/image/cache"
@@ -197,5 +198,27 @@ func TestCachedKernel(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(c.Dir, "tree", "kernel-v1-"+bsum)); err == nil {
 		t.Error("a failed extraction left a cache tree")
+	}
+}
+
+// TestExtractToUmask checks that extracted files keep the package's modes
+// under any umask (the root squashfs takes its module modes from them).
+func TestExtractToUmask(t *testing.T) {
+	d, err := OpenDeb(writeDeb(t, fakePkg{name: "linux-image-6.1.0-9-cloud-amd64", version: "6.1.9-1", files: kernelFiles}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	dir := t.TempDir()
+	if _, err := ExtractKernel(d, dir); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "boot/vmlinuz-6.1.0-9-cloud-amd64"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fi.Mode().Perm(); got != 0o644 {
+		t.Errorf("mode under umask 077 = %o, want 644", got)
 	}
 }
