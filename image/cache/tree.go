@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"strings"
+	"sync"
 )
 
 // treeKey is what a tree key may look like: a file name, no path.
@@ -89,9 +93,11 @@ func checkTree(dir string) (string, bool) {
 }
 
 // treeSums lists the tree below root in lexical order, a line per entry:
-// "d MODE PATH", "l TARGET PATH" or "f MODE SHA256 PATH".
+// "d MODE PATH", "l TARGET PATH" or "f MODE SHA256 PATH". Files are hashed
+// on all cores.
 func treeSums(root string) ([]byte, error) {
-	var b bytes.Buffer
+	var lines []string
+	var files []int // indexes of lines waiting for a file's sha256
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -104,35 +110,57 @@ func treeSums(root string) ([]byte, error) {
 		}
 		switch {
 		case d.IsDir():
-			fmt.Fprintf(&b, "d %o %s\n", info.Mode().Perm(), rel)
+			lines = append(lines, fmt.Sprintf("d %o %s\n", info.Mode().Perm(), rel))
 		case d.Type()&fs.ModeSymlink != 0:
 			target, err := os.Readlink(p)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(&b, "l %s %s\n", target, rel)
+			lines = append(lines, fmt.Sprintf("l %s %s\n", target, rel))
 		case d.Type().IsRegular():
-			sum, err := sha256File(p)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(&b, "f %o %s %s\n", info.Mode().Perm(), sum, rel)
+			files = append(files, len(lines))
+			lines = append(lines, fmt.Sprintf("%o %s", info.Mode().Perm(), rel))
 		default:
 			return fmt.Errorf("%s: unexpected file type %s", p, d.Type())
 		}
 		return nil
 	})
-	return b.Bytes(), err
+	if err != nil {
+		return nil, err
+	}
+	errs := make([]error, len(files))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			buf := make([]byte, 128<<10)
+			for i := range next {
+				mode, rel, _ := strings.Cut(lines[files[i]], " ")
+				sum, err := sha256File(filepath.Join(root, filepath.FromSlash(rel)), buf)
+				errs[i] = err
+				lines[files[i]] = "f " + mode + " " + sum + " " + rel + "\n"
+			}
+		})
+	}
+	for i := range files {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return []byte(strings.Join(lines, "")), nil
 }
 
-func sha256File(path string) (string, error) {
+func sha256File(path string, buf []byte) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	if _, err := io.CopyBuffer(h, f, buf); err != nil {
 		return "", fmt.Errorf("%s: %w", path, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
