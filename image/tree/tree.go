@@ -271,17 +271,21 @@ func (t *Tree) Sorted() []*Entry {
 
 // less orders paths element by element so that "a/b" comes before "a-b"
 // (a parent's subtree stays contiguous) and "" (the root) comes first.
+// It compares bytes without allocating: at the first difference, a path
+// whose element ends there ('/') is the smaller.
 func less(a, b string) bool {
-	if a == "" || b == "" {
-		return a == "" && b != ""
-	}
-	as, bs := strings.Split(a, "/"), strings.Split(b, "/")
-	for i := 0; i < len(as) && i < len(bs); i++ {
-		if as[i] != bs[i] {
-			return as[i] < bs[i]
+	for i := 0; i < len(a) && i < len(b); i++ {
+		if ca, cb := a[i], b[i]; ca != cb {
+			switch {
+			case ca == '/':
+				return true
+			case cb == '/':
+				return false
+			}
+			return ca < cb
 		}
 	}
-	return len(as) < len(bs)
+	return len(a) < len(b)
 }
 
 // Check verifies the tree's references: every hard link names an existing
