@@ -154,7 +154,7 @@ func Build(ctx context.Context, s *spec.Spec, o Options) (arts []Artifact, err e
 }
 
 // stepper times the steps of one board and stops before a step once ctx
-// is done. Steps are reported from the goroutine that waits for them.
+// is done.
 type stepper struct {
 	ctx   context.Context
 	board string
@@ -162,35 +162,17 @@ type stepper struct {
 }
 
 func (st *stepper) do(name string, f func() error) error {
-	return st.start(name, f)()
-}
-
-// start runs step name in its own goroutine and returns the function that
-// waits for it; the step is reported when waited for, so steps are
-// reported in the same order in every build.
-func (st *stepper) start(name string, f func() error) (wait func() error) {
 	if err := st.ctx.Err(); err != nil {
-		return func() error { return fmt.Errorf("%s: %w", name, err) }
+		return fmt.Errorf("%s: %w", name, err)
 	}
-	done := make(chan struct{})
-	var err error
-	var d time.Duration
-	go func() {
-		defer close(done)
-		t0 := time.Now()
-		err = f()
-		d = time.Since(t0)
-	}()
-	return func() error {
-		<-done
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		if st.fn != nil {
-			st.fn(st.board+": "+name, d)
-		}
-		return nil
+	t0 := time.Now()
+	if err := f(); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
 	}
+	if st.fn != nil {
+		st.fn(st.board+": "+name, time.Since(t0))
+	}
+	return nil
 }
 
 func contains(list []string, s string) bool {

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -94,20 +93,20 @@ func buildBoard(ctx context.Context, s *spec.Spec, o Options, b *boards.Board, i
 	if err := st.do("kernel modules", func() (err error) { ix, err = kmod.Scan(r.kernel.Modules); return err }); err != nil {
 		return Artifact{}, err
 	}
-	// The initramfs is written while the root squashfs compresses: the two
-	// only read the inputs and write their own files.
 	initrd := filepath.Join(work, "initrd")
-	waitInitramfs := st.start("initramfs", func() error {
+	if err := st.do("initramfs", func() error {
 		t, err := initramfsTree(b, r.kernel, ix, initBin, o.Epoch)
 		if err != nil {
 			return err
 		}
 		return writeInitramfs(t, initrd)
-	})
+	}); err != nil {
+		return Artifact{}, err
+	}
 
 	rootA := filepath.Join(work, "root-a.squashfs")
 	var rootSize int64
-	waitRoot := st.start("root squashfs", func() error {
+	if err := st.do("root squashfs", func() error {
 		t, ov, err := rootTree(s, b, r.kernel, ix, initBin, r.busybox, o.Epoch)
 		if err != nil {
 			return err
@@ -119,8 +118,7 @@ func buildBoard(ctx context.Context, s *spec.Spec, o Options, b *boards.Board, i
 		fi, err := os.Stat(rootA)
 		rootSize = fi.Size()
 		return err
-	})
-	if err := errors.Join(waitInitramfs(), waitRoot()); err != nil {
+	}); err != nil {
 		return Artifact{}, err
 	}
 
