@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"path"
+	"sort"
 	"sync"
 
 	"github.com/basaltos/basalt/image/tree"
@@ -190,7 +192,7 @@ func (b *builder) plan(work, queue chan<- *job, quit <-chan struct{}) error {
 	zero := make([]byte, bs)
 	tailBuf := make([]byte, bs)
 	hasher := sha256.New()
-	for _, n := range b.l.files {
+	for _, n := range fileOrder(b.l.files, bs) {
 		rec, e := n.rec, n.e
 		full := rec.size / bs
 		var pre *contentKey
@@ -327,4 +329,22 @@ func checkEOF(r io.Reader, e *tree.Entry) error {
 		return fmt.Errorf("%s: read: %w", e.Path, err)
 	}
 	return nil
+}
+
+// fileOrder returns the order in which files' data is written: files with
+// full blocks first, in plan order, then the small ones (fragment-only)
+// grouped by extension so that similar content shares fragment blocks.
+func fileOrder(files []*node, bs int64) []*node {
+	var big, small []*node
+	for _, n := range files {
+		if n.rec.size >= bs {
+			big = append(big, n)
+		} else {
+			small = append(small, n)
+		}
+	}
+	sort.SliceStable(small, func(i, j int) bool {
+		return path.Ext(small[i].e.Path) < path.Ext(small[j].e.Path)
+	})
+	return append(big, small...)
 }

@@ -28,7 +28,8 @@ type dirent struct {
 
 // plan is the inode order: children before their directory, the root last,
 // so every directory entry's inode reference is known when the directory is
-// written. Regular files' data is written in the same order.
+// written. Regular files' data follows the same order, except that files
+// smaller than a block come last, grouped by extension (see fileOrder).
 type plan struct {
 	order  []*node
 	files  []*node // regular files with content, in order
