@@ -1,7 +1,7 @@
 # basalt — build, demo, test, bench, lint.
 #   make demo   installs what it needs, builds basalt and the default image, boots it in QEMU
-#   make test   everything CI runs: unit tests (fuzz seeds included), image checks with the
-#               real tools, QEMU boot tests; prints each layer's time at the end
+#   make test   everything CI runs: lint, unit tests (fuzz seeds included), image checks with
+#               the real tools, QEMU boot tests; prints each layer's time at the end
 #   make unit   seconds, no QEMU          make e2e   QEMU boot tests (TCG; KVM when it works)
 #   make bench  benchmarks, one table of ratios against references measured in the same run
 #   make lint   gofmt, go vet, staticcheck
@@ -91,10 +91,11 @@ e2e: testdata
 test:
 	@set -e; t0=$$(date +%s); \
 	$(MAKE) --no-print-directory deps testdata; t1=$$(date +%s); \
-	$(MAKE) --no-print-directory unit; t2=$$(date +%s); \
-	$(MAKE) --no-print-directory e2e; t3=$$(date +%s); \
-	printf '\n== make test layer times\n  setup (host packages, test inputs) %5ds\n  unit (no QEMU)                     %5ds\n  e2e (QEMU boot tests)              %5ds\n  total                              %5ds\n' \
-		$$((t1-t0)) $$((t2-t1)) $$((t3-t2)) $$((t3-t0))
+	$(MAKE) --no-print-directory lint; t2=$$(date +%s); \
+	$(MAKE) --no-print-directory unit; t3=$$(date +%s); \
+	$(MAKE) --no-print-directory e2e; t4=$$(date +%s); \
+	printf '\n== make test layer times\n  setup (host packages, test inputs) %5ds\n  lint                               %5ds\n  unit (no QEMU)                     %5ds\n  e2e (QEMU boot tests)              %5ds\n  total                              %5ds\n' \
+		$$((t1-t0)) $$((t2-t1)) $$((t3-t2)) $$((t4-t3)) $$((t4-t0))
 
 # ---- benchmarks ---------------------------------------------------------------
 bench: testdata
