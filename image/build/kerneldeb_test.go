@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
@@ -108,5 +110,21 @@ func TestBuildKernelDebCached(t *testing.T) {
 	}
 	if sums[0] != sums[1] || sums[0] != sums[2] {
 		t.Errorf("image sha256 differ between the builds: %v", sums)
+	}
+
+	// The manifest's sums (hashed skipping holes) are those of the bytes.
+	img := filepath.Join(dir, "out2", ImageName(s, "qemu-x86_64")+".img")
+	var m Manifest
+	if err := json.Unmarshal(must(os.ReadFile(strings.TrimSuffix(img, ".img")+".manifest.json")), &m); err != nil {
+		t.Fatal(err)
+	}
+	data := must(os.ReadFile(img))
+	if got := fmt.Sprintf("%x", sha256.Sum256(data)); m.Image.SHA256 != got {
+		t.Errorf("manifest image sha256 %s, file %s", m.Image.SHA256, got)
+	}
+	for _, p := range m.Partitions {
+		if got := fmt.Sprintf("%x", sha256.Sum256(data[p.Start:p.Start+p.Size])); p.SHA256 != got {
+			t.Errorf("manifest partition %s sha256 %s, bytes %s", p.Name, p.SHA256, got)
+		}
 	}
 }
