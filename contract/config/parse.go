@@ -5,9 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"reflect"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -325,7 +326,7 @@ func (w *walker) mapping(n *yaml.Node, t reflect.Type, path string, depth int) {
 				w.warns = append(w.warns, Issue{File: w.file, Line: k.Line, Path: p, Reason: "unsupported cloud-init key, ignored"})
 				continue
 			}
-			w.fail(k, p, "unknown key", sortedKeys(fields)...)
+			w.fail(k, p, "unknown key", slices.Sorted(maps.Keys(fields))...)
 			continue
 		}
 		w.lines[p] = k.Line
@@ -407,13 +408,4 @@ func yamlFields(t reflect.Type) map[string]reflect.Type {
 		m[name] = f.Type
 	}
 	return m
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	s := make([]string, 0, len(m))
-	for k := range m {
-		s = append(s, k)
-	}
-	sort.Strings(s)
-	return s
 }

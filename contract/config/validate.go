@@ -6,10 +6,12 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
 	"net/url"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -54,7 +56,7 @@ func Validate(d *Document) Issues {
 		v.hosts(".ntp.pools", c.NTP.Pools)
 	}
 	if c.Network != nil {
-		for _, name := range sortedKeys(c.Network.Interfaces) {
+		for _, name := range slices.Sorted(maps.Keys(c.Network.Interfaces)) {
 			v.iface(".network.interfaces"+keyPath(name), name, c.Network.Interfaces[name])
 		}
 	}
@@ -322,7 +324,7 @@ func (v *validator) cluster(c *Cluster) {
 	if c.NodeName != nil && !validDNSName(*c.NodeName) {
 		v.add(".cluster.node_name", fmt.Sprintf("invalid node name %q: a DNS name", *c.NodeName))
 	}
-	for _, k := range sortedKeys(c.Labels) {
+	for _, k := range slices.Sorted(maps.Keys(c.Labels)) {
 		p := ".cluster.labels" + keyPath(k)
 		if !labelKey.MatchString(k) {
 			v.add(p, fmt.Sprintf("invalid label key %q", k))
@@ -385,7 +387,7 @@ func (v *validator) update(u *Update) {
 }
 
 func (v *validator) registries(r *Registries) {
-	for _, host := range sortedKeys(r.Mirrors) {
+	for _, host := range slices.Sorted(maps.Keys(r.Mirrors)) {
 		p := ".registries.mirrors" + keyPath(host)
 		for i, e := range r.Mirrors[host].Endpoints {
 			if u, err := url.Parse(e); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
@@ -393,7 +395,7 @@ func (v *validator) registries(r *Registries) {
 			}
 		}
 	}
-	for _, host := range sortedKeys(r.Configs) {
+	for _, host := range slices.Sorted(maps.Keys(r.Configs)) {
 		p := ".registries.configs" + keyPath(host)
 		if tls := r.Configs[host].TLS; tls != nil {
 			for _, f := range []struct {

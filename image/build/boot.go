@@ -2,8 +2,10 @@ package build
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/basaltos/basalt/boards"
@@ -116,7 +118,7 @@ func bootTree(s *spec.Spec, b *boards.Board, r *resolved, initrd string, epoch i
 			"loader/entries/basalt-" + slot + ".conf": fmt.Sprintf("title %s %s (slot %s)\nversion %s\nlinux /%s/%s\ninitrd /%s/%s\noptions %s\n",
 				s.Name, s.Version, slot, s.Version, sd, contract.KernelFile, sd, contract.InitrdFile, cmdline(b, slot)),
 		}
-		for _, p := range sortedKeys(files) {
+		for _, p := range slices.Sorted(maps.Keys(files)) {
 			if err := t.AddBytes(p, 0o644, []byte(files[p])); err != nil {
 				return nil, err
 			}

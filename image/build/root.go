@@ -3,10 +3,11 @@ package build
 import (
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/basaltos/basalt/boards"
@@ -68,7 +69,7 @@ func rootTree(s *spec.Spec, b *boards.Board, k debian.Kernel, ix *kmod.Index, in
 		return nil, nil, err
 	}
 	etc := etcFiles(s, b, k.Release, epoch)
-	for _, p := range sortedKeys(etc) {
+	for _, p := range slices.Sorted(maps.Keys(etc)) {
 		if err := t.AddBytes(p, 0o644, []byte(etc[p])); err != nil {
 			return nil, nil, err
 		}
@@ -217,13 +218,4 @@ func errUnwrap(err error) error {
 		return pe.Err
 	}
 	return err
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

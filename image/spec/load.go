@@ -378,13 +378,3 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
-
-// sortedKeys returns a map's keys in byte order.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}

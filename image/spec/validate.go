@@ -2,11 +2,13 @@ package spec
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -79,10 +81,10 @@ func (s *Spec) validate() (errs, warns []Issue) {
 		c.errf(".version", "%q: want MAJOR.MINOR.PATCH with optional -PRERELEASE and +BUILD, e.g. 1.4.0", s.Version)
 	}
 	c.boards()
-	for _, b := range sortedKeys(s.Kernel) {
+	for _, b := range slices.Sorted(maps.Keys(s.Kernel)) {
 		c.kernel(b, s.Kernel[b])
 	}
-	for _, b := range sortedKeys(s.Bootloader) {
+	for _, b := range slices.Sorted(maps.Keys(s.Bootloader)) {
 		c.bootloader(b, s.Bootloader[b])
 	}
 	if m := s.Debian.Mirror; m != "" {
