@@ -215,17 +215,23 @@ func indent(s, pre string) string {
 	return b.String()
 }
 
-func inspectLs(w io.Writer, im *image, v string) error {
+// slotPath opens the slot named by SLOT:PATH and returns its root and the path.
+func (im *image) slotPath(v string) (*dsquashfs.FileSystem, contract.Slot, string, error) {
 	slot, p, err := parseSlotPath(v)
 	if err != nil {
-		return err
+		return nil, "", "", err
 	}
 	fs, err := im.slotFS(slot)
+	if err == nil && fs == nil {
+		err = invalidError{fmt.Errorf("slot %s is empty", slot)}
+	}
+	return fs, slot, p, err
+}
+
+func inspectLs(w io.Writer, im *image, v string) error {
+	fs, slot, p, err := im.slotPath(v)
 	if err != nil {
 		return err
-	}
-	if fs == nil {
-		return invalidError{fmt.Errorf("slot %s is empty", slot)}
 	}
 	ents, err := fs.ReadDir(p)
 	if err != nil {
@@ -243,16 +249,9 @@ func inspectLs(w io.Writer, im *image, v string) error {
 }
 
 func inspectExtract(w io.Writer, im *image, v, out string) error {
-	slot, p, err := parseSlotPath(v)
+	fs, slot, p, err := im.slotPath(v)
 	if err != nil {
 		return err
-	}
-	fs, err := im.slotFS(slot)
-	if err != nil {
-		return err
-	}
-	if fs == nil {
-		return invalidError{fmt.Errorf("slot %s is empty", slot)}
 	}
 	b, err := fs.ReadFile(p)
 	if err != nil {
