@@ -263,6 +263,9 @@ func bakedConfig(stderr io.Writer, img, file string) ([]*config.Document, error)
 		return nil, err
 	}
 	defer im.f.Close()
+	if _, err := im.part(contract.PartRootA); err != nil {
+		return nil, nil // a bare boot partition (no slots): nothing baked to show
+	}
 	b, err := im.readSlotFile(contract.SlotA, contract.BakedConfig)
 	if err != nil || b == nil {
 		return nil, err
