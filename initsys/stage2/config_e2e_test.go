@@ -93,7 +93,7 @@ func TestE2EConfigDropIn(t *testing.T) {
 		"probe: default route via 10.0.2.2 dev eth0",
 		"probe: /var/lib/e2e/dropin -rw-r----- \"written by basalt config add\\n\"",
 		"probe: /var/lib/e2e/hello -rw------- \"hello from the boot partition\"",
-		"network:  eth0 [10.0.2.50/24]", "probe: status done", "poweroff now")
+		"network:  eth0 [10.0.2.50/24", "probe: status done", "poweroff now")
 	v.m.Wait()
 	log := v.m.Log()
 	logLines(t, log)
