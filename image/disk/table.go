@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"unicode/utf16"
@@ -71,7 +72,8 @@ func Read(path string) (Layout, error) {
 		return Layout{}, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
+	// Seek, not Stat: a card's block device has a size but Stat says 0.
+	size, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
 		return Layout{}, err
 	}
@@ -87,14 +89,14 @@ func Read(path string) (Layout, error) {
 		if err != nil {
 			return Layout{}, fmt.Errorf("%s: %w", path, err)
 		}
-		l.Size = fi.Size()
+		l.Size = size
 		return l, nil
 	}
 	t, err := gpt.Read(f, SectorSize, SectorSize)
 	if err != nil {
 		return Layout{}, fmt.Errorf("%s: %w", path, err)
 	}
-	l := Layout{Scheme: GPT, Size: fi.Size(), DiskGUID: strings.ToUpper(t.GUID)}
+	l := Layout{Scheme: GPT, Size: size, DiskGUID: strings.ToUpper(t.GUID)}
 	for _, p := range t.Partitions {
 		if p.Type == gpt.Unused {
 			continue

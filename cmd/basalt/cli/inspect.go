@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -118,11 +117,27 @@ func (im *image) readSlotFile(slot contract.Slot, name string) ([]byte, error) {
 	if err != nil || fsys == nil {
 		return nil, err
 	}
-	b, err := fs.ReadFile(fsys, fsPath(name))
-	if errors.Is(err, fs.ErrNotExist) {
+	p := fsPath(name)
+	if !exists(fsys, p) {
 		return nil, nil
 	}
-	return b, err
+	return fs.ReadFile(fsys, p)
+}
+
+// exists reports whether p is in fsys, looking it up in its parent's
+// listing: go-diskfs's squashfs reader reports a missing directory on the
+// way with an error that is not fs.ErrNotExist.
+func exists(fsys fs.ReadDirFS, p string) bool {
+	ents, err := fsys.ReadDir(path.Dir(p))
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		if e.Name() == path.Base(p) {
+			return true
+		}
+	}
+	return false
 }
 
 func runInspect(cmd *cobra.Command, o *inspectOptions, img string) error {

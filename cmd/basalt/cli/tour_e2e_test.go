@@ -75,6 +75,12 @@ func TestE2EReadmeTour(t *testing.T) {
 	if ran < 10 {
 		t.Fatalf("only %d basalt commands found in README.md", ran)
 	}
+	// The default image bakes no config: show has nothing from the root to merge.
+	cmd := exec.Command(bin, "config", "show", "out/basalt-demo-0.1.0-qemu-x86_64.img")
+	cmd.Dir, cmd.Env = work, env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("config show of the default image: %v\n%s", err, out)
+	}
 }
 
 // bootUntilReady runs `basalt qemu ...` and waits for the ready marker.
