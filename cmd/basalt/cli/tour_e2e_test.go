@@ -90,15 +90,18 @@ func bootUntilReady(t *testing.T, bin, dir string, env, args []string) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, append(args, "--snapshot")...)
 	cmd.Dir, cmd.Env = dir, env
-	pr, pw := io.Pipe()
-	cmd.Stdout, cmd.Stderr = pw, pw
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { cancel(); cmd.Wait() }()
-	go func() { cmd.Wait(); pw.Close() }()
+	// Stop QEMU, then drain the console so that Wait can return.
+	defer func() { cancel(); io.Copy(io.Discard, out); cmd.Wait() }()
+	sc := bufio.NewScanner(out)
 	var log strings.Builder
-	sc := bufio.NewScanner(pr)
 	grown := false
 	for sc.Scan() {
 		l := sc.Text()
