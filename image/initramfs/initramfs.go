@@ -20,7 +20,6 @@ import (
 	"compress/gzip"
 	"fmt"
 	"io"
-	"io/fs"
 	"math"
 
 	"github.com/basaltos/basalt/image/tree"
@@ -146,7 +145,7 @@ func writeCpio(w io.Writer, t *tree.Tree) error {
 		if e.Type == tree.Regular && e.Link != "" {
 			meta = t.Get(e.Link) // one inode: the link shows its target's metadata
 		}
-		h := header{mode: typeBits[e.Type] | unixPerm(meta.Mode), uid: meta.UID, gid: meta.GID, nlink: 1, mtime: uint32(meta.MTime)}
+		h := header{mode: typeBits[e.Type] | tree.UnixPerm(meta.Mode), uid: meta.UID, gid: meta.GID, nlink: 1, mtime: uint32(meta.MTime)}
 		var body func(io.Writer) error
 		switch e.Type {
 		case tree.Dir:
@@ -203,20 +202,6 @@ func pathName(e *tree.Entry) string {
 		return "."
 	}
 	return e.Path
-}
-
-func unixPerm(m fs.FileMode) uint32 {
-	p := uint32(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		p |= 0o4000
-	}
-	if m&fs.ModeSetgid != 0 {
-		p |= 0o2000
-	}
-	if m&fs.ModeSticky != 0 {
-		p |= 0o1000
-	}
-	return p
 }
 
 var zeros [4]byte

@@ -92,7 +92,7 @@ func wantListing(tr *tree.Tree) []string {
 		}
 		typ := map[tree.Type]byte{tree.Regular: '-', tree.Dir: 'd', tree.Symlink: 'l', tree.CharDev: 'c', tree.BlockDev: 'b', tree.FIFO: 'p'}[e.Type]
 		// ls-style: suid shows as 's' on user x, sticky as 't' on other x.
-		perm := []byte(fs.FileMode(unixPerm(e.Mode) & 0o777).String()[1:])
+		perm := []byte(fs.FileMode(tree.UnixPerm(e.Mode) & 0o777).String()[1:])
 		if e.Mode&fs.ModeSetuid != 0 {
 			perm[2] = 's'
 		}
@@ -195,7 +195,7 @@ func TestExtract(t *testing.T) {
 		if root && (st.Uid != e.UID || st.Gid != e.GID) {
 			t.Errorf("%s: owner %d:%d, want %d:%d", e.Path, st.Uid, st.Gid, e.UID, e.GID)
 		}
-		if got, want := st.Mode&0o7777, unixPerm(e.Mode); e.Type != tree.Symlink && got != want {
+		if got, want := st.Mode&0o7777, tree.UnixPerm(e.Mode); e.Type != tree.Symlink && got != want {
 			t.Errorf("%s: mode %o, want %o", e.Path, got, want)
 		}
 		switch e.Type {

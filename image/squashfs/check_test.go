@@ -215,7 +215,7 @@ func checkExtract(t testing.TB, tr *tree.Tree, img string) {
 		}
 		inodes[e.Path] = st.Ino
 		got := fmt.Sprintf("mode %o", st.Mode&0o7777)
-		want := fmt.Sprintf("mode %o", unixMode(target.Mode))
+		want := fmt.Sprintf("mode %o", uint16(tree.UnixPerm(target.Mode)))
 		if e.Type == tree.Symlink {
 			got, want = "", ""
 		}

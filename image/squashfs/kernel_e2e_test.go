@@ -112,7 +112,7 @@ func manifest(tb testing.TB, t *tree.Tree) string {
 			xs = append(xs, fmt.Sprintf("%s=%x", k, v))
 		}
 		sort.Strings(xs)
-		mode := ifmt[e.Type] | uint32(unixMode(m.Mode))
+		mode := ifmt[e.Type] | tree.UnixPerm(m.Mode)
 		if e.Type == tree.Symlink {
 			mode = 0o120777
 		}

@@ -2,7 +2,6 @@ package squashfs
 
 import (
 	"fmt"
-	"io/fs"
 	"sort"
 	"strings"
 
@@ -201,19 +200,4 @@ func (p *plan) addXattrs(e *tree.Entry, ids map[string]uint32) (uint32, error) {
 	ids[string(kv)] = id
 	p.xattrs = append(p.xattrs, xattrSet{kv: kv, count: len(names)})
 	return id, nil
-}
-
-// unixMode returns the permission bits in Unix encoding (07777).
-func unixMode(m fs.FileMode) uint16 {
-	u := uint16(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		u |= 0o4000
-	}
-	if m&fs.ModeSetgid != 0 {
-		u |= 0o2000
-	}
-	if m&fs.ModeSticky != 0 {
-		u |= 0o1000
-	}
-	return u
 }

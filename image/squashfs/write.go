@@ -243,7 +243,7 @@ func (b *builder) inodeAndDirTables() (inodes, dirs []byte, err error) {
 
 func (b *builder) header(n *node, typ uint16) le {
 	e := n.e
-	return le{}.u16(typ).u16(unixMode(e.Mode)).u16(b.l.idIdx[e.UID]).u16(b.l.idIdx[e.GID]).
+	return le{}.u16(typ).u16(uint16(tree.UnixPerm(e.Mode))).u16(b.l.idIdx[e.UID]).u16(b.l.idIdx[e.GID]).
 		u32(uint32(e.MTime)).u32(n.ino)
 }
 

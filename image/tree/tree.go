@@ -51,6 +51,22 @@ func (t Type) String() string {
 // setuid, setgid and sticky.
 const PermMask = fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky
 
+// UnixPerm returns the bits of PermMask in Unix encoding (07777), as
+// squashfs inodes and cpio headers store them.
+func UnixPerm(m fs.FileMode) uint32 {
+	p := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		p |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		p |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		p |= 0o1000
+	}
+	return p
+}
+
 // Entry is one node of the tree.
 type Entry struct {
 	// Path is slash-separated and relative to the root ("" is the root
