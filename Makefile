@@ -20,13 +20,14 @@ INIT_ARCHES := amd64 arm64 armhf
 # Host packages: QEMU and firmware to boot, and the real tools the tests check images with.
 HOST_PKGS := qemu-system-x86 qemu-system-arm qemu-utils ovmf qemu-efi-aarch64 qemu-efi-arm \
 	u-boot-qemu u-boot-tools squashfs-tools gdisk dosfstools e2fsprogs mtools kmod cpio \
-	zstd xz-utils busybox-static systemd-boot-efi
+	zstd xz-utils busybox-static systemd-boot-efi cryptsetup-bin
 # One file per package that proves it is installed.
 HOST_CHECK := /usr/bin/qemu-system-x86_64 /usr/bin/qemu-system-aarch64 /usr/bin/qemu-img \
 	/usr/share/OVMF/OVMF_CODE_4M.fd /usr/share/AAVMF/AAVMF_CODE.fd /usr/share/AAVMF/AAVMF32_CODE.fd \
 	/usr/lib/u-boot/qemu_arm/u-boot.bin /usr/bin/mkimage /usr/bin/unsquashfs /usr/sbin/sgdisk \
 	/usr/sbin/fsck.vfat /usr/sbin/e2fsck /usr/bin/mdir /usr/sbin/depmod /usr/bin/cpio \
-	/usr/bin/zstd /usr/bin/xz /bin/busybox /usr/lib/systemd/boot/efi/systemd-bootx64.efi
+	/usr/bin/zstd /usr/bin/xz /bin/busybox /usr/lib/systemd/boot/efi/systemd-bootx64.efi \
+	/usr/sbin/veritysetup
 
 .PHONY: all build deps demo test unit e2e testdata tour-inputs bench lint clean
 
