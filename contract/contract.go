@@ -74,6 +74,10 @@ const (
 	// MarkerRootMounted is printed by stage 1 as MarkerRootMounted + " " + slot + " mounted".
 	MarkerPrefix = "basalt: "
 	MarkerReady  = "basalt: ready"
+	// MarkerOrchestratorReady is printed when the orchestrator's health
+	// turns ready (k3s server /readyz ok, or agent kubelet healthy and
+	// node registered), followed by " (k3s ROLE)".
+	MarkerOrchestratorReady = "basalt: orchestrator ready"
 )
 
 // RootMountedMarker is the stage-1 marker printed once the slot's root is mounted.

@@ -52,6 +52,13 @@ const (
 	// K3sConfigDir is /etc/rancher/k3s: config.yaml, config.yaml.d/,
 	// registries.yaml, written by the device from its config.
 	K3sConfigDir = "/etc/rancher/k3s"
+	// K3sKubeconfig is the admin kubeconfig k3s writes on a server (0600):
+	// the device's readiness probe and `basalt kubeconfig` read it.
+	K3sKubeconfig = K3sConfigDir + "/k3s.yaml"
+	// K3sNodePassword is the node's password k3s creates at its first
+	// join; it must persist (the /etc overlay's upper is on data) or the
+	// node cannot re-register under its name.
+	K3sNodePassword = "/etc/rancher/node/password"
 )
 
 // Release-file keys (ReleaseFile) the builder writes for the orchestrator:

@@ -29,6 +29,7 @@ var CmdlineKeys = map[string]string{
 	"basalt.cluster.server":     "cluster.server",
 	"basalt.cluster.token_file": "cluster.token_file",
 	"basalt.cluster.node_name":  "cluster.node_name",
+	"basalt.cluster.node_ip":    "cluster.node_ip",
 	"basalt.update.channel":     "update.channel",
 	"basalt.update.interval":    "update.interval",
 }

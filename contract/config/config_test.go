@@ -76,7 +76,7 @@ func TestParseErrors(t *testing.T) {
 			`f.yaml:9: .cluster.labels.ok: invalid label value "bad value!": at most 63 letters, digits, '-', '_', '.'`,
 			`f.yaml:10: .cluster.taints[0]: invalid taint "nocolon": key[=value]:Effect`,
 			`f.yaml:10: .cluster.taints[1]: invalid taint effect "Sometimes" (allowed: NoSchedule, PreferNoSchedule, NoExecute)`,
-			`f.yaml:11: .cluster.datastore: invalid datastore endpoint (allowed: sqlite, postgres://..., mysql://..., https://etcd...)`,
+			`f.yaml:11: .cluster.datastore: invalid datastore endpoint (allowed: sqlite, etcd, postgres://..., mysql://..., https://etcd...)`,
 			`f.yaml:12: .cluster.extra_args[0]: extra argument "debug" must start with '-' (one flag per entry, --flag=value)`}},
 		{"update", head + "update:\n  channel: ftp://x\n  interval: 10s\n  window: {start: '25:00', duration: 48h, days: [monday]}\n", []string{
 			`f.yaml:4: .update.channel: channel "ftp://x" must be an http or https URL`,

@@ -295,7 +295,7 @@ func redact(v reflect.Value) {
 }
 
 // Validate checks what only the merged config can tell: an agent needs a
-// server and a token. Each issue names the source that set the key.
+// server and a token; a server with a server to join needs embedded etcd. Each issue names the source that set the key.
 func (m *Merged) Validate() Issues {
 	var errs Issues
 	add := func(p, reason string) {
@@ -309,6 +309,10 @@ func (m *Merged) Validate() Issues {
 		if c.Token == nil && c.TokenFile == nil {
 			add(".cluster.role", "an agent needs cluster.token or cluster.token_file")
 		}
+	}
+	if c := m.Config.Cluster; c != nil && (c.Role == nil || *c.Role == RoleServer) && c.Server != nil && *c.Server != "" &&
+		(c.Datastore == nil || *c.Datastore == DatastoreSQLite) {
+		add(".cluster.server", "a server joins another server only with embedded etcd (datastore: etcd); with SQLite it runs alone")
 	}
 	return errs
 }

@@ -143,6 +143,15 @@ func TestMergedValidate(t *testing.T) {
 	if errs := Merge(a, b).Validate(); len(errs) != 0 {
 		t.Errorf("complete agent: %v", errs)
 	}
+	server := mustParse(t, "c.yaml", head+"cluster:\n  role: server\n")
+	if diff := cmp.Diff([]string{"b.yaml:4: .cluster.server: a server joins another server only with embedded etcd (datastore: etcd); with SQLite it runs alone"},
+		errStrings(errOrNil(Merge(a, b, server).Validate()))); diff != "" {
+		t.Errorf("server joining on SQLite (-want +got):\n%s", diff)
+	}
+	etcd := mustParse(t, "d.yaml", head+"cluster:\n  datastore: etcd\n")
+	if errs := Merge(a, b, server, etcd).Validate(); len(errs) != 0 {
+		t.Errorf("HA server joining with embedded etcd: %v", errs)
+	}
 }
 
 func TestEffectiveUsers(t *testing.T) {

@@ -169,6 +169,12 @@ const (
 	RoleAgent  = "agent"
 )
 
+// Datastores that are not endpoint URLs.
+const (
+	DatastoreSQLite = "sqlite"
+	DatastoreEtcd   = "etcd"
+)
+
 // Cluster configures k3s.
 type Cluster struct {
 	// Role is RoleServer or RoleAgent.
@@ -179,12 +185,17 @@ type Cluster struct {
 	Token     *Secret `yaml:"token,omitempty" json:"token,omitempty"`
 	TokenFile *string `yaml:"token_file,omitempty" json:"token_file,omitempty"`
 	NodeName  *string `yaml:"node_name,omitempty" json:"node_name,omitempty"`
+	// NodeIP is the node's address (k3s node-ip); unset: the address of
+	// the interface with the IPv4 default route.
+	NodeIP *string `yaml:"node_ip,omitempty" json:"node_ip,omitempty"`
 	// Labels are node labels. Merge: per key.
 	Labels map[string]string `yaml:"labels,omitempty" json:"labels,omitempty"`
 	// Taints are "key[=value]:Effect".
 	Taints []string `yaml:"taints,omitempty" json:"taints,omitempty"`
-	// Datastore is "sqlite" (default) or an endpoint URL: postgres://,
-	// mysql://, https:// or http:// (etcd). A password in it is a secret.
+	// Datastore is DatastoreSQLite (default), DatastoreEtcd (k3s' embedded
+	// etcd: the first server of an HA trio has no Server, the others join
+	// it) or an endpoint URL: postgres://, mysql://, https:// or http://
+	// (an external etcd). A password in it is a secret.
 	Datastore *Secret `yaml:"datastore,omitempty" json:"datastore,omitempty"`
 	// ExtraArgs are appended to the k3s command line.
 	ExtraArgs []string `yaml:"extra_args,omitempty" json:"extra_args,omitempty"`

@@ -343,11 +343,17 @@ func (v *validator) cluster(c *Cluster) {
 			v.add(p, fmt.Sprintf("invalid taint effect %q", effect), taintEffects...)
 		}
 	}
+	if c.NodeIP != nil {
+		if _, err := netip.ParseAddr(*c.NodeIP); err != nil {
+			v.add(".cluster.node_ip", fmt.Sprintf("invalid node IP %q: an IPv4 or IPv6 address", *c.NodeIP))
+		}
+	}
 	if c.Datastore != nil {
-		s := string(*c.Datastore)
-		u, err := url.Parse(s)
-		if s != "sqlite" && (err != nil || !contains([]string{"postgres", "mysql", "http", "https"}, u.Scheme)) {
-			v.add(".cluster.datastore", "invalid datastore endpoint", "sqlite", "postgres://...", "mysql://...", "https://etcd...")
+		// Not url.Parse: k3s' MySQL endpoint is a DSN, mysql://u:p@tcp(host:3306)/db.
+		ds := string(*c.Datastore)
+		scheme, rest, _ := strings.Cut(ds, "://")
+		if ds != DatastoreSQLite && ds != DatastoreEtcd && (rest == "" || !contains([]string{"postgres", "mysql", "http", "https"}, scheme)) {
+			v.add(".cluster.datastore", "invalid datastore endpoint", DatastoreSQLite, DatastoreEtcd, "postgres://...", "mysql://...", "https://etcd...")
 		}
 	}
 	for i, a := range c.ExtraArgs {

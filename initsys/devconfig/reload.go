@@ -24,9 +24,14 @@ type ReloadOptions struct {
 	// SSH, when set, receives the new authorized keys (it starts or stops
 	// listening as keys appear or disappear).
 	SSH *sshd.Server
+	// RestartOrchestrator, when set, restarts the orchestrator with the
+	// new config when cluster or registries changed (else they need a
+	// reboot).
+	RestartOrchestrator func(next *config.Config) error
 }
 
-// rebootKeys are read once at boot (network, k3s, the updater, the zone);
+// rebootKeys are read once at boot (network, the updater, the zone; k3s
+// unless the init can restart it);
 // the other keys (hostname, fqdn, users, ssh_authorized_keys, write_files,
 // ntp) are applied by Reload.
 var rebootKeys = []string{"network", "cluster", "registries", "update", "timezone"}
@@ -147,8 +152,11 @@ func Reload(ctx context.Context, cur *config.Config, o ReloadOptions) (ReloadRes
 		}
 		res.Applied = append(res.Applied, "ntp")
 	}
+	if changed("cluster", "registries") && o.RestartOrchestrator != nil {
+		applied(o.RestartOrchestrator(next), "cluster", "registries")
+	}
 	for _, k := range rebootKeys {
-		if changed(k) {
+		if changed(k) && !containsStr(res.Applied, k) {
 			res.NeedsReboot = append(res.NeedsReboot, k)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/basaltos/basalt/contract/config"
 	"github.com/basaltos/basalt/initsys/sshd"
 )
 
@@ -150,5 +152,40 @@ cluster: {role: server}
 	}
 	if d := cmp.Diff("error: "+r2.Errors[0]+"\nconfig unchanged: the current config stays in effect\n", r2.Summary()); d != "" {
 		t.Errorf("summary (-want +got):\n%s", d)
+	}
+}
+
+// TestReloadRestartsOrchestrator: with the init's hook, a cluster change
+// restarts k3s with the new config instead of waiting for a reboot; a
+// failing restart is an error and the key stays a reboot key.
+func TestReloadRestartsOrchestrator(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	src := Sources{BootDir: filepath.Join(dir, "boot")}
+	write(t, filepath.Join(src.BootDir, "basalt/config.yaml"), head+"cluster: {role: server}\n")
+	boot, err := Load(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(src.BootDir, "basalt/config.yaml"), head+"cluster: {role: server, labels: {site: paris}}\n")
+	var got []*config.Config
+	restart := func(next *config.Config) error { got = append(got, next); return nil }
+	r, err := Reload(ctx, boot.Config, ReloadOptions{Sources: src, Apply: ApplyOptions{Root: dir}, RestartOrchestrator: restart})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Cluster.Labels["site"] != "paris" {
+		t.Errorf("restart hook got %v", got)
+	}
+	if d := cmp.Diff([]string{"cluster"}, r.Applied); d != "" || len(r.NeedsReboot) != 0 {
+		t.Errorf("applied (-want +got):\n%s\nneeds reboot %v", d, r.NeedsReboot)
+	}
+	failing := func(*config.Config) error { return fmt.Errorf("role changed") }
+	r, err = Reload(ctx, boot.Config, ReloadOptions{Sources: src, Apply: ApplyOptions{Root: dir}, RestartOrchestrator: failing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]string{"cluster"}, r.NeedsReboot); d != "" || len(r.Errors) != 1 {
+		t.Errorf("failing hook: needs reboot (-want +got):\n%s\nerrors %v", d, r.Errors)
 	}
 }

@@ -178,6 +178,9 @@ func (s *system) reload() devconfig.ReloadResult {
 	}
 	s.mu.Lock()
 	o.SSH = s.ssh
+	if n := s.k3s; n != nil {
+		o.RestartOrchestrator = n.Restart
+	}
 	s.mu.Unlock()
 	if umount, err := mountBoot(s.boot); err == nil {
 		defer umount()

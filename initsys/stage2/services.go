@@ -48,8 +48,7 @@ func parseServices(path string, data []byte) ([]supervise.Service, error) {
 				return nil, fmt.Errorf("services %s: %s: %w", path, s.Name, err)
 			}
 		}
-		env := append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root"}, s.Env...)
-		svc := supervise.Service{Name: s.Name, Path: s.Path, Args: s.Args, Env: env, Restart: r, ReadyTimeout: time.Minute}
+		svc := supervise.Service{Name: s.Name, Path: s.Path, Args: s.Args, Env: serviceEnv(s.Env), Restart: r, ReadyTimeout: time.Minute}
 		switch {
 		case s.ReadyFile != "":
 			svc.Ready = supervise.FileCheck(s.ReadyFile)
@@ -59,4 +58,9 @@ func parseServices(path string, data []byte) ([]supervise.Service, error) {
 		out = append(out, svc)
 	}
 	return out, nil
+}
+
+// serviceEnv is a service's environment: PATH and HOME, then extra.
+func serviceEnv(extra []string) []string {
+	return append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root"}, extra...)
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/basaltos/basalt/initsys/datapart"
 	"github.com/basaltos/basalt/initsys/devconfig"
 	"github.com/basaltos/basalt/initsys/identity"
+	"github.com/basaltos/basalt/initsys/k3s"
 	"github.com/basaltos/basalt/initsys/mounts"
 	"github.com/basaltos/basalt/initsys/netup"
 	"github.com/basaltos/basalt/initsys/reaper"
@@ -72,6 +73,7 @@ type system struct {
 	mu      sync.Mutex
 	cfg     devconfig.Result
 	ssh     *sshd.Server
+	k3s     *k3s.Node // nil: no orchestrator in the image
 	results []boot.Result
 	ready   bool
 	once    sync.Once
@@ -94,6 +96,7 @@ func (s *system) steps() []boot.Step {
 		{Name: "clock", Essential: false, Run: s.clock},
 		{Name: "ssh", Essential: false, Run: s.startSSH},
 		{Name: "services", Essential: false, Run: s.services},
+		{Name: "orchestrator", Essential: false, Run: s.orchestrator},
 	}
 }
 
@@ -277,12 +280,36 @@ func (s *system) services() error {
 	return s.sup.Start(svcs)
 }
 
+// orchestrator starts k3s when the image has it (contract.K3sBin).
+func (s *system) orchestrator() error {
+	if !k3s.Present("/") {
+		fmt.Println("basalt: no orchestrator in this image")
+		return nil
+	}
+	n, err := k3s.Start(s.ctx, k3s.Options{Root: "/", Config: s.config(), Env: serviceEnv(nil), Sup: s.sup, Console: os.Stdout})
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.k3s = n
+	s.mu.Unlock()
+	return nil
+}
+
+// Health is the orchestrator's health: the gate an update commits on.
+func (s *system) Health() k3s.Health {
+	s.mu.Lock()
+	n := s.k3s
+	s.mu.Unlock()
+	return n.Health()
+}
+
 func (s *system) status() status.Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := status.Status{Slot: string(s.cmdline.Slot), Version: s.version, Ready: s.ready,
 		Steps: s.results, Services: s.sup.Status(), DataBytes: s.dataB, Addresses: s.net.Addrs,
-		ConfigSources: s.cfg.Sources, ConfigUsedLastGood: s.cfg.UsedLastGood}
+		ConfigSources: s.cfg.Sources, ConfigUsedLastGood: s.cfg.UsedLastGood, Orchestrator: s.k3s.Health()}
 	for _, e := range s.cfg.Errors {
 		st.ConfigErrors = append(st.ConfigErrors, e.Error())
 	}

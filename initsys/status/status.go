@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/basaltos/basalt/initsys/boot"
+	"github.com/basaltos/basalt/initsys/k3s"
 	"github.com/basaltos/basalt/initsys/supervise"
 )
 
@@ -38,6 +39,8 @@ type Status struct {
 	ConfigUsedLastGood bool                `json:"config_used_last_good,omitempty"`
 	DataBytes          uint64              `json:"data_bytes"`
 	Addresses          map[string][]string `json:"addresses,omitempty"`
+	// Orchestrator is k3s' health (the update commit gate).
+	Orchestrator k3s.Health `json:"orchestrator"`
 }
 
 // Serve answers every connection on path with get()'s JSON until ctx ends.
@@ -110,6 +113,7 @@ func Format(w io.Writer, s Status) {
 		}
 		fmt.Fprintf(w, "  %-18s %6d ms  %s\n", r.Name, r.Duration.Milliseconds(), res)
 	}
+	fmt.Fprintf(w, "orchestrator: %s\n", s.Orchestrator)
 	fmt.Fprintln(w, "services:")
 	for _, v := range s.Services {
 		fmt.Fprintf(w, "  %-18s %-8s pid %-6d restarts %-3d restart=%s last: %s\n", v.Name, v.Phase, v.PID, v.Restarts, v.Restart, v.LastExit)

@@ -60,6 +60,10 @@ type Service struct {
 	// next service starts only then (or after ReadyTimeout).
 	Ready        func(ctx context.Context) error
 	ReadyTimeout time.Duration
+	// Check, when set, runs before each start; an error counts as a
+	// failed start (reported, then the backoff), so a service whose
+	// precondition is missing waits for it without a hot loop.
+	Check func() error
 }
 
 // ExecCheck is a readiness check that runs a command; exit 0 means ready.

@@ -189,6 +189,14 @@ var errStart = errors.New("start failed")
 // runOnce starts the process in its own process group, copies its output,
 // and waits for it; the error is nil for exit 0.
 func (s *Supervisor) runOnce(r *running) error {
+	if r.svc.Check != nil {
+		if err := r.svc.Check(); err != nil {
+			s.mu.Lock()
+			r.state.Phase, r.state.LastExit = "failed", err.Error()
+			s.mu.Unlock()
+			return fmt.Errorf("%w: %v", errStart, err)
+		}
+	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return fmt.Errorf("%w: pipe: %v", errStart, err)
@@ -296,6 +304,21 @@ func (s *Supervisor) Stop() {
 			r.log.Close()
 		}
 	}
+}
+
+// Restart stops the named service's process group (SIGTERM): its restart
+// policy and backoff start it again. It reports whether the service was
+// running.
+func (s *Supervisor) Restart(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.svcs {
+		if r.svc.Name == name && r.state.PID != 0 {
+			syscall.Kill(-r.pgid, syscall.SIGTERM)
+			return true
+		}
+	}
+	return false
 }
 
 // Status returns every service's state, in start order.

@@ -33,6 +33,11 @@ func helper(mode string) int {
 	case "ok":
 		fmt.Println("done")
 		return 0
+	case "ok-sleep": // sleeps until SIGTERM
+		fmt.Println("sleeping")
+		for {
+			time.Sleep(time.Hour)
+		}
 	case "stubborn": // ignores SIGTERM, sleeps
 		signal.Ignore(syscall.SIGTERM)
 		fmt.Println("sleeping")
@@ -274,4 +279,55 @@ func TestParseRestart(t *testing.T) {
 	if _, err := ParseRestart("sometimes"); err == nil {
 		t.Error("ParseRestart(sometimes) succeeded")
 	}
+}
+
+// TestCheckFailsStartWithBackoff: a failing Check is a failed start, with
+// the backoff and the reason in the console and the state; once it passes
+// the service runs.
+func TestCheckFailsStartWithBackoff(t *testing.T) {
+	var console syncBuf
+	rec := &delays{}
+	var mu sync.Mutex
+	calls := 0
+	svc := helperService("gated", "stubborn", Always)
+	svc.Check = func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if calls++; calls <= 3 {
+			return fmt.Errorf("no route yet")
+		}
+		return nil
+	}
+	s := New(Options{Console: &console, Backoff: Backoff{Min: 10 * time.Millisecond, Max: 80 * time.Millisecond}, Grace: 200 * time.Millisecond, Wait: rec.wait})
+	if err := s.Start([]Service{svc}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "running", func() bool { return s.Status()[0].PID != 0 })
+	s.Stop()
+	if diff := cmp.Diff([]time.Duration{10 * time.Millisecond, 20 * time.Millisecond, 40 * time.Millisecond}, rec.get()); diff != "" {
+		t.Errorf("backoff (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(console.String(), "[gated] start failed: no route yet") {
+		t.Errorf("console lacks the check's reason:\n%s", console.String())
+	}
+}
+
+// TestRestartService: Restart stops the running process; the policy starts
+// a new one.
+func TestRestartService(t *testing.T) {
+	var console syncBuf
+	s := New(Options{Console: &console, Backoff: Backoff{Min: 10 * time.Millisecond, Max: 80 * time.Millisecond}, Grace: 200 * time.Millisecond})
+	if err := s.Start([]Service{helperService("sleeper", "ok-sleep", Always)}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "running", func() bool { return s.Status()[0].PID != 0 })
+	first := s.Status()[0].PID
+	if !s.Restart("sleeper") {
+		t.Fatal("Restart: not running")
+	}
+	waitFor(t, "a new pid", func() bool { p := s.Status()[0].PID; return p != 0 && p != first })
+	if s.Restart("nobody") {
+		t.Error("Restart of an unknown service reported true")
+	}
+	s.Stop()
 }
