@@ -15,6 +15,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/basaltos/basalt/contract/ab"
 )
 
 //go:embed *.yaml
@@ -52,10 +54,11 @@ const (
 // ABMechanism names how a trial boot falls back by itself.
 type ABMechanism string
 
+// The names are contract/ab's, which implements each mechanism (ab.For).
 const (
-	BLSBootCounting ABMechanism = "bls-boot-counting" // systemd-boot entry basalt-b+3-0.conf
-	UBootState      ABMechanism = "uboot-state"       // state file on the boot FAT, tries counter
-	RPiTryboot      ABMechanism = "rpi-tryboot"       // tryboot.txt + os_prefix
+	BLSBootCounting ABMechanism = ab.BLSName    // systemd-boot entry basalt-b+3-0.conf
+	UBootState      ABMechanism = ab.UBootName  // state file on the boot FAT, tries counter
+	RPiTryboot      ABMechanism = "rpi-tryboot" // tryboot.txt + os_prefix
 )
 
 // Board is one target the builder writes images for.

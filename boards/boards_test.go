@@ -2,6 +2,8 @@ package boards
 
 import (
 	"testing"
+
+	"github.com/basaltos/basalt/contract/ab"
 )
 
 func TestBoardsAreComplete(t *testing.T) {
@@ -17,6 +19,9 @@ func TestBoardsAreComplete(t *testing.T) {
 		}
 		if b.Table != "gpt" && b.Table != "mbr" {
 			t.Errorf("%s: table %q", b.Name, b.Table)
+		}
+		if _, err := ab.For(string(b.AB)); err != nil {
+			t.Errorf("%s: %v", b.Name, err)
 		}
 		switch b.Bootloader {
 		case SystemdBoot:

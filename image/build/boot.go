@@ -2,14 +2,13 @@ package build
 
 import (
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/basaltos/basalt/boards"
 	"github.com/basaltos/basalt/contract"
+	"github.com/basaltos/basalt/contract/ab"
 	"github.com/basaltos/basalt/image/debian"
 	"github.com/basaltos/basalt/image/initramfs"
 	"github.com/basaltos/basalt/image/kmod"
@@ -79,12 +78,12 @@ func cmdline(b *boards.Board, slot string) string {
 	return strings.Join(args, " ")
 }
 
-// bootTree assembles the boot partition: the bootloader and its entry for
-// slot A (systemd-boot) or boot.scr and the A/B state file (U-Boot), slot
-// A's kernel, initrd, version and device trees, and the config drop-in dir.
+// bootTree assembles the boot partition: the bootloader (systemd-boot, or
+// U-Boot's boot.scr), the A/B mechanism's initial state naming slot A
+// committed (contract/ab), slot A's kernel, initrd, version and device
+// trees, and the config drop-in dir.
 func bootTree(s *spec.Spec, b *boards.Board, r *resolved, initrd string, epoch int64) (*tree.Tree, error) {
 	t := tree.New(epoch)
-	slot := string(contract.SlotA)
 	sd := contract.SlotDir(contract.SlotA)
 	if err := t.AddHostFile(sd+"/"+contract.KernelFile, r.kernel.Vmlinuz, 0o644); err != nil {
 		return nil, fmt.Errorf("kernel: %w", err)
@@ -106,6 +105,15 @@ func bootTree(s *spec.Spec, b *boards.Board, r *resolved, initrd string, epoch i
 	if err := t.Mkdir(contract.BootConfigDir, 0o755); err != nil {
 		return nil, err
 	}
+	m, err := ab.For(string(b.AB))
+	if err != nil {
+		return nil, fmt.Errorf("board %s: %w", b.Name, err)
+	}
+	for _, f := range m.Initial(ab.Entry{Slot: contract.SlotA, Title: s.Name + " " + s.Version, Version: s.Version, Cmdline: cmdline(b, ab.SlotPlaceholder)}) {
+		if err := t.AddBytes(f.Path, 0o644, f.Data); err != nil {
+			return nil, err
+		}
+	}
 	switch b.Bootloader {
 	case boards.SystemdBoot:
 		for _, f := range r.boot {
@@ -113,62 +121,13 @@ func bootTree(s *spec.Spec, b *boards.Board, r *resolved, initrd string, epoch i
 				return nil, err
 			}
 		}
-		files := map[string]string{
-			"loader/loader.conf": "timeout 0\ndefault basalt-*\neditor no\n",
-			"loader/entries/basalt-" + slot + ".conf": fmt.Sprintf("title %s %s (slot %s)\nversion %s\nlinux /%s/%s\ninitrd /%s/%s\noptions %s\n",
-				s.Name, s.Version, slot, s.Version, sd, contract.KernelFile, sd, contract.InitrdFile, cmdline(b, slot)),
-		}
-		for _, p := range slices.Sorted(maps.Keys(files)) {
-			if err := t.AddBytes(p, 0o644, []byte(files[p])); err != nil {
-				return nil, err
-			}
-		}
 	case boards.UBootScript:
-		scr := uboot.Script(s.Name+" "+s.Version, []byte(bootScript(b)), epoch)
+		scr := uboot.Script(s.Name+" "+s.Version, []byte(ab.BootScript(b.Name, cmdline(b, ab.SlotPlaceholder))), epoch)
 		if err := t.AddBytes("boot.scr", 0o644, scr); err != nil {
-			return nil, err
-		}
-		if err := t.AddBytes(contract.BootStateFile, 0o644, []byte(StateText(contract.SlotA, "", 0))); err != nil {
 			return nil, err
 		}
 	default:
 		return nil, fmt.Errorf("bootloader %s is not supported by the builder yet", b.Bootloader)
 	}
 	return t, nil
-}
-
-// StateText is the U-Boot A/B state file (contract.BootStateFile), in the
-// "name=value" lines U-Boot's `env import -t` reads: the committed slot,
-// the slot on trial ("" when none) and the trial boots left.
-func StateText(slot contract.Slot, trial contract.Slot, tries int) string {
-	return fmt.Sprintf("slot=%s\ntrial=%s\ntries=%d\n", slot, trial, tries)
-}
-
-// bootScript is boot.scr's source: read the state file; a slot on trial
-// with tries left is booted (tries counted down and saved first); with none
-// left the committed slot boots. Then load the slot's kernel and initrd and
-// bootz with U-Boot's own device tree (QEMU virt passes one).
-func bootScript(b *boards.Board) string {
-	dev := "${devtype} ${devnum}:${distro_bootpart}"
-	return strings.Join([]string{
-		"# basalt A/B boot (" + b.Name + ")",
-		"setenv slot a; setenv trial; setenv tries 0",
-		"if load " + dev + " ${scriptaddr} " + contract.BootStateFile + "; then env import -t ${scriptaddr} ${filesize} slot trial tries; fi",
-		"if test -n \"${trial}\"; then",
-		"  if test ${tries} -gt 0; then",
-		"    setexpr tries ${tries} - 1",
-		"    env export -t ${scriptaddr} slot trial tries",
-		"    fatwrite " + dev + " ${scriptaddr} " + contract.BootStateFile + " ${filesize}",
-		"    setenv slot ${trial}",
-		"  else",
-		"    echo \"basalt: slot ${trial} failed its trial, booting slot ${slot}\"",
-		"  fi",
-		"fi",
-		"echo \"basalt: booting slot ${slot}\"",
-		"load " + dev + " ${kernel_addr_r} ${slot}/" + contract.KernelFile,
-		"load " + dev + " ${ramdisk_addr_r} ${slot}/" + contract.InitrdFile,
-		"setenv bootargs \"" + cmdline(b, "${slot}") + "\"",
-		"bootz ${kernel_addr_r} ${ramdisk_addr_r}:${filesize} ${fdtcontroladdr}",
-		"",
-	}, "\n")
 }

@@ -15,7 +15,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/basaltos/basalt/contract"
+	"github.com/basaltos/basalt/contract/ab"
 	"github.com/basaltos/basalt/image/disk"
+	"github.com/basaltos/basalt/image/fat"
 	"github.com/basaltos/basalt/image/spec"
 	"github.com/basaltos/basalt/internal/testutil"
 )
@@ -132,6 +134,20 @@ func TestBuildDefaultQEMUx86(t *testing.T) {
 	if !strings.Contains(entry, "options console=ttyS0 basalt.slot=a ro") || !strings.Contains(entry, "linux /a/vmlinuz") {
 		t.Errorf("boot entry:\n%s", entry)
 	}
+	// The device reads the A/B state through contract/ab; so does the host, from the FAT.
+	bf, err := os.Open(boot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bf.Close()
+	fi, _ := bf.Stat()
+	fsys, err := fat.Open(bf, 0, fi.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := (ab.BLS{}).State(fsys, ab.Env{}); err != nil || st != (ab.State{Committed: contract.SlotA}) {
+		t.Errorf("A/B state of the fresh image: %+v, %v", st, err)
+	}
 	root := extract(t, a.Image, l.Partitions[1])
 	sb := run(t, "unsquashfs", "-s", root)
 	if !strings.Contains(sb, "Filesystem size") {
@@ -139,7 +155,7 @@ func TestBuildDefaultQEMUx86(t *testing.T) {
 	}
 	rel := run(t, "unsquashfs", "-cat", root, contract.ReleaseFile)
 	kernel := strings.TrimSpace(string(must(os.ReadFile("../../.cache/testkernel/amd64/release"))))
-	if want := "NAME=basalt-demo\nVERSION=0.1.0\nBOARD=qemu-x86_64\nARCH=amd64\nKERNEL=" + kernel + "\nBUILD_EPOCH=1700000000\n"; rel != want {
+	if want := "NAME=basalt-demo\nVERSION=0.1.0\nBOARD=qemu-x86_64\nARCH=amd64\nKERNEL=" + kernel + "\nBUILD_EPOCH=1700000000\nAB=bls-boot-counting\n"; rel != want {
 		t.Errorf("%s = %q, want %q", contract.ReleaseFile, rel, want)
 	}
 	if got := run(t, "unsquashfs", "-cat", root, "etc/motd"); got != "hello\n" {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/basaltos/basalt/boards"
 	"github.com/basaltos/basalt/contract"
+	"github.com/basaltos/basalt/contract/ab"
 	"github.com/basaltos/basalt/image/debian"
 	"github.com/basaltos/basalt/image/kmod"
 	"github.com/basaltos/basalt/image/spec"
@@ -30,9 +31,10 @@ var mountPoints = []struct {
 
 // releaseText is /etc/basalt-release (contract.ReleaseFile): key=value
 // lines. Stage 2 reads VERSION, and BUILD_EPOCH as the clock's floor
-// (initsys/clock.BuildEpoch).
+// (initsys/clock.BuildEpoch), and AB (ab.ReleaseKey) to arm and commit
+// updates with the board's A/B mechanism.
 func releaseText(s *spec.Spec, b *boards.Board, kernel string, epoch int64) string {
-	return fmt.Sprintf("NAME=%s\nVERSION=%s\nBOARD=%s\nARCH=%s\nKERNEL=%s\nBUILD_EPOCH=%d\n", s.Name, s.Version, b.Name, b.Arch, kernel, epoch)
+	return fmt.Sprintf("NAME=%s\nVERSION=%s\nBOARD=%s\nARCH=%s\nKERNEL=%s\nBUILD_EPOCH=%d\n%s=%s\n", s.Name, s.Version, b.Name, b.Arch, kernel, epoch, ab.ReleaseKey, b.AB)
 }
 
 // etcFiles is the /etc skeleton: what a k3s node needs to find users,

@@ -3,6 +3,7 @@ package fat
 import (
 	"fmt"
 	"io"
+	"io/fs"
 	"strings"
 	"time"
 	"unicode/utf16"
@@ -242,7 +243,8 @@ func (f *FS) walk(p string) (*slot, error) {
 	return cur, nil
 }
 
-var errNotExist = fmt.Errorf("no such file or directory")
+// errNotExist is fs.ErrNotExist, so callers can tell a missing file.
+var errNotExist = fs.ErrNotExist
 
 func lookup(ents []slot, name string) *slot {
 	for i := range ents {
@@ -251,6 +253,19 @@ func lookup(ents []slot, name string) *slot {
 		}
 	}
 	return nil
+}
+
+// Names lists the names in the directory at p (contract/ab's Reader).
+func (f *FS) Names(p string) ([]string, error) {
+	ents, err := f.ReadDir(p)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(ents))
+	for i, e := range ents {
+		out[i] = e.Name
+	}
+	return out, nil
 }
 
 // ReadDir lists the directory at p ("" or "/" is the root), in on-disk order.

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/basaltos/basalt/contract"
+	"github.com/basaltos/basalt/contract/ab"
 	"github.com/basaltos/basalt/image/disk"
 	"github.com/basaltos/basalt/image/fat"
 )
@@ -177,6 +178,7 @@ func inspectSummary(w io.Writer, im *image) error {
 		return fmt.Errorf("boot partition: %w", err)
 	}
 	fmt.Fprintln(w, "\nslots:")
+	mech := "" // the A/B mechanism named in a slot's release file
 	for _, s := range []contract.Slot{contract.SlotA, contract.SlotB} {
 		ver := "-"
 		if b, err := boot.ReadFile(contract.SlotDir(s) + "/" + contract.BootVersionFile); err == nil {
@@ -193,6 +195,9 @@ func inspectSummary(w io.Writer, im *image) error {
 					if k, ok := strings.CutPrefix(line, "KERNEL="); ok {
 						kernel = k
 					}
+					if m, ok := strings.CutPrefix(line, ab.ReleaseKey+"="); ok && mech == "" {
+						mech = m
+					}
 				}
 			}
 		} else {
@@ -201,6 +206,14 @@ func inspectSummary(w io.Writer, im *image) error {
 		fmt.Fprintf(w, "  %s: version %s, kernel %s\n", s, ver, kernel)
 	}
 	fmt.Fprintln(w, "\nboot:")
+	if m, err := ab.For(mech); err == nil {
+		st, err := m.State(boot, ab.Env{})
+		if err != nil {
+			fmt.Fprintf(w, "  A/B state (%s): %v\n", mech, err)
+		} else {
+			fmt.Fprintf(w, "  A/B state (%s): %s\n", mech, st)
+		}
+	}
 	if ents, err := boot.ReadDir("loader/entries"); err == nil {
 		for _, e := range ents {
 			b, _ := boot.ReadFile("loader/entries/" + e.Name)
