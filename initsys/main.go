@@ -1,6 +1,7 @@
 // Package initsys is everything that runs on the device: stage 1 in the
 // initramfs, PID 1 of the slot root, and the on-device commands. Invoked as
-// modprobe (a /sbin/modprobe symlink) it loads kernel modules.
+// modprobe (a /sbin/modprobe symlink) it loads kernel modules; as mount and
+// umount (/bin/mount, /bin/umount) it mounts for kubelet.
 package initsys
 
 import (
@@ -11,6 +12,7 @@ import (
 	"github.com/basaltos/basalt/initsys/ctl"
 	"github.com/basaltos/basalt/initsys/modprobe"
 	"github.com/basaltos/basalt/initsys/modules"
+	"github.com/basaltos/basalt/initsys/mountcmd"
 	"github.com/basaltos/basalt/initsys/stage1"
 	"github.com/basaltos/basalt/initsys/stage2"
 )
@@ -19,8 +21,13 @@ const usage = "usage: basalt-init status|config reload|reboot|poweroff"
 
 // Main runs the device binary with its command line and returns the exit code.
 func Main(args []string) int {
-	if filepath.Base(args[0]) == "modprobe" { // /sbin/modprobe -> basalt-init
+	switch filepath.Base(args[0]) { // personalities: links to basalt-init in the root
+	case "modprobe":
 		return modprobe.Run(args[1:], os.Stdout, os.Stderr, modules.LoadModule)
+	case "mount":
+		return mountcmd.Mount(args[1:], os.Stdout, os.Stderr, mountcmd.Linux)
+	case "umount":
+		return mountcmd.Umount(args[1:], os.Stderr, mountcmd.Linux)
 	}
 	if os.Getpid() == 1 {
 		if filepath.Base(args[0]) == "init" {
