@@ -101,4 +101,17 @@ const (
 	// config: section (a versioned basalt document), the first source the
 	// device merges; the boot partition's BootConfig and drop-ins follow.
 	BakedConfig = "/etc/basalt/config.yaml"
+	// ZoneInfoDir holds the zone files the builder puts in the root (from
+	// Debian's tzdata) and the device points /etc/localtime at.
+	ZoneInfoDir = "/usr/share/zoneinfo"
 )
+
+// IsUTC reports whether the time-zone name tz means UTC, which needs no
+// zone file: without /etc/localtime the device keeps UTC.
+func IsUTC(tz string) bool {
+	switch tz {
+	case "UTC", "Etc/UTC", "UCT", "Etc/UCT", "Zulu", "Etc/Zulu", "Universal", "Etc/Universal", "GMT", "Etc/GMT":
+		return true
+	}
+	return false
+}

@@ -18,9 +18,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
+	"github.com/ProtonMail/go-crypto/openpgp"
+
 	"github.com/basaltos/basalt/boards"
+	"github.com/basaltos/basalt/image/debian"
 	"github.com/basaltos/basalt/image/spec"
 )
 
@@ -63,6 +67,9 @@ type Options struct {
 	Step func(name string, d time.Duration)
 	// Progress receives download progress (nil: quiet).
 	Progress io.Writer
+	// Keyring verifies the mirror's InRelease files (nil: the embedded
+	// Debian archive keys), for a mirror signed by a key of its own.
+	Keyring openpgp.KeyRing
 }
 
 // Artifact is one board's output.
@@ -95,20 +102,9 @@ func Build(ctx context.Context, s *spec.Spec, o Options) (arts []Artifact, err e
 	if o.Epoch == 0 {
 		o.Epoch = DefaultEpoch
 	}
-	names := o.Boards
-	if len(names) == 0 {
-		names = s.Boards
-	}
-	var bs []*boards.Board
-	for _, n := range names {
-		b, err := boards.Get(n)
-		if err != nil {
-			return nil, invalidf("%v", err)
-		}
-		if !contains(s.Boards, n) {
-			return nil, invalidf("board %q is not in the spec's boards (%s: %v)", n, s.Where(".boards"), s.Boards)
-		}
-		bs = append(bs, b)
+	bs, err := specBoards(s, o.Boards)
+	if err != nil {
+		return nil, err
 	}
 
 	created := false
@@ -153,6 +149,54 @@ func Build(ctx context.Context, s *spec.Spec, o Options) (arts []Artifact, err e
 	return arts, nil
 }
 
+// specBoards returns the boards named (nil: every board of the spec); each
+// must be one of the spec's.
+func specBoards(s *spec.Spec, names []string) ([]*boards.Board, error) {
+	if len(names) == 0 {
+		names = s.Boards
+	}
+	var bs []*boards.Board
+	for _, n := range names {
+		b, err := boards.Get(n)
+		if err != nil {
+			return nil, invalidf("%v", err)
+		}
+		if !slices.Contains(s.Boards, n) {
+			return nil, invalidf("board %q is not in the spec's boards (%s: %v)", n, s.Where(".boards"), s.Boards)
+		}
+		bs = append(bs, b)
+	}
+	return bs, nil
+}
+
+// Fetched is one Debian input of a board, as Fetch returns it.
+type Fetched struct {
+	Board string
+	debian.Fetched
+}
+
+// Fetch resolves and downloads the Debian inputs (DebianInputs) of the
+// boards of o into the cache and writes the lock, exactly as Build does
+// before it builds: a Fetch online makes a Build with o.Offline work.
+func Fetch(ctx context.Context, s *spec.Spec, o Options) ([]Fetched, error) {
+	bs, err := specBoards(s, o.Boards)
+	if err != nil {
+		return nil, err
+	}
+	in := newInputs(ctx, s, o)
+	var out []Fetched
+	for _, b := range bs {
+		got, err := in.fetch(b)
+		if err != nil {
+			return nil, fmt.Errorf("board %s: %w", b.Name, err)
+		}
+		for _, f := range got {
+			out = append(out, Fetched{Board: b.Name, Fetched: f})
+		}
+	}
+	return out, in.saveLock()
+}
+
 // stepper times the steps of one board and stops before a step once ctx
 // is done.
 type stepper struct {
@@ -173,13 +217,4 @@ func (st *stepper) do(name string, f func() error) error {
 		st.fn(st.board+": "+name, time.Since(t0))
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -107,7 +107,7 @@ func buildBoard(ctx context.Context, s *spec.Spec, o Options, b *boards.Board, i
 	rootA := filepath.Join(work, "root-a.squashfs")
 	var rootSize int64
 	if err := st.do("root squashfs", func() error {
-		t, ov, err := rootTree(s, b, r.kernel, ix, initBin, r.busybox, o.Epoch)
+		t, ov, err := rootTree(s, b, r, ix, initBin, o.Epoch)
 		if err != nil {
 			return err
 		}

@@ -37,7 +37,19 @@ func newInputs(ctx context.Context, s *spec.Spec, o Options) *inputs {
 	return &inputs{ctx: ctx, s: s, o: o, clients: map[boards.Arch]*debian.Client{}}
 }
 
-func (in *inputs) lockPath() string { return filepath.Join(in.s.Dir, cache.LockName) }
+// DefaultSpecLock is the lock of the embedded default spec, in the cache
+// (the default spec has no directory of its own): a warm default build
+// then reads no Debian index, online or --offline.
+const DefaultSpecLock = "default-spec.lock"
+
+// lockPath is basalt.lock next to the spec, or DefaultSpecLock in the
+// cache for the embedded default spec.
+func (in *inputs) lockPath() string {
+	if in.s.File == spec.DefaultFile {
+		return filepath.Join(in.cache.Dir, DefaultSpecLock)
+	}
+	return filepath.Join(in.s.Dir, cache.LockName)
+}
 
 // client returns the Debian client for arch.
 func (in *inputs) client(arch boards.Arch) (*debian.Client, error) {
@@ -53,14 +65,11 @@ func (in *inputs) client(arch boards.Arch) (*debian.Client, error) {
 		if err != nil {
 			return nil, err
 		}
-		in.lock = &cache.Lock{Boards: map[string][]cache.LockedPackage{}}
-		if in.s.File != spec.DefaultFile {
-			if in.lock, err = cache.ReadLock(in.lockPath()); err != nil {
-				return nil, invalidf("%v", err)
-			}
+		if in.lock, err = cache.ReadLock(in.lockPath()); err != nil {
+			return nil, invalidf("%v", err)
 		}
 		for _, a := range []boards.Arch{boards.AMD64, boards.ARM64, boards.ARMHF} {
-			in.clients[a] = &debian.Client{Sources: mirrors.Sources(in.s.Debian.Suite), Arch: string(a), Cache: c}
+			in.clients[a] = &debian.Client{Sources: mirrors.Sources(in.s.Debian.Suite), Arch: string(a), Cache: c, Keyring: in.o.Keyring}
 		}
 	}
 	return in.clients[arch], nil
@@ -79,10 +88,9 @@ func (in *inputs) openCache() (*cache.Cache, error) {
 	return in.cache, nil
 }
 
-// saveLock writes basalt.lock next to the spec when Debian inputs were used
-// (not for the embedded default spec, which has no directory of its own).
+// saveLock writes the lock (lockPath) when Debian inputs were used.
 func (in *inputs) saveLock() error {
-	if in.lock == nil || in.s.File == spec.DefaultFile {
+	if in.lock == nil {
 		return nil
 	}
 	return in.lock.Write(in.lockPath())
@@ -102,7 +110,59 @@ type resolved struct {
 	kernel  debian.Kernel
 	boot    []bootFile
 	busybox []byte // nil: no shell in the image
+	zones   *zoneFiles
 	list    []Input
+}
+
+// DebianInputs is the one list of the Debian packages board b needs for
+// spec s: its kernel (unless the spec names a local one), the packages of
+// its boot files (unless the spec overrides the bootloader), busybox-static
+// when the image gets a shell and tzdata when it carries time zones.
+// `basalt build` and `basalt fetch` both resolve exactly this list, so a
+// fetch followed by `build --offline` finds everything in the cache.
+func DebianInputs(s *spec.Spec, b *boards.Board) []debian.Input {
+	var want []debian.Input
+	seen := map[string]bool{}
+	add := func(in debian.Input) {
+		if in.Name != "" && !seen[in.Name] {
+			seen[in.Name] = true
+			want = append(want, in)
+		}
+	}
+	pkg := b.Kernel.Package
+	if ks, ok := s.Kernel[b.Name]; ok {
+		pkg = ks.Package
+	}
+	add(debian.Input{Name: pkg, Kernel: true})
+	if _, hasBoot := s.Bootloader[b.Name]; b.Bootloader == boards.SystemdBoot && !hasBoot {
+		for _, f := range b.BootFiles {
+			add(debian.Input{Name: f.Package})
+		}
+	}
+	if needsShell(s) {
+		add(debian.Input{Name: busyboxPackage})
+	}
+	if len(zones(s)) > 0 {
+		add(debian.Input{Name: tzdataPackage})
+	}
+	return want
+}
+
+// fetch resolves and downloads DebianInputs(b), pinned by the lock.
+func (in *inputs) fetch(b *boards.Board) ([]debian.Fetched, error) {
+	want := DebianInputs(in.s, b)
+	if len(want) == 0 {
+		return nil, nil
+	}
+	c, err := in.client(b.Arch)
+	if err != nil {
+		return nil, err
+	}
+	got, err := c.FetchInputs(in.ctx, in.lock, b.Name, want, in.o.UpdateLock)
+	if err != nil {
+		return nil, fmt.Errorf("debian inputs: %w", err)
+	}
+	return got, nil
 }
 
 // resolve finds the kernel and bootloader of board b; kernel packages are
@@ -112,42 +172,22 @@ func (in *inputs) resolve(b *boards.Board) (*resolved, error) {
 	ks, hasKernel := in.s.Kernel[b.Name]
 	bl, hasBoot := in.s.Bootloader[b.Name]
 	where := func(field string) string { return in.s.Where(".kernel." + b.Name + field) }
-
-	// Debian packages this board needs, by name.
-	var want []debian.Input
 	pkg := b.Kernel.Package
 	if hasKernel {
 		pkg = ks.Package
 	}
-	if pkg != "" {
-		want = append(want, debian.Input{Name: pkg, Kernel: true})
-	}
-	if b.Bootloader == boards.SystemdBoot && !hasBoot {
-		for _, f := range b.BootFiles {
-			want = append(want, debian.Input{Name: f.Package})
-		}
-	}
-	if needsShell(in.s) {
-		want = append(want, debian.Input{Name: busyboxPackage})
+
+	got, err := in.fetch(b)
+	if err != nil {
+		return nil, err
 	}
 	debs := map[string]debian.Fetched{} // by the package name asked for
-	if len(want) > 0 {
-		c, err := in.client(b.Arch)
-		if err != nil {
-			return nil, err
-		}
-		got, err := c.FetchInputs(in.ctx, in.lock, b.Name, want, in.o.UpdateLock)
-		if err != nil {
-			return nil, fmt.Errorf("debian inputs: %w", err)
-		}
-		for _, f := range got {
-			debs[f.Input.Name] = f
-			r.list = append(r.list, Input{Name: f.Package.Name, Kind: "deb", Version: f.Version, Source: f.Package.URL(), SHA256: f.Package.SHA256})
-		}
+	for _, f := range got {
+		debs[f.Input.Name] = f
+		r.list = append(r.list, Input{Name: f.Package.Name, Kind: "deb", Version: f.Version, Source: f.Package.URL(), SHA256: f.Package.SHA256})
 	}
 
 	// The kernel.
-	var err error
 	switch {
 	case hasKernel && ks.Vmlinuz != "":
 		vmlinuz := in.s.Resolve(ks.Vmlinuz)
@@ -187,6 +227,11 @@ func (in *inputs) resolve(b *boards.Board) (*resolved, error) {
 
 	if needsShell(in.s) {
 		if r.busybox, err = readDebFile(debs[busyboxPackage].Path, "bin/busybox"); err != nil {
+			return nil, err
+		}
+	}
+	if zs := zones(in.s); len(zs) > 0 {
+		if r.zones, err = readZones(debs[tzdataPackage], zs, in.s.Where(".timezones")); err != nil {
 			return nil, err
 		}
 	}

@@ -13,7 +13,6 @@ import (
 	"github.com/basaltos/basalt/boards"
 	"github.com/basaltos/basalt/contract"
 	"github.com/basaltos/basalt/contract/ab"
-	"github.com/basaltos/basalt/image/debian"
 	"github.com/basaltos/basalt/image/kmod"
 	"github.com/basaltos/basalt/image/spec"
 	"github.com/basaltos/basalt/image/tree"
@@ -54,10 +53,11 @@ func etcFiles(s *spec.Spec, b *boards.Board, kernel string, epoch int64) map[str
 
 // rootTree assembles slot A's root: the device binary (also as
 // /sbin/modprobe), the kernel's modules, the /etc skeleton, the baked device
-// config and services, busybox when given, the mount points and the spec's
-// overlays (last, so they may replace any of these).
-func rootTree(s *spec.Spec, b *boards.Board, k debian.Kernel, ix *kmod.Index, initBin, busybox []byte, epoch int64) (*tree.Tree, []Input, error) {
+// config and services, busybox and zone files when resolved, the mount
+// points and the spec's overlays (last, so they may replace any of these).
+func rootTree(s *spec.Spec, b *boards.Board, r *resolved, ix *kmod.Index, initBin []byte, epoch int64) (*tree.Tree, []Input, error) {
 	t := tree.New(epoch)
+	k, busybox := r.kernel, r.busybox
 	for _, m := range mountPoints {
 		if err := t.Mkdir(m.path, m.mode); err != nil {
 			return nil, nil, err
@@ -89,6 +89,9 @@ func rootTree(s *spec.Spec, b *boards.Board, k debian.Kernel, ix *kmod.Index, in
 		if err := t.AddSymlink("bin/sh", "busybox"); err != nil {
 			return nil, nil, err
 		}
+	}
+	if err := r.zones.add(t); err != nil {
+		return nil, nil, err
 	}
 	var list []Input
 	for i, o := range s.Overlays {

@@ -3,9 +3,7 @@ package debian
 import (
 	"context"
 	"fmt"
-	"slices"
 
-	"github.com/basaltos/basalt/boards"
 	"github.com/basaltos/basalt/image/cache"
 )
 
@@ -13,26 +11,6 @@ import (
 type Input struct {
 	Name   string
 	Kernel bool // resolve through kernel metapackages
-}
-
-// BoardInputs lists the Debian packages of a board: its kernel, the packages
-// of its boot files, and u-boot-qemu when its QEMU firmware comes from it.
-func BoardInputs(b *boards.Board) []Input {
-	in := []Input{{Name: b.Kernel.Package, Kernel: true}}
-	seen := map[string]bool{b.Kernel.Package: true}
-	add := func(n string) {
-		if !seen[n] {
-			seen[n] = true
-			in = append(in, Input{Name: n})
-		}
-	}
-	for _, f := range b.BootFiles {
-		add(f.Package)
-	}
-	if b.QEMU != nil && slices.Contains(b.QEMU.HostPackages, "u-boot-qemu") {
-		add("u-boot-qemu")
-	}
-	return in
 }
 
 // Fetched is a resolved and downloaded input.

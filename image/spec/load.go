@@ -127,6 +127,7 @@ func parse(file, dir string, data []byte) (*Spec, []Issue, error) {
 	errs, warns := s.validate()
 	cerrs, cwarns := s.parseConfig(data, root)
 	errs, warns = append(errs, cerrs...), append(warns, cwarns...)
+	errs = append(errs, s.checkTimezones()...) // after parseConfig: it reads the config's timezone
 	if len(w.issues) > 0 {
 		errs = append(w.issues, w.unaffected(errs)...)
 		sort.SliceStable(errs, func(i, j int) bool { return errs[i].Line < errs[j].Line })

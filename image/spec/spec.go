@@ -31,6 +31,8 @@ type Spec struct {
 	Config   *DeviceConfig `yaml:"config,omitempty" desc:"Device config baked into the image (/etc/basalt/config.yaml), the first source the device merges: the keys of a kind: DeviceConfig document (hostname, users, ssh_authorized_keys, write_files, ntp, network, cluster, update, registries; see docs/config.md)."`
 	Services []Service     `yaml:"services,omitempty" desc:"Programs the init supervises (written to /etc/basalt/services.yaml)."`
 	Debug    Debug         `yaml:"debug,omitempty" desc:"Debugging aids baked into the image."`
+	// Timezones are zones of Debian's tzdata put in the root.
+	Timezones []string `yaml:"timezones,omitempty" desc:"Time zones the root carries in /usr/share/zoneinfo, from Debian's tzdata (fetched and locked like the kernel), for drop-ins or NoCloud seeds that set a timezone: IANA names (Europe/Paris) or \"all\" for every zone (~400 KiB compressed). The config's own timezone is always included; UTC needs none."`
 
 	Cluster   *Cluster   `yaml:"cluster,omitempty" desc:"Orchestrator (k3s) role and join settings; not built yet: a later issue adds k3s."`
 	Images    []Image    `yaml:"images,omitempty" desc:"Container images preloaded for air-gapped use; not built yet: a later issue adds them."`
@@ -43,6 +45,9 @@ type Spec struct {
 	// lines maps YAML paths to their line in File.
 	lines map[string]int
 }
+
+// AllZones in Spec.Timezones puts every zone of tzdata in the root.
+const AllZones = "all"
 
 // KernelSource overrides where a board's kernel comes from. Exactly one of
 // Package, Deb or Vmlinuz is set.

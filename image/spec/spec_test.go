@@ -40,7 +40,7 @@ func TestParseErrors(t *testing.T) {
 		{"empty", "", []string{"F: empty spec (want apiVersion, kind, name, version, boards)"}},
 		{"syntax", head + "boards: [a, b\n", []string{"F:5: did not find expected ',' or ']'"}},
 		{"unknown keys all at once", head + "boards: [qemu-x86_64]\nbord: x\ndisk:\n  bot: 1MiB\n", []string{
-			"F:6: .bord: unknown key (allowed: apiVersion, kind, name, version, boards, kernel, bootloader, debian, overlays, disk, config, services, debug, cluster, images, manifests, update)",
+			"F:6: .bord: unknown key (allowed: apiVersion, kind, name, version, boards, kernel, bootloader, debian, overlays, disk, config, services, debug, timezones, cluster, images, manifests, update)",
 			"F:8: .disk.bot: unknown key (allowed: boot, rootSlot, data, total)",
 		}},
 		{"missing required", "apiVersion: basalt.dev/v1alpha1\nkind: Image\n", []string{
@@ -106,6 +106,10 @@ func TestParseErrors(t *testing.T) {
 			`F:7: .services[0].env[0]: "NOEQUALS": want KEY=VALUE`,
 			`F:8: .services[1].restart: "sometimes" is not allowed (allowed: always, on-failure, once)`,
 			`F:8: .services[1].name: service "app" listed twice`,
+		}},
+		{"time zones the device could not set", head + "boards: [qemu-x86_64]\ntimezones: [Europe/Paris, Mars/Olympus, all]\nconfig:\n  timezone: Europe/Pariss\n", []string{
+			`F:6: .timezones[1]: unknown time zone "Mars/Olympus" (want an IANA name like Europe/Paris, or "all" for every zone)`,
+			`F:7: .config.timezone: unknown time zone "Europe/Pariss" (want an IANA name like Europe/Paris or UTC)`,
 		}},
 		{"two documents", head + "boards: [qemu-x86_64]\n---\nname: x\n", []string{"F:6: a second YAML document; a spec is one document"}},
 	} {

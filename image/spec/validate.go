@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	_ "time/tzdata" // zone names are checked without the host's zoneinfo
 
 	"github.com/basaltos/basalt/boards"
 )
@@ -97,6 +98,31 @@ func (s *Spec) validate() (errs, warns []Issue) {
 	c.services()
 	c.later()
 	return c.errs, c.warns
+}
+
+// timezones checks that every zone the image is to carry exists, so that a
+// typo fails here and not on the device's config-apply step. Names are
+// checked against Go's copy of the tz database (embedded: time/tzdata).
+func (s *Spec) checkTimezones() []Issue {
+	c := &checker{s: s}
+	known := func(z string) bool {
+		if z == "" || z == "Local" || strings.Contains(z, "..") {
+			return false
+		}
+		_, err := time.LoadLocation(z)
+		return err == nil
+	}
+	for i, z := range c.s.Timezones {
+		if z != AllZones && !known(z) {
+			c.errf(fmt.Sprintf(".timezones[%d]", i), "unknown time zone %q (want an IANA name like Europe/Paris, or %q for every zone)", z, AllZones)
+		}
+	}
+	if c.s.Config != nil && c.s.Config.Config.Timezone != nil {
+		if z := *c.s.Config.Config.Timezone; !known(z) {
+			c.errf(".config.timezone", "unknown time zone %q (want an IANA name like Europe/Paris or UTC)", z)
+		}
+	}
+	return c.errs
 }
 
 func (c *checker) boards() {

@@ -7,12 +7,15 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/basaltos/basalt/contract"
 )
 
 // MachineID returns the id in path (etc/machine-id), creating it when it
@@ -124,16 +127,23 @@ func Same(path string, data []byte, perm os.FileMode) bool {
 }
 
 // Timezone writes etcDir/timezone and points etcDir/localtime at
-// zoneDir/<tz> (/usr/share/zoneinfo); tz must exist there.
+// zoneDir/<tz> (contract.ZoneInfoDir); tz must exist there, except UTC,
+// which without a zone file means no etcDir/localtime at all.
 func Timezone(etcDir, zoneDir, tz string) error {
 	zone := filepath.Join(zoneDir, filepath.Clean("/"+tz))
+	lt := filepath.Join(etcDir, "localtime")
 	if _, err := os.Stat(zone); err != nil {
-		return fmt.Errorf("timezone %s: no zone file in the image: %w", tz, err)
+		if !contract.IsUTC(tz) {
+			return fmt.Errorf("timezone %s: no zone file in the image (%s): list it in the spec's timezones: and rebuild", tz, zone)
+		}
+		if err := os.Remove(lt); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("timezone %s: %w", tz, err)
+		}
+		return WriteFile(filepath.Join(etcDir, "timezone"), []byte(tz+"\n"), 0o644)
 	}
 	if err := WriteFile(filepath.Join(etcDir, "timezone"), []byte(tz+"\n"), 0o644); err != nil {
 		return err
 	}
-	lt := filepath.Join(etcDir, "localtime")
 	tmp := lt + ".tmp"
 	os.Remove(tmp)
 	if err := os.Symlink(zone, tmp); err != nil {

@@ -3,6 +3,7 @@ package identity
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -57,8 +58,16 @@ func TestTimezone(t *testing.T) {
 	if diff := cmp.Diff(filepath.Join(zones, "Europe/Paris")+" Europe/Paris\n", got+" "+string(tz)); diff != "" {
 		t.Errorf("localtime, timezone (-want +got):\n%s", diff)
 	}
-	if err := Timezone(etc, zones, "Mars/Olympus"); err == nil {
-		t.Error("unknown zone accepted")
+	if err := Timezone(etc, zones, "Mars/Olympus"); err == nil || !strings.Contains(err.Error(), "timezones:") {
+		t.Errorf("unknown zone: err = %v, want one naming the spec's timezones:", err)
+	}
+	// UTC needs no zone file: localtime goes, timezone says UTC.
+	if err := Timezone(etc, zones, "UTC"); err != nil {
+		t.Fatal(err)
+	}
+	tz, _ = os.ReadFile(filepath.Join(etc, "timezone"))
+	if _, err := os.Lstat(filepath.Join(etc, "localtime")); !os.IsNotExist(err) || string(tz) != "UTC\n" {
+		t.Errorf("UTC without a zone file: localtime err %v, timezone %q", err, tz)
 	}
 }
 

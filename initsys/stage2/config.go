@@ -26,7 +26,6 @@ import (
 const (
 	bootMount = "/run/basalt/boot"
 	seedMount = "/run/basalt/seed"
-	zoneDir   = "/usr/share/zoneinfo"
 )
 
 var lastGood = filepath.Join(mounts.DataDir, "basalt", "config.last-good.yaml")
@@ -106,7 +105,7 @@ func (s *system) applyConfig() error {
 	cfg := s.config()
 	err := devconfig.Apply(context.Background(), cfg, devconfig.ApplyOptions{Root: "/", Chown: true})
 	if cfg.Timezone != nil && *cfg.Timezone != "" {
-		err = errors.Join(err, identity.Timezone("/etc", zoneDir, *cfg.Timezone))
+		err = errors.Join(err, identity.Timezone("/etc", contract.ZoneInfoDir, *cfg.Timezone))
 	}
 	return err
 }
