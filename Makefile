@@ -69,10 +69,16 @@ demo: deps build
 
 # ---- tests ------------------------------------------------------------------
 # Inputs the boot tests use, fetched before the tests run (tests touch no network).
-testdata: deps tour-inputs
+testdata: deps tour-inputs $(CACHE)/test-orchestrator/k3s
 	@bash scripts/testkernel.sh amd64 $(CACHE)/testkernel/amd64
 	@bash scripts/testkernel.sh arm64 $(CACHE)/testkernel/arm64
 	@bash scripts/testkernel.sh armhf $(CACHE)/testkernel/armhf
+
+# basalt's test orchestrator (a stand-in for k3s in boot tests, not k3s) for
+# each arch, in k3s' release names and format: BASALT_K3S=$(CACHE)/test-orchestrator.
+ORCHESTRATOR_SRC := $(wildcard initsys/k3s/testdata/orchestrator/*.go initsys/k3s/testdata/orchestrator/wrapper/*.go) scripts/test-orchestrator.sh
+$(CACHE)/test-orchestrator/k3s: $(ORCHESTRATOR_SRC)
+	@bash scripts/test-orchestrator.sh $(CACHE)/test-orchestrator
 
 # The README tour's Debian inputs, fetched online once by the real builds; the
 # e2e tour test (cmd/basalt/cli) then runs every README command offline.
