@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"io"
 	"os"
 	"sort"
 	"sync"
 	"syscall"
 
 	"github.com/basaltos/basalt/contract"
+	"github.com/basaltos/basalt/image/cache"
 	"github.com/basaltos/basalt/image/disk"
 	"golang.org/x/sys/unix"
 )
@@ -130,15 +130,4 @@ func hashImage(path string, l disk.Layout, rootContent int64) ([]PartInfo, FileI
 }
 
 // fileSHA returns the sha256 (hex) of a host file.
-func fileSHA(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("%s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
+func fileSHA(path string) (string, error) { return cache.FileSHA(path) }

@@ -82,6 +82,15 @@ func buildBoard(ctx context.Context, s *spec.Spec, o Options, b *boards.Board, i
 	if err := st.do("resolve inputs", func() (err error) { r, err = in.resolve(b); return err }); err != nil {
 		return Artifact{}, err
 	}
+	if err := st.do("orchestrator", func() error {
+		var list []Input
+		var err error
+		r.k3s, list, err = in.k3s(b)
+		r.list = append(r.list, list...)
+		return err
+	}); err != nil {
+		return Artifact{}, err
+	}
 	initBin, err := initbin.Get(b.Arch)
 	if err != nil {
 		return Artifact{}, err
@@ -92,6 +101,11 @@ func buildBoard(ctx context.Context, s *spec.Spec, o Options, b *boards.Board, i
 	var ix *kmod.Index
 	if err := st.do("kernel modules", func() (err error) { ix, err = kmod.Scan(r.kernel.Modules); return err }); err != nil {
 		return Artifact{}, err
+	}
+	if r.k3s != nil {
+		if err := checkK3sModules(ix, r.kernel.Release); err != nil {
+			return Artifact{}, err
+		}
 	}
 	initrd := filepath.Join(work, "initrd")
 	if err := st.do("initramfs", func() error {

@@ -56,7 +56,7 @@ func (in *inputs) client(arch boards.Arch) (*debian.Client, error) {
 	if c := in.clients[arch]; c != nil {
 		return c, nil
 	}
-	if in.lock == nil {
+	if len(in.clients) == 0 {
 		mirrors, err := debian.FindMirrors(in.s.Debian.Mirror, "/")
 		if err != nil {
 			return nil, invalidf("%v (or set %s)", err, in.s.Where(".debian.mirror"))
@@ -65,8 +65,8 @@ func (in *inputs) client(arch boards.Arch) (*debian.Client, error) {
 		if err != nil {
 			return nil, err
 		}
-		if in.lock, err = cache.ReadLock(in.lockPath()); err != nil {
-			return nil, invalidf("%v", err)
+		if _, err := in.openLock(); err != nil {
+			return nil, err
 		}
 		for _, a := range []boards.Arch{boards.AMD64, boards.ARM64, boards.ARMHF} {
 			in.clients[a] = &debian.Client{Sources: mirrors.Sources(in.s.Debian.Suite), Arch: string(a), Cache: c, Keyring: in.o.Keyring}
@@ -111,6 +111,7 @@ type resolved struct {
 	boot    []bootFile
 	busybox []byte // nil: no shell in the image
 	zones   *zoneFiles
+	k3s     *k3sRoot // nil: orchestrator kind none
 	list    []Input
 }
 

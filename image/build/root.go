@@ -31,15 +31,20 @@ var mountPoints = []struct {
 // releaseText is /etc/basalt-release (contract.ReleaseFile): key=value
 // lines. Stage 2 reads VERSION, and BUILD_EPOCH as the clock's floor
 // (initsys/clock.BuildEpoch), and AB (ab.ReleaseKey) to arm and commit
-// updates with the board's A/B mechanism.
-func releaseText(s *spec.Spec, b *boards.Board, kernel string, epoch int64) string {
-	return fmt.Sprintf("NAME=%s\nVERSION=%s\nBOARD=%s\nARCH=%s\nKERNEL=%s\nBUILD_EPOCH=%d\n%s=%s\n", s.Name, s.Version, b.Name, b.Arch, kernel, epoch, ab.ReleaseKey, b.AB)
+// updates with the board's A/B mechanism. The orchestrator keys follow
+// (contract.ReleaseOrchestrator, ...).
+func releaseText(s *spec.Spec, b *boards.Board, kernel string, kr *k3sRoot, epoch int64) string {
+	t := fmt.Sprintf("NAME=%s\nVERSION=%s\nBOARD=%s\nARCH=%s\nKERNEL=%s\nBUILD_EPOCH=%d\n%s=%s\n", s.Name, s.Version, b.Name, b.Arch, kernel, epoch, ab.ReleaseKey, b.AB)
+	if kr == nil {
+		return t + contract.ReleaseOrchestrator + "=none\n"
+	}
+	return t + fmt.Sprintf("%s=k3s\n%s=%s\n%s=%s\n", contract.ReleaseOrchestrator, contract.ReleaseK3sVersion, kr.version, contract.ReleaseK3sDataHash, kr.hash)
 }
 
 // etcFiles is the /etc skeleton: what a k3s node needs to find users,
 // groups and hosts, and the os-release of the image. /etc/machine-id is
 // not there: the init creates it on first boot (initsys/identity).
-func etcFiles(s *spec.Spec, b *boards.Board, kernel string, epoch int64) map[string]string {
+func etcFiles(s *spec.Spec, b *boards.Board, kernel string, kr *k3sRoot, epoch int64) map[string]string {
 	return map[string]string{
 		"etc/passwd":        "root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n",
 		"etc/group":         "root:x:0:\nnogroup:x:65534:\n",
@@ -47,14 +52,15 @@ func etcFiles(s *spec.Spec, b *boards.Board, kernel string, epoch int64) map[str
 		"etc/nsswitch.conf": "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\nnetworks: files\nprotocols: files\nservices: files\n",
 		"etc/os-release": fmt.Sprintf("NAME=basalt\nID=basalt\nPRETTY_NAME=\"%s %s (basalt)\"\nIMAGE_ID=%s\nIMAGE_VERSION=%s\nVARIANT_ID=%s\n",
 			s.Name, s.Version, s.Name, s.Version, b.Name),
-		strings.TrimPrefix(contract.ReleaseFile, "/"): releaseText(s, b, kernel, epoch),
+		strings.TrimPrefix(contract.ReleaseFile, "/"): releaseText(s, b, kernel, kr, epoch),
 	}
 }
 
 // rootTree assembles slot A's root: the device binary (also as
 // /sbin/modprobe), the kernel's modules, the /etc skeleton, the baked device
-// config and services, busybox and zone files when resolved, the mount
-// points and the spec's overlays (last, so they may replace any of these).
+// config and services, busybox and zone files when resolved, k3s for an
+// orchestrator image, the mount points and the spec's overlays (last, so
+// they may replace any of these).
 func rootTree(s *spec.Spec, b *boards.Board, r *resolved, ix *kmod.Index, initBin []byte, epoch int64) (*tree.Tree, []Input, error) {
 	t := tree.New(epoch)
 	k, busybox := r.kernel, r.busybox
@@ -70,7 +76,7 @@ func rootTree(s *spec.Spec, b *boards.Board, r *resolved, ix *kmod.Index, initBi
 	if err := t.AddSymlink("sbin/modprobe", path.Base(contract.InitPath)); err != nil {
 		return nil, nil, err
 	}
-	etc := etcFiles(s, b, k.Release, epoch)
+	etc := etcFiles(s, b, k.Release, r.k3s, epoch)
 	for _, p := range slices.Sorted(maps.Keys(etc)) {
 		if err := t.AddBytes(p, 0o644, []byte(etc[p])); err != nil {
 			return nil, nil, err
@@ -92,6 +98,11 @@ func rootTree(s *spec.Spec, b *boards.Board, r *resolved, ix *kmod.Index, initBi
 	}
 	if err := r.zones.add(t); err != nil {
 		return nil, nil, err
+	}
+	if r.k3s != nil {
+		if err := addK3s(t, r.k3s); err != nil {
+			return nil, nil, err
+		}
 	}
 	var list []Input
 	for i, o := range s.Overlays {

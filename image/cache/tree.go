@@ -153,6 +153,9 @@ func treeSums(root string) ([]byte, error) {
 	return []byte(strings.Join(lines, "")), nil
 }
 
+// FileSHA returns the sha256 (lower-case hex) of a host file.
+func FileSHA(path string) (string, error) { return sha256File(path, nil) }
+
 func sha256File(path string, buf []byte) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {

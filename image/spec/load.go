@@ -291,6 +291,11 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 	}
 }
 
+// movedKeys are keys that were replaced, by YAML path, with where they went.
+var movedKeys = map[string]string{
+	".cluster": "config.cluster (the device config, so that drop-ins can change it; see docs/config.md)",
+}
+
 func (w *walker) walkStruct(n *yaml.Node, t reflect.Type, path string) {
 	if n.Kind != yaml.MappingNode {
 		w.add(n, path, "want a mapping, got %s", kindName(n))
@@ -310,6 +315,9 @@ func (w *walker) walkStruct(n *yaml.Node, t reflect.Type, path string) {
 		p := path + "." + k.Value
 		f, ok := fields[k.Value]
 		switch {
+		case !ok && movedKeys[p] != "":
+			w.add(k, p, "moved to %s", movedKeys[p])
+			continue
 		case !ok:
 			w.add(k, p, "unknown key (allowed: %s)", strings.Join(names, ", "))
 			continue

@@ -34,10 +34,10 @@ type Spec struct {
 	// Timezones are zones of Debian's tzdata put in the root.
 	Timezones []string `yaml:"timezones,omitempty" desc:"Time zones the root carries in /usr/share/zoneinfo, from Debian's tzdata (fetched and locked like the kernel), for drop-ins or NoCloud seeds that set a timezone: IANA names (Europe/Paris) or \"all\" for every zone (~400 KiB compressed). The config's own timezone is always included; UTC needs none."`
 
-	Cluster   *Cluster   `yaml:"cluster,omitempty" desc:"Orchestrator (k3s) role and join settings; not built yet: a later issue adds k3s."`
-	Images    []Image    `yaml:"images,omitempty" desc:"Container images preloaded for air-gapped use; not built yet: a later issue adds them."`
-	Manifests []Manifest `yaml:"manifests,omitempty" desc:"Kubernetes manifests applied by the k3s server; not built yet: a later issue adds them."`
-	Update    *Update    `yaml:"update,omitempty" desc:"Over-the-air update settings; not built yet: a later issue adds update bundles."`
+	Orchestrator *Orchestrator `yaml:"orchestrator,omitempty" desc:"The orchestrator the device runs: k3s (a server or agent per config.cluster) or none (an OS-only image, the default when this key is absent)."`
+	Images       []Image       `yaml:"images,omitempty" desc:"Container images preloaded for air-gapped use: pulled for the board's platform (or read from local tarballs) at build time and imported by k3s at first boot. Needs orchestrator kind k3s."`
+	Manifests    []Manifest    `yaml:"manifests,omitempty" desc:"Kubernetes manifests k3s applies (its auto-deploy directory). Needs orchestrator kind k3s."`
+	Update       *Update       `yaml:"update,omitempty" desc:"Over-the-air update settings; not built yet: a later issue adds update bundles."`
 
 	// File is the spec's file name (in messages), Dir the directory its
 	// relative paths resolve against.
@@ -107,23 +107,33 @@ type Debug struct {
 	Shell bool `yaml:"shell,omitempty" desc:"Install busybox (Debian busybox-static) as /bin/busybox with /bin/sh, for the emergency console and SSH sessions. Also installed when a config user has ssh_authorized_keys."`
 }
 
-// Cluster is the orchestrator section (placeholder until the k3s issue).
-type Cluster struct {
-	Role      string            `yaml:"role" required:"true" enum:"server,agent" desc:"k3s role of the device."`
-	Server    string            `yaml:"server,omitempty" desc:"https URL of the server an agent joins."`
-	TokenFile string            `yaml:"tokenFile,omitempty" desc:"Host file with the join token (kept out of the spec)."`
-	Labels    map[string]string `yaml:"labels,omitempty" desc:"Node labels."`
+// Orchestrator selects and locates the orchestrator. The node's role and
+// join settings are device config (config.cluster), so drop-ins can change them.
+type Orchestrator struct {
+	Kind    string  `yaml:"kind" required:"true" enum:"k3s,none" desc:"k3s, or none for an OS-only image."`
+	Version string  `yaml:"version,omitempty" desc:"k3s release (v1.X.Y+k3sN) downloaded from the k3s GitHub release for the board's arch and verified against its sha256sum file; pinned in basalt.lock. Needed unless path is given or $BASALT_K3S is set."`
+	Path    string  `yaml:"path,omitempty" desc:"Local k3s binary (relative to the spec file) instead of the download: static, for the board's arch. $BASALT_K3S (a binary, or a directory of release files: k3s, k3s-arm64, k3s-armhf, k3s-airgap-images-ARCH.tar.zst) overrides both."`
+	SHA256  string  `yaml:"sha256,omitempty" desc:"Expected sha256 (hex) of path."`
+	Mirror  string  `yaml:"mirror,omitempty" desc:"Base URL of k3s releases (default https://github.com/k3s-io/k3s/releases/download): MIRROR/VERSION/ASSET."`
+	Airgap  *Airgap `yaml:"airgap,omitempty" desc:"k3s' air-gap images archive (pause, coredns, ...). Default: the release's k3s-airgap-images-ARCH.tar.zst when version is downloaded, none with path."`
 }
 
-// Image is a container image to preload (placeholder until the k3s issue).
+// Airgap locates k3s' air-gap images archive.
+type Airgap struct {
+	Path   string `yaml:"path,omitempty" desc:"Local k3s-airgap-images-ARCH.tar.zst (or .tar) relative to the spec file."`
+	SHA256 string `yaml:"sha256,omitempty" desc:"Expected sha256 (hex) of path."`
+	None   bool   `yaml:"none,omitempty" desc:"Preload no air-gap archive (k3s then pulls its images from the network)."`
+}
+
+// Image is a container image to preload. Exactly one of Ref, Path is set.
 type Image struct {
-	Ref  string `yaml:"ref,omitempty" desc:"Registry reference, pinned by digest (name@sha256:...)."`
-	Path string `yaml:"path,omitempty" desc:"Local OCI or docker-archive tarball."`
+	Ref  string `yaml:"ref,omitempty" desc:"Registry reference (name:tag or name@sha256:...), pulled for the board's platform with the host's docker credentials; a tag is resolved to a digest and pinned in basalt.lock."`
+	Path string `yaml:"path,omitempty" desc:"Local OCI-layout or docker-archive tarball (relative to the spec file)."`
 }
 
-// Manifest is a Kubernetes manifest to install (placeholder until the k3s issue).
+// Manifest is Kubernetes YAML for k3s' auto-deploy directory.
 type Manifest struct {
-	Path string `yaml:"path" required:"true" desc:"Host YAML file or directory of YAML files."`
+	Path string `yaml:"path" required:"true" desc:"Host YAML file, directory of YAML files, or glob (relative to the spec file). HelmChart resources may inline their chart as chartContent."`
 }
 
 // Update configures A/B OTA updates (placeholder until the update issue).

@@ -40,7 +40,7 @@ func TestParseErrors(t *testing.T) {
 		{"empty", "", []string{"F: empty spec (want apiVersion, kind, name, version, boards)"}},
 		{"syntax", head + "boards: [a, b\n", []string{"F:5: did not find expected ',' or ']'"}},
 		{"unknown keys all at once", head + "boards: [qemu-x86_64]\nbord: x\ndisk:\n  bot: 1MiB\n", []string{
-			"F:6: .bord: unknown key (allowed: apiVersion, kind, name, version, boards, kernel, bootloader, debian, overlays, disk, config, services, debug, timezones, cluster, images, manifests, update)",
+			"F:6: .bord: unknown key (allowed: apiVersion, kind, name, version, boards, kernel, bootloader, debian, overlays, disk, config, services, debug, timezones, orchestrator, images, manifests, update)",
 			"F:8: .disk.bot: unknown key (allowed: boot, rootSlot, data, total)",
 		}},
 		{"missing required", "apiVersion: basalt.dev/v1alpha1\nkind: Image\n", []string{
@@ -81,8 +81,8 @@ func TestParseErrors(t *testing.T) {
 			`F:13: .disk.total: 200MiB cannot hold boot 32MiB + 2 x rootSlot 100MiB + data 64MiB + 2MiB of tables (298MiB)`,
 		}},
 		{"later sections", head + "boards: [qemu-x86_64]\ncluster: {role: agent}\nimages: [{ref: nginx:latest}]\nupdate: {channel: ftp://x, interval: soon}\n", []string{
-			"F:6: .cluster: role agent needs server (the https URL of the server to join)",
-			`F:7: .images[0].ref: "nginx:latest" is not pinned by digest (want NAME@sha256:HEX)`,
+			"F:6: .cluster: moved to config.cluster (the device config, so that drop-ins can change it; see docs/config.md)",
+			"F:7: .images: preloaded images need orchestrator kind k3s (set orchestrator: {kind: k3s, version: ...})",
 			`F:8: .update.channel: "ftp://x": want a URL (allowed schemes: http, https)`,
 			`F:8: .update.interval: "soon": want a positive Go duration, e.g. 6h`,
 		}},
@@ -111,6 +111,22 @@ func TestParseErrors(t *testing.T) {
 			`F:6: .timezones[1]: unknown time zone "Mars/Olympus" (want an IANA name like Europe/Paris, or "all" for every zone)`,
 			`F:7: .config.timezone: unknown time zone "Europe/Pariss" (want an IANA name like Europe/Paris or UTC)`,
 		}},
+		{"orchestrator", head + "boards: [qemu-x86_64]\norchestrator: {kind: k3s, version: 1.33, path: nope, airgap: {path: x, none: true}}\nimages: [{ref: a, path: b}]\n", []string{
+			`F:6: .orchestrator.version: "1.33": want a k3s release like v1.33.1+k3s1`,
+			"F:6: .orchestrator.path: D/nope: no such file or directory",
+			"F:6: .orchestrator.airgap: want one of path, none",
+			"F:6: .orchestrator.airgap.path: D/x: no such file or directory",
+			"F:7: .images[0]: want exactly one of ref, path",
+			"F:7: .images[0].path: D/b: no such file or directory",
+		}},
+		{"orchestrator none", head + "boards: [qemu-x86_64]\norchestrator: {kind: none, version: v1.33.1+k3s1}\nmanifests: [{path: m.yaml}]\n", []string{
+			"F:6: .orchestrator: kind none takes no version, path, mirror or airgap",
+			"F:7: .manifests: manifests need orchestrator kind k3s (set orchestrator: {kind: k3s, version: ...})",
+			"F:7: .manifests[0].path: D/m.yaml: no such file or directory",
+		}},
+		{"orchestrator kind", head + "boards: [qemu-x86_64]\norchestrator: {kind: k8s}\n", []string{
+			`F:6: .orchestrator.kind: "k8s" is not allowed (allowed: k3s, none)`,
+		}},
 		{"two documents", head + "boards: [qemu-x86_64]\n---\nname: x\n", []string{"F:6: a second YAML document; a spec is one document"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -135,7 +151,7 @@ func TestParseErrors(t *testing.T) {
 func TestWarningsAndDefaults(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "basalt.yaml")
-	y := head + "boards: [qemu-x86_64]\nkernel:\n  qemu-arm64: {package: linux-image-arm64}\ncluster: {role: server}\n"
+	y := head + "boards: [qemu-x86_64]\nkernel:\n  qemu-arm64: {package: linux-image-arm64}\n"
 	s, warns, err := Parse(file, []byte(y))
 	if err != nil {
 		t.Fatal(err)
@@ -146,7 +162,6 @@ func TestWarningsAndDefaults(t *testing.T) {
 	}
 	want := []string{
 		`F:7: .kernel.qemu-arm64: board "qemu-arm64" is not in .boards; this override is unused`,
-		"F:8: .cluster: not built into the image yet (a later issue adds k3s)",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("warnings (-want +got):\n%s", diff)

@@ -20,6 +20,8 @@ var (
 	nameRE    = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
 	versionRE = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`)
 	sha256RE  = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	// k3sVersionRE is a k3s release tag: v1.33.1+k3s1, v1.34.0-rc1+k3s1.
+	k3sVersionRE = regexp.MustCompile(`^v[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.]+)?\+k3s[0-9]+$`)
 )
 
 // Minimum partition sizes the writers need.
@@ -263,34 +265,43 @@ func (c *checker) services() {
 
 func (c *checker) later() {
 	s := c.s
-	if cl := s.Cluster; cl != nil {
-		c.warnf(".cluster", "not built into the image yet (a later issue adds k3s)")
-		if cl.Role == "agent" && cl.Server == "" {
-			c.errf(".cluster", "role agent needs server (the https URL of the server to join)")
+	if o := s.Orchestrator; o != nil && o.Kind == "k3s" {
+		if o.Version != "" && !k3sVersionRE.MatchString(o.Version) {
+			c.errf(".orchestrator.version", "%q: want a k3s release like v1.33.1+k3s1", o.Version)
 		}
-		if cl.Server != "" {
-			c.url(".cluster.server", cl.Server, "https")
+		c.file(".orchestrator.path", o.Path, wantFile)
+		c.sha(".orchestrator.sha256", o.SHA256)
+		if o.Mirror != "" {
+			c.url(".orchestrator.mirror", o.Mirror, "http", "https")
 		}
-		c.file(".cluster.tokenFile", cl.TokenFile, wantFile)
+		if a := o.Airgap; a != nil {
+			if a.None && a.Path != "" {
+				c.errf(".orchestrator.airgap", "want one of path, none")
+			}
+			c.file(".orchestrator.airgap.path", a.Path, wantFile)
+			c.sha(".orchestrator.airgap.sha256", a.SHA256)
+		}
+	} else if o != nil && (o.Version != "" || o.Path != "" || o.Airgap != nil || o.Mirror != "") {
+		c.errf(".orchestrator", "kind none takes no version, path, mirror or airgap")
 	}
-	if len(s.Images) > 0 {
-		c.warnf(".images", "not built into the image yet (a later issue adds preloaded images)")
+	k3s := s.Orchestrator != nil && s.Orchestrator.Kind == "k3s"
+	if len(s.Images) > 0 && !k3s {
+		c.errf(".images", "preloaded images need orchestrator kind k3s (set orchestrator: {kind: k3s, version: ...})")
 	}
 	for i, im := range s.Images {
 		p := fmt.Sprintf(".images[%d]", i)
 		if (im.Ref == "") == (im.Path == "") {
 			c.errf(p, "want exactly one of ref, path")
 		}
-		if im.Ref != "" && !strings.Contains(im.Ref, "@sha256:") {
-			c.errf(p+".ref", "%q is not pinned by digest (want NAME@sha256:HEX)", im.Ref)
-		}
 		c.file(p+".path", im.Path, wantFile)
 	}
-	if len(s.Manifests) > 0 {
-		c.warnf(".manifests", "not built into the image yet (a later issue adds manifests)")
+	if len(s.Manifests) > 0 && !k3s {
+		c.errf(".manifests", "manifests need orchestrator kind k3s (set orchestrator: {kind: k3s, version: ...})")
 	}
 	for i, m := range s.Manifests {
-		c.file(fmt.Sprintf(".manifests[%d].path", i), m.Path, wantAny)
+		if !strings.ContainsAny(m.Path, "*?[") {
+			c.file(fmt.Sprintf(".manifests[%d].path", i), m.Path, wantAny)
+		}
 	}
 	if u := s.Update; u != nil {
 		c.warnf(".update", "not built into the image yet (a later issue adds updates)")

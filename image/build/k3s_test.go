@@ -1,0 +1,181 @@
+package build
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/basaltos/basalt/boards"
+	"github.com/basaltos/basalt/contract"
+	"github.com/basaltos/basalt/image/cache"
+	"github.com/basaltos/basalt/image/disk"
+	"github.com/basaltos/basalt/image/initbin"
+	"github.com/basaltos/basalt/image/k3s"
+	"github.com/basaltos/basalt/image/k3s/k3stest"
+)
+
+// k3sRelease writes a stand-in k3s release for amd64 into dir (the device
+// binary as the static ELF, carrying a k3s data archive; a small air-gap
+// archive) and returns the data hash.
+func k3sRelease(t testing.TB, dir string) (hash string, airgap []byte) {
+	t.Helper()
+	exe, err := initbin.Get(boards.AMD64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, hash, err := k3stest.Binary(exe, k3stest.DefaultFiles())
+	if err != nil {
+		t.Fatal(err)
+	}
+	airgap = bytes.Repeat([]byte("stand-in air-gap images "), 4096)
+	a, _ := k3s.AssetsFor(boards.AMD64)
+	if err := k3stest.Release(dir, a.Binary, bin, a.Airgap, airgap, a.Checksums); err != nil {
+		t.Fatal(err)
+	}
+	return hash, airgap
+}
+
+// rootListing returns `unsquashfs -lls` of the image's root-a.
+func rootListing(t testing.TB, img string) string {
+	t.Helper()
+	l, err := disk.Read(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range l.Partitions {
+		if p.Name == contract.PartRootA {
+			return run(t, "unsquashfs", "-lls", "-d", "", extract(t, img, p))
+		}
+	}
+	t.Fatal("no root-a")
+	return ""
+}
+
+const k3sSpec = "orchestrator: {kind: k3s, version: v1.33.1+k3s1}\n"
+
+func TestBuildK3sLocal(t *testing.T) {
+	rel := t.TempDir()
+	hash, airgap := k3sRelease(t, rel)
+	t.Setenv(K3sEnv, rel)
+	dir := t.TempDir()
+	s := writeSpec(t, dir, k3sSpec)
+	var sums []string
+	for i := range 2 {
+		arts, err := Build(context.Background(), s, Options{OutDir: filepath.Join(dir, fmt.Sprint("out", i)), CacheDir: filepath.Join(dir, "cache")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sums = append(sums, arts[0].SHA256)
+		if i > 0 {
+			break
+		}
+		ls := rootListing(t, arts[0].Image)
+		sum := sha256.Sum256(airgap)
+		data := contract.K3sRootData
+		for _, want := range []string{
+			" " + contract.K3sBin + "\n",
+			"/usr/bin/kubectl -> k3s\n",
+			contract.MountPath + " -> ../sbin/basalt-init\n",
+			contract.UmountPath + " -> ../sbin/basalt-init\n",
+			data + "/" + hash + "/bin/k3s\n",
+			data + "/" + hash + "/bin/containerd -> k3s\n",
+			data + "/" + hash + "/bin/aux/iptables\n",
+			data + "/" + hash + "/etc/crictl-template.yaml\n",
+			data + "/current -> " + hash + "\n",
+			data + "/cni/cni -> ../" + hash + "/bin/cni\n",
+			data + "/cni/host-local -> ../" + hash + "/bin/cni\n",
+			fmt.Sprintf("%s/k3s-airgap-images-amd64-%x.tar.zst\n", contract.K3sRootImages, sum[:6]),
+		} {
+			if !strings.Contains(ls, want) {
+				t.Errorf("root listing lacks %q", want)
+			}
+		}
+		if t.Failed() {
+			t.Logf("unsquashfs -lls:\n%s", ls)
+		}
+	}
+	if sums[0] != sums[1] {
+		t.Errorf("two builds with k3s: sha256 %s and %s, want the same", sums[0], sums[1])
+	}
+}
+
+func TestBuildK3sFetch(t *testing.T) {
+	rel := t.TempDir()
+	k3sRelease(t, rel)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		dir, name := path.Split(r.URL.EscapedPath())
+		if dir != "/v1.33.1%2Bk3s1/" {
+			http.NotFound(w, r)
+			return
+		}
+		http.ServeFile(w, r, filepath.Join(rel, name))
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	s := writeSpec(t, dir, "orchestrator: {kind: k3s, version: v1.33.1+k3s1, mirror: "+srv.URL+"}\n")
+	o := Options{OutDir: filepath.Join(dir, "out"), CacheDir: filepath.Join(dir, "cache")}
+	if _, err := Build(context.Background(), s, o); err != nil {
+		t.Fatal(err)
+	}
+	l, err := cache.ReadLock(filepath.Join(dir, cache.LockName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Files) != 2 || !strings.HasSuffix(l.Files[0].URL, "/v1.33.1%2Bk3s1/k3s") {
+		t.Errorf("lock files = %+v, want k3s and its air-gap archive", l.Files)
+	}
+	// Second build offline, with the server gone: from the cache by the lock.
+	srv.Close()
+	o.Offline = true
+	o.OutDir = filepath.Join(dir, "out2")
+	if _, err := Build(context.Background(), s, o); err != nil {
+		t.Fatalf("offline build: %v", err)
+	}
+}
+
+func TestBuildK3sRefused(t *testing.T) {
+	dir := t.TempDir()
+	arm, err := initbin.Get(boards.ARM64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	armBin, _, _ := k3stest.Binary(arm, k3stest.DefaultFiles())
+	os.WriteFile(filepath.Join(dir, "k3s-arm64"), armBin, 0o755)
+	amd, _ := initbin.Get(boards.AMD64)
+	os.WriteFile(filepath.Join(dir, "no-data"), amd, 0o755)
+	for _, tc := range []struct {
+		name, env, yaml, want string
+	}{
+		{"no version", "", "orchestrator: {kind: k3s}\n", "BASALT_K3S"},
+		{"offline, nothing cached", "", k3sSpec, "orchestrator: {kind: none}"},
+		{"wrong arch", filepath.Join(dir, "k3s-arm64"), k3sSpec, "the board's architecture is amd64"},
+		{"dynamic", "/bin/ls", k3sSpec, "no libc"},
+		{"no data archive", filepath.Join(dir, "no-data"), k3sSpec, "no k3s data archive"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(K3sEnv, tc.env)
+			d := t.TempDir()
+			s := writeSpec(t, d, tc.yaml)
+			out := filepath.Join(d, "out")
+			_, err := Build(context.Background(), s, Options{OutDir: out, Offline: true, CacheDir: filepath.Join(d, "cache")})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Build = %v, want an error with %q", err, tc.want)
+			}
+			if tc.name != "offline, nothing cached" && !errors.Is(err, ErrInvalid) {
+				t.Errorf("error is not ErrInvalid: %v", err)
+			}
+			if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("output left behind after a failed build")
+			}
+		})
+	}
+}
