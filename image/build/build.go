@@ -19,7 +19,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 
@@ -108,13 +112,16 @@ func Build(ctx context.Context, s *spec.Spec, o Options) (arts []Artifact, err e
 	}
 
 	created := false
-	if _, err := os.Stat(o.OutDir); errors.Is(err, os.ErrNotExist) {
+	if fi, err := os.Stat(o.OutDir); errors.Is(err, os.ErrNotExist) {
 		created = true
+	} else if err == nil && !fi.IsDir() {
+		return nil, invalidf("output directory %s is a file, not a directory", o.OutDir)
 	}
 	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
 		return nil, fmt.Errorf("output directory: %w", err)
 	}
-	tmp, err := os.MkdirTemp(o.OutDir, ".basalt-build-")
+	removeStale(o.OutDir)
+	tmp, err := os.MkdirTemp(o.OutDir, fmt.Sprintf("%s%d-", tmpPrefix, os.Getpid()))
 	if err != nil {
 		return nil, fmt.Errorf("output directory: %w", err)
 	}
@@ -136,7 +143,11 @@ func Build(ctx context.Context, s *spec.Spec, o Options) (arts []Artifact, err e
 	if err := in.saveLock(); err != nil {
 		return nil, err
 	}
-	// Everything succeeded: move the outputs into place.
+	// Everything succeeded: move the outputs into place, unless the build
+	// was interrupted meanwhile (its last step may have ignored ctx).
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	for i, a := range arts {
 		for _, p := range []*string{&arts[i].Image, &arts[i].Manifest} {
 			dst := filepath.Join(o.OutDir, filepath.Base(*p))
@@ -147,6 +158,28 @@ func Build(ctx context.Context, s *spec.Spec, o Options) (arts []Artifact, err e
 		}
 	}
 	return arts, nil
+}
+
+// tmpPrefix starts the name of a build's temporary directory inside the
+// output directory, followed by the builder's pid: ".basalt-build-PID-RANDOM".
+const tmpPrefix = ".basalt-build-"
+
+// removeStale removes the temporary directories that builds killed beyond
+// cleanup (SIGKILL, power loss) left in dir: those whose pid is not running.
+// Directories of running builds are left alone.
+func removeStale(dir string) {
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), tmpPrefix)
+		if !ok || !e.IsDir() {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.SplitN(rest, "-", 2)[0])
+		if err == nil && pid > 0 && unix.Kill(pid, 0) != unix.ESRCH {
+			continue // alive (EPERM: alive, another user's)
+		}
+		os.RemoveAll(filepath.Join(dir, e.Name()))
+	}
 }
 
 // specBoards returns the boards named (nil: every board of the spec); each
@@ -210,7 +243,11 @@ func (st *stepper) do(name string, f func() error) error {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	t0 := time.Now()
-	if err := f(); err != nil {
+	err := f()
+	if cerr := st.ctx.Err(); cerr != nil && err == nil {
+		err = cerr // a step that ignores ctx must not make an interrupted build succeed
+	}
+	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	if st.fn != nil {

@@ -293,3 +293,53 @@ func TestBuildBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestBuildInterrupted: a build cancelled during its last step (checksums,
+// which once ran to the end and exited 0) fails with context.Canceled and
+// leaves nothing in the output directory; a stale temporary directory of a
+// killed build is removed by the next build, a running build's is kept.
+func TestBuildInterrupted(t *testing.T) {
+	dir := t.TempDir()
+	s := writeSpec(t, dir, "")
+	out := filepath.Join(dir, "out")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, err := Build(ctx, s, Options{OutDir: out, Step: func(name string, _ time.Duration) {
+		if strings.HasSuffix(name, "checksums") {
+			cancel()
+		}
+	}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted build: err = %v, want context.Canceled", err)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		ents, _ := os.ReadDir(out)
+		t.Errorf("interrupted build left %s with %v", out, ents)
+	}
+
+	// Checksums stop as soon as ctx is done.
+	img := filepath.Join(dir, "big.img")
+	if err := os.WriteFile(img, nil, 0o644); err != nil || os.Truncate(img, 1<<30) != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := hashImage(ctx, img, disk.Layout{}, 0); !errors.Is(err, context.Canceled) {
+		t.Errorf("hashImage with a done ctx: %v, want context.Canceled", err)
+	}
+
+	stale := filepath.Join(out, tmpPrefix+"4194305-123") // above any pid_max
+	running := filepath.Join(out, fmt.Sprintf("%s%d-456", tmpPrefix, os.Getppid()))
+	for _, d := range []string{stale, running} {
+		if err := os.MkdirAll(filepath.Join(d, "qemu-x86_64.work"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := Build(context.Background(), s, Options{OutDir: out}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale %s was not removed", stale)
+	}
+	if _, err := os.Stat(running); err != nil {
+		t.Errorf("a running build's %s was removed: %v", running, err)
+	}
+}

@@ -1,6 +1,7 @@
 package build
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -55,10 +56,14 @@ var zeros = make([]byte, disk.Align)
 
 // hashRange writes bytes [off, end) of f to h: data extents (ext, from
 // dataExtents) are read with buf, holes are fed from zeros without reading.
-func hashRange(h hash.Hash, f *os.File, ext []extent, off, end int64, buf []byte) error {
+// It stops when ctx is done (checked once per chunk: an image is GiBs).
+func hashRange(ctx context.Context, h hash.Hash, f *os.File, ext []extent, off, end int64, buf []byte) error {
 	// The first extent that ends after off.
 	i := sort.Search(len(ext), func(i int) bool { return ext[i].end > off })
 	for off < end {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if i < len(ext) && ext[i].start <= off {
 			n := min(int64(len(buf)), ext[i].end-off, end-off)
 			if _, err := f.ReadAt(buf[:n], off); err != nil {
@@ -85,7 +90,7 @@ func hashRange(h hash.Hash, f *os.File, ext []extent, off, end int64, buf []byte
 // hashImage returns the sha256 of every partition and of the whole image.
 // Holes are hashed as zeros without being read; the whole-image hash and
 // each partition's run concurrently.
-func hashImage(path string, l disk.Layout, rootContent int64) ([]PartInfo, FileInfo, error) {
+func hashImage(ctx context.Context, path string, l disk.Layout, rootContent int64) ([]PartInfo, FileInfo, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, FileInfo{}, err
@@ -115,11 +120,14 @@ func hashImage(path string, l disk.Layout, rootContent int64) ([]PartInfo, FileI
 		}
 		wg.Go(func() {
 			h := sha256.New()
-			errs[i] = hashRange(h, f, ext, off, off+size, make([]byte, disk.Align))
+			errs[i] = hashRange(ctx, h, f, ext, off, off+size, make([]byte, disk.Align))
 			sums[i] = hex.EncodeToString(h.Sum(nil))
 		})
 	}
 	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, FileInfo{}, err // not once per partition
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, FileInfo{}, err
 	}

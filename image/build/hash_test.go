@@ -2,6 +2,7 @@ package build
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"os"
 	"path/filepath"
@@ -52,7 +53,7 @@ func TestHashRange(t *testing.T) {
 		want := sha256.Sum256(content[r.start:r.end])
 		for name, e := range map[string][]extent{"extents": ext, "all data": all} {
 			h := sha256.New()
-			if err := hashRange(h, f, e, r.start, r.end, make([]byte, 4096)); err != nil {
+			if err := hashRange(context.Background(), h, f, e, r.start, r.end, make([]byte, 4096)); err != nil {
 				t.Fatal(err)
 			}
 			if diff := cmp.Diff(want[:], h.Sum(nil)); diff != "" {

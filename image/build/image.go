@@ -151,7 +151,7 @@ func buildBoard(ctx context.Context, s *spec.Spec, o Options, b *boards.Board, i
 		return Artifact{}, err
 	}
 	m := Manifest{Name: s.Name, Version: s.Version, Board: b.Name, Arch: string(b.Arch), Kernel: r.kernel.Release, Epoch: o.Epoch, Inputs: r.list}
-	if err := st.do("checksums", func() (err error) { m.Partitions, m.Image, err = hashImage(raw, layout, rootSize); return err }); err != nil {
+	if err := st.do("checksums", func() (err error) { m.Partitions, m.Image, err = hashImage(ctx, raw, layout, rootSize); return err }); err != nil {
 		return Artifact{}, err
 	}
 	img := filepath.Join(dir, name+".img")

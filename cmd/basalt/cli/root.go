@@ -53,13 +53,20 @@ and a signed OTA update bundle, without root, Docker or loop devices.`,
 
 // Run executes the command line and returns the process exit code.
 func Run(args []string) int {
-	// SIGINT/SIGTERM cancel the context: long steps stop, temp files are
-	// removed, and a QEMU started by `basalt qemu` is killed with us.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGINT, SIGTERM, SIGHUP (terminal closed) and SIGPIPE (the reader of
+	// our output is gone, e.g. `basalt build | tee log` after Ctrl-C) cancel
+	// the context: long steps stop, temp files are removed, and a QEMU
+	// started by `basalt qemu` is stopped with us. Catching SIGPIPE also
+	// turns a write to the broken pipe into an error instead of a kill.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
 	defer stop()
 	root := newRootCmd()
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			fmt.Fprintln(os.Stderr, "basalt: interrupted; nothing was left behind")
+			return exitFailure
+		}
 		fmt.Fprintln(os.Stderr, "basalt:", err)
 		if errors.Is(err, ErrInvalid) {
 			return exitInvalid

@@ -45,6 +45,7 @@ func TestValidateSchemaBuildExitCodes(t *testing.T) {
 		{[]string{"build", "-f", bad, "-o", out}, 2, ".extra: unknown key"},
 		{[]string{"build", "--board", "rpi9", "-o", out}, 2, `unknown board "rpi9"`},
 		{[]string{"build", "--format", "vhd", "-o", out}, 2, `format "vhd"`},
+		{[]string{"build", "-o", bad}, 2, "is a file, not a directory"},
 	} {
 		code, stdout, stderr := runCLI(tc.args...)
 		if code != tc.code || !strings.Contains(stdout+stderr, tc.wantOut) {
