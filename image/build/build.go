@@ -13,6 +13,7 @@ package build
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -74,6 +75,10 @@ type Options struct {
 	// Keyring verifies the mirror's InRelease files (nil: the embedded
 	// Debian archive keys), for a mirror signed by a key of its own.
 	Keyring openpgp.KeyRing
+	// SignKey, when set, also writes NAME-VERSION-BOARD.bundle signed with
+	// it; Bundle writes the bundle unsigned (for `basalt bundle sign`).
+	SignKey ed25519.PrivateKey
+	Bundle  bool
 }
 
 // Artifact is one board's output.
@@ -81,6 +86,7 @@ type Artifact struct {
 	Board    string
 	Image    string // path of the image
 	Manifest string // path of the manifest
+	Bundle   string // path of the update bundle ("" when none was asked for)
 	Format   Format
 	Size     int64
 	SHA256   string
@@ -149,7 +155,10 @@ func Build(ctx context.Context, s *spec.Spec, o Options) (arts []Artifact, err e
 		return nil, err
 	}
 	for i, a := range arts {
-		for _, p := range []*string{&arts[i].Image, &arts[i].Manifest} {
+		for _, p := range []*string{&arts[i].Image, &arts[i].Manifest, &arts[i].Bundle} {
+			if *p == "" {
+				continue
+			}
 			dst := filepath.Join(o.OutDir, filepath.Base(*p))
 			if err := os.Rename(*p, dst); err != nil {
 				return nil, fmt.Errorf("board %s: %w", a.Board, err)

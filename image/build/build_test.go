@@ -155,7 +155,7 @@ func TestBuildDefaultQEMUx86(t *testing.T) {
 	}
 	rel := run(t, "unsquashfs", "-cat", root, contract.ReleaseFile)
 	kernel := strings.TrimSpace(string(must(os.ReadFile("../../.cache/testkernel/amd64/release"))))
-	if want := "NAME=basalt-demo\nVERSION=0.1.0\nBOARD=qemu-x86_64\nARCH=amd64\nKERNEL=" + kernel + "\nBUILD_EPOCH=1700000000\nAB=bls-boot-counting\nORCHESTRATOR=none\n"; rel != want {
+	if want := "NAME=basalt-demo\nVERSION=0.1.0\nBOARD=qemu-x86_64\nARCH=amd64\nKERNEL=" + kernel + "\nBUILD_EPOCH=1700000000\nAB=bls-boot-counting\nUPDATE_COMPAT=basalt-demo\nORCHESTRATOR=none\n"; rel != want {
 		t.Errorf("%s = %q, want %q", contract.ReleaseFile, rel, want)
 	}
 	if got := run(t, "unsquashfs", "-cat", root, "etc/motd"); got != "hello\n" {

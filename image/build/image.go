@@ -150,6 +150,13 @@ func buildBoard(ctx context.Context, s *spec.Spec, o Options, b *boards.Board, i
 	if err := st.do("disk image", func() error { return writeDisk(raw, layout, s, b, boot, rootA, o.Epoch) }); err != nil {
 		return Artifact{}, err
 	}
+	var bundlePath string
+	if o.SignKey != nil || o.Bundle {
+		bundlePath = filepath.Join(dir, name+".bundle")
+		if err := st.do("update bundle", func() error { return writeBundle(bundlePath, s, b, r, rootA, initrd, o.Epoch, o.SignKey) }); err != nil {
+			return Artifact{}, err
+		}
+	}
 	m := Manifest{Name: s.Name, Version: s.Version, Board: b.Name, Arch: string(b.Arch), Kernel: r.kernel.Release, Epoch: o.Epoch, Inputs: r.list}
 	if err := st.do("checksums", func() (err error) { m.Partitions, m.Image, err = hashImage(ctx, raw, layout, rootSize); return err }); err != nil {
 		return Artifact{}, err
@@ -180,7 +187,7 @@ func buildBoard(ctx context.Context, s *spec.Spec, o Options, b *boards.Board, i
 	if err := os.WriteFile(man, append(mj, '\n'), 0o644); err != nil {
 		return Artifact{}, err
 	}
-	return Artifact{Board: b.Name, Image: img, Manifest: man, Format: o.Format, Size: m.Image.Size, SHA256: m.Image.SHA256}, nil
+	return Artifact{Board: b.Name, Image: img, Manifest: man, Bundle: bundlePath, Format: o.Format, Size: m.Image.Size, SHA256: m.Image.SHA256}, nil
 }
 
 // seed is what every GUID and volume id of a board's image derives from.

@@ -13,6 +13,7 @@ import (
 	"github.com/basaltos/basalt/boards"
 	"github.com/basaltos/basalt/contract"
 	"github.com/basaltos/basalt/contract/ab"
+	"github.com/basaltos/basalt/contract/bundle"
 	"github.com/basaltos/basalt/image/kmod"
 	"github.com/basaltos/basalt/image/spec"
 	"github.com/basaltos/basalt/image/tree"
@@ -30,11 +31,12 @@ var mountPoints = []struct {
 
 // releaseText is /etc/basalt-release (contract.ReleaseFile): key=value
 // lines. Stage 2 reads VERSION, and BUILD_EPOCH as the clock's floor
-// (initsys/clock.BuildEpoch), and AB (ab.ReleaseKey) to arm and commit
-// updates with the board's A/B mechanism. The orchestrator keys follow
+// (initsys/clock.BuildEpoch), AB (ab.ReleaseKey) to arm and commit
+// updates with the board's A/B mechanism, UPDATE_COMPAT (the image name)
+// that a bundle's compat must equal. The orchestrator keys follow
 // (contract.ReleaseOrchestrator, ...).
 func releaseText(s *spec.Spec, b *boards.Board, kernel string, kr *k3sRoot, epoch int64) string {
-	t := fmt.Sprintf("NAME=%s\nVERSION=%s\nBOARD=%s\nARCH=%s\nKERNEL=%s\nBUILD_EPOCH=%d\n%s=%s\n", s.Name, s.Version, b.Name, b.Arch, kernel, epoch, ab.ReleaseKey, b.AB)
+	t := fmt.Sprintf("NAME=%s\nVERSION=%s\nBOARD=%s\nARCH=%s\nKERNEL=%s\nBUILD_EPOCH=%d\n%s=%s\n%s=%s\n", s.Name, s.Version, b.Name, b.Arch, kernel, epoch, ab.ReleaseKey, b.AB, bundle.CompatKey, s.Name)
 	if kr == nil {
 		return t + contract.ReleaseOrchestrator + "=none\n"
 	}
@@ -88,6 +90,9 @@ func rootTree(s *spec.Spec, b *boards.Board, r *resolved, ix *kmod.Index, initBi
 	if err := addConfig(t, s); err != nil {
 		return nil, nil, err
 	}
+	if err := addUpdateKeys(t, s); err != nil {
+		return nil, nil, err
+	}
 	if busybox != nil {
 		if err := t.AddBytes("bin/busybox", 0o755, busybox); err != nil {
 			return nil, nil, err
@@ -129,6 +134,34 @@ func rootTree(s *spec.Spec, b *boards.Board, r *resolved, ix *kmod.Index, initBi
 		list = append(list, in)
 	}
 	return t, list, nil
+}
+
+// addUpdateKeys bakes the spec's update.publicKey files (one PEM block or
+// more each) into bundle.KeysFile: the keys the device verifies bundles with.
+func addUpdateKeys(t *tree.Tree, s *spec.Spec) error {
+	if s.Update == nil || len(s.Update.PublicKey) == 0 {
+		return nil
+	}
+	var all []byte
+	for i, k := range s.Update.PublicKey {
+		p := s.Resolve(k)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return invalidf("%s: %s: %v", s.Where(fmt.Sprintf(".update.publicKey[%d]", i)), p, errUnwrap(err))
+		}
+		keys, err := bundle.ParsePublicKeys(b)
+		if err != nil {
+			return invalidf("%s: %s: %v", s.Where(fmt.Sprintf(".update.publicKey[%d]", i)), p, err)
+		}
+		for _, k := range keys {
+			pem, err := bundle.MarshalPublicKey(k)
+			if err != nil {
+				return err
+			}
+			all = append(all, pem...)
+		}
+	}
+	return t.AddBytes(strings.TrimPrefix(bundle.KeysFile, "/"), 0o644, all)
 }
 
 // addHost adds the host file or directory tree src at dst. Files keep their

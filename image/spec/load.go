@@ -203,6 +203,7 @@ type walker struct {
 
 var (
 	scalarType       = reflect.TypeOf((*scalar)(nil)).Elem()
+	filesType        = reflect.TypeOf(Files{})
 	deviceConfigType = reflect.TypeOf(DeviceConfig{})
 )
 
@@ -279,6 +280,9 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 			w.walk(v, t.Elem(), path+"."+k.Value)
 		}
 	case reflect.Slice:
+		if t == filesType && n.Kind == yaml.ScalarNode {
+			return // one file, the short form of a list
+		}
 		if n.Kind != yaml.SequenceNode {
 			w.add(n, path, "want a list, got %s", kindName(n))
 			return

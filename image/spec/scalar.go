@@ -97,3 +97,20 @@ func unmarshalScalar(n *yaml.Node, s scalar) error {
 	}
 	return s.parseScalar(n.Value)
 }
+
+// Files is one host file or a list of them: `key: a.pub` or `key: [a.pub, b.pub]`.
+type Files []string
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (f *Files) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		*f = Files{n.Value}
+		return nil
+	}
+	var l []string
+	if err := n.Decode(&l); err != nil {
+		return fmt.Errorf("line %d: want a file name or a list of file names", n.Line)
+	}
+	*f = l
+	return nil
+}

@@ -57,6 +57,9 @@ func configSchema() (map[string]any, error) {
 // adjustScalar writes the types parsed from one YAML scalar (Size, ...)
 // as a string or integer matching their pattern.
 func adjustScalar(t reflect.Type, def reflect.Value, s map[string]any) map[string]any {
+	if t == reflect.TypeOf(Files{}) {
+		return map[string]any{"type": []string{"string", "array"}, "items": map[string]any{"type": "string"}}
+	}
 	if !reflect.PointerTo(t).Implements(scalarType) {
 		return s
 	}

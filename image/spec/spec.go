@@ -37,7 +37,7 @@ type Spec struct {
 	Orchestrator *Orchestrator `yaml:"orchestrator,omitempty" desc:"The orchestrator the device runs: k3s (a server or agent per config.cluster) or none (an OS-only image, the default when this key is absent)."`
 	Images       []Image       `yaml:"images,omitempty" desc:"Container images preloaded for air-gapped use: pulled for the board's platform (or read from local tarballs) at build time and imported by k3s at first boot. Needs orchestrator kind k3s."`
 	Manifests    []Manifest    `yaml:"manifests,omitempty" desc:"Kubernetes manifests k3s applies (its auto-deploy directory). Needs orchestrator kind k3s."`
-	Update       *Update       `yaml:"update,omitempty" desc:"Over-the-air update settings; not built yet: a later issue adds update bundles."`
+	Update       *Update       `yaml:"update,omitempty" desc:"Over-the-air update settings: the keys bundles are verified with, downgrade policy."`
 
 	// File is the spec's file name (in messages), Dir the directory its
 	// relative paths resolve against.
@@ -136,10 +136,10 @@ type Manifest struct {
 	Path string `yaml:"path" required:"true" desc:"Host YAML file, directory of YAML files, or glob (relative to the spec file). HelmChart resources may inline their chart as chartContent."`
 }
 
-// Update configures A/B OTA updates (placeholder until the update issue).
+// Update configures A/B OTA updates.
 type Update struct {
 	Channel        string `yaml:"channel,omitempty" desc:"http(s) URL the device polls for bundles."`
-	PublicKey      string `yaml:"publicKey,omitempty" desc:"Host file with the ed25519 public key bundles are verified with."`
+	PublicKey      Files  `yaml:"publicKey,omitempty" desc:"Host file (or list of files, for key rotation) with the ed25519 public keys (PEM, from basalt keygen) bundles are verified with; baked into the root. Without one the image accepts no update."`
 	Interval       string `yaml:"interval,omitempty" desc:"Poll interval (Go duration, e.g. 6h)."`
-	AllowDowngrade bool   `yaml:"allowDowngrade,omitempty" desc:"Accept bundles with a lower version."`
+	AllowDowngrade bool   `yaml:"allowDowngrade,omitempty" desc:"Mark this image's bundles as installable over a higher version (the device must allow downgrades too: update.allow_downgrade in its config)."`
 }

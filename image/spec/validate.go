@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"github.com/basaltos/basalt/contract/bundle"
 	"maps"
 	"net/url"
 	"os"
@@ -304,7 +305,6 @@ func (c *checker) later() {
 		}
 	}
 	if u := s.Update; u != nil {
-		c.warnf(".update", "not built into the image yet (a later issue adds updates)")
 		if u.Channel != "" {
 			c.url(".update.channel", u.Channel, "http", "https")
 		}
@@ -313,7 +313,18 @@ func (c *checker) later() {
 				c.errf(".update.interval", "%q: want a positive Go duration, e.g. 6h", u.Interval)
 			}
 		}
-		c.file(".update.publicKey", u.PublicKey, wantFile)
+		for i, k := range u.PublicKey {
+			p := ".update.publicKey"
+			if len(u.PublicKey) > 1 {
+				p = fmt.Sprintf("%s[%d]", p, i)
+			}
+			c.file(p, k, wantFile)
+			if b, err := os.ReadFile(c.s.Resolve(k)); err == nil {
+				if _, err := bundle.ParsePublicKeys(b); err != nil {
+					c.errf(p, "%s: %v", c.s.Resolve(k), err)
+				}
+			}
+		}
 	}
 }
 

@@ -22,6 +22,8 @@ type buildOptions struct {
 	offline    bool
 	updateLock bool
 	cacheDir   string
+	signKey    string
+	bundle     bool
 }
 
 func newBuildCmd(g *globalOptions) *cobra.Command {
@@ -41,6 +43,7 @@ inputs give byte-identical images. On any error nothing is left in -o.
   basalt build
   basalt build -f basalt.yaml --board qemu-arm64 -o out/
   basalt build -f basalt.yaml --format qcow2 --offline -v
+  basalt build -f basalt.yaml --sign-key keys/basalt-sign.key   # + the signed update bundle
 
 qcow2 is written in Go (no qemu-img needed).`,
 		Args: cobra.NoArgs,
@@ -53,6 +56,8 @@ qcow2 is written in Go (no qemu-img needed).`,
 	f.StringVar(&o.format, "format", "raw", "image format: raw or qcow2")
 	f.BoolVar(&o.offline, "offline", false, "use only the cache for Debian inputs")
 	f.BoolVar(&o.updateLock, "update-lock", false, "re-resolve Debian inputs to their newest versions and rewrite basalt.lock")
+	f.StringVar(&o.signKey, "sign-key", os.Getenv("BASALT_SIGN_KEY"), "also write NAME-VERSION-BOARD.bundle signed with this private key (basalt keygen; default $BASALT_SIGN_KEY)")
+	f.BoolVar(&o.bundle, "bundle", false, "also write the update bundle, unsigned (sign it later with basalt bundle sign)")
 	f.StringVar(&o.cacheDir, "cache-dir", "", "cache directory (default $BASALT_CACHE_DIR or the user cache dir)")
 	_ = cmd.RegisterFlagCompletionFunc("board", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return boards.Names(), cobra.ShellCompDirectiveNoFileComp
@@ -68,7 +73,12 @@ func runBuild(cmd *cobra.Command, g *globalOptions, o *buildOptions) error {
 	}
 	opt := build.Options{
 		OutDir: o.out, Boards: o.boards, Format: build.Format(o.format),
-		Offline: o.offline, UpdateLock: o.updateLock, CacheDir: o.cacheDir,
+		Offline: o.offline, UpdateLock: o.updateLock, CacheDir: o.cacheDir, Bundle: o.bundle,
+	}
+	if o.signKey != "" {
+		if opt.SignKey, err = loadPrivateKey(o.signKey); err != nil {
+			return err
+		}
 	}
 	if v, ok := os.LookupEnv("SOURCE_DATE_EPOCH"); ok {
 		if opt.Epoch, err = strconv.ParseInt(v, 10, 64); err != nil || opt.Epoch <= 0 {
@@ -100,6 +110,9 @@ func runBuild(cmd *cobra.Command, g *globalOptions, o *buildOptions) error {
 	}
 	for _, a := range arts {
 		fmt.Fprintf(cmd.OutOrStdout(), "%s  %s  (%d bytes, manifest %s)\n", a.SHA256, a.Image, a.Size, a.Manifest)
+		if a.Bundle != "" {
+			fmt.Fprintf(cmd.OutOrStdout(), "bundle %s\n", a.Bundle)
+		}
 	}
 	return nil
 }

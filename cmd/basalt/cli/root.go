@@ -41,11 +41,14 @@ and a signed OTA update bundle, without root, Docker or loop devices.`,
 	root.AddCommand(
 		newBoardsCmd(g),
 		newBuildCmd(g),
+		newBundleCmd(g),
 		newConfigCmd(g),
 		newFetchCmd(g),
 		newInspectCmd(g),
+		newKeygenCmd(g),
 		newQemuCmd(g),
 		newSchemaCmd(g),
+		newServeCmd(g),
 		newValidateCmd(g),
 	)
 	return root
