@@ -135,8 +135,7 @@ func TestRefused(t *testing.T) {
 func TestResign(t *testing.T) {
 	unsigned := makeBundle(t, testManifest(), nil)
 	k := testKey(4)
-	r, err := Open(bytes.NewReader(unsigned), []ed25519.PublicKey{k.Public().(ed25519.PublicKey)})
-	if err == nil {
+	if _, err := Open(bytes.NewReader(unsigned), []ed25519.PublicKey{k.Public().(ed25519.PublicKey)}); err == nil {
 		t.Fatal("unsigned bundle opened")
 	}
 	raw, _, err := ReadHead(tar.NewReader(bytes.NewReader(unsigned)))
@@ -147,7 +146,8 @@ func TestResign(t *testing.T) {
 	if err := Resign(&out, bytes.NewReader(unsigned), Sign(raw, k)); err != nil {
 		t.Fatal(err)
 	}
-	if r, err = Open(bytes.NewReader(out.Bytes()), []ed25519.PublicKey{k.Public().(ed25519.PublicKey)}); err != nil {
+	r, err := Open(bytes.NewReader(out.Bytes()), []ed25519.PublicKey{k.Public().(ed25519.PublicKey)})
+	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := readAll(r); err != nil {

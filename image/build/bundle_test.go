@@ -38,12 +38,12 @@ func TestBuildBundle(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	r, err := bundle.Open(f, []ed25519.PublicKey{k1.Public().(ed25519.PublicKey)})
-	if err == nil {
+	if _, err := bundle.Open(f, []ed25519.PublicKey{k1.Public().(ed25519.PublicKey)}); err == nil {
 		t.Fatal("bundle signed by k2 verified with k1")
 	}
 	f.Seek(0, io.SeekStart)
-	if r, err = bundle.Open(f, []ed25519.PublicKey{k2.Public().(ed25519.PublicKey)}); err != nil {
+	r, err := bundle.Open(f, []ed25519.PublicKey{k2.Public().(ed25519.PublicKey)})
+	if err != nil {
 		t.Fatal(err)
 	}
 	m := r.Manifest()
