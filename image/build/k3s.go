@@ -29,7 +29,9 @@ type k3sRoot struct {
 	hash    string   // the data archive's hash: data/<hash>
 	data    string   // host directory of the unpacked data archive (in the cache)
 	cni     []string // bin/ names linked to the cni multicall binary
-	images  []rootFile
+	// images go to contract.K3sRootImages, manifests to K3sRootManifests.
+	images    []rootFile
+	manifests []manifestFile
 }
 
 // rootFile is a host file placed in the root under Name.
@@ -116,6 +118,16 @@ func (in *inputs) k3s(b *boards.Board) (*k3sRoot, []Input, error) {
 	if airgap != "" {
 		kr.images = append(kr.images, rootFile{Name: digestName(filepath.Base(airgap), airgapSum), Host: airgap})
 	}
+
+	imgs, ilist, err := in.images(b)
+	if err != nil {
+		return nil, nil, err
+	}
+	kr.images, list = append(kr.images, imgs...), append(list, ilist...)
+	if kr.manifests, ilist, err = manifests(in.s); err != nil {
+		return nil, nil, err
+	}
+	list = append(list, ilist...)
 
 	if err := k3s.CheckBinary(kr.bin, b.Arch); err != nil {
 		return nil, nil, invalidf("k3s for board %s: %v", b.Name, err)
@@ -265,5 +277,5 @@ func addK3s(t *tree.Tree, kr *k3sRoot) error {
 			return err
 		}
 	}
-	return nil
+	return addManifests(t, kr.manifests)
 }

@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,6 +23,11 @@ import (
 	"github.com/basaltos/basalt/image/initbin"
 	"github.com/basaltos/basalt/image/k3s"
 	"github.com/basaltos/basalt/image/k3s/k3stest"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
 // k3sRelease writes a stand-in k3s release for amd64 into dir (the device
@@ -177,5 +184,80 @@ func TestBuildK3sRefused(t *testing.T) {
 				t.Errorf("output left behind after a failed build")
 			}
 		})
+	}
+}
+
+func TestBuildK3sImagesManifests(t *testing.T) {
+	rel := t.TempDir()
+	k3sRelease(t, rel)
+	t.Setenv(K3sEnv, rel)
+	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer reg.Close()
+	ref := strings.TrimPrefix(reg.URL, "http://") + "/edge/app:1.0"
+	img, _ := random.Image(2048, 2)
+	r, _ := name.ParseReference(ref)
+	if err := remote.Write(r, img); err != nil { // random images are linux/amd64
+		t.Fatal(err)
+	}
+	digest, _ := img.Digest()
+
+	dir := t.TempDir()
+	var docker bytes.Buffer
+	tag, _ := name.NewTag("example.com/local:2")
+	if err := tarball.Write(tag, img, &docker); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "local.tar"), docker.Bytes(), 0o644)
+	os.MkdirAll(filepath.Join(dir, "m", "charts"), 0o755)
+	os.WriteFile(filepath.Join(dir, "app.yaml"), []byte("apiVersion: v1\nkind: Namespace\nmetadata: {name: app}\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "m", "a.yaml"), []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "m", "notes.md"), []byte("not a manifest"), 0o644)
+	os.WriteFile(filepath.Join(dir, "m", "charts", "web-1.0.0.tgz"), []byte("chart bytes"), 0o644)
+	os.WriteFile(filepath.Join(dir, "helm-web.yaml"), []byte("apiVersion: helm.cattle.io/v1\nkind: HelmChart\nmetadata: {name: web, namespace: kube-system}\nspec:\n  chart: m/charts/web-1.0.0.tgz\n  targetNamespace: app\n"), 0o644)
+	s := writeSpec(t, dir, k3sSpec+"images:\n  - ref: "+ref+"\n  - path: local.tar\nmanifests:\n  - path: app.yaml\n  - path: m\n  - path: helm-*.yaml\n")
+	o := Options{OutDir: filepath.Join(dir, "out"), CacheDir: filepath.Join(dir, "cache")}
+	arts, err := Build(context.Background(), s, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls := rootListing(t, arts[0].Image)
+	for _, want := range []string{
+		contract.K3sRootManifests + "/app.yaml\n",
+		contract.K3sRootManifests + "/a.yaml\n",
+		contract.K3sRootManifests + "/helm-web.yaml\n",
+		contract.K3sRootImages + "/local-",
+		contract.K3sRootImages + "/" + strings.NewReplacer("/", "_", ":", "_").Replace(ref) + "-",
+	} {
+		if !strings.Contains(ls, want) {
+			t.Errorf("root listing lacks %q:\n%s", want, ls)
+		}
+	}
+	if strings.Contains(ls, "notes.md") {
+		t.Error("a non-manifest file of a manifests directory was placed")
+	}
+	l, err := cache.ReadLock(filepath.Join(dir, cache.LockName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, ok := l.Image(ref, "linux/amd64"); !ok || d != digest.String() {
+		t.Errorf("lock images = %+v, want %s pinned to %s", l.Images, ref, digest)
+	}
+	// The HelmChart got its chart inlined.
+	p, _ := disk.Read(arts[0].Image)
+	root := extract(t, arts[0].Image, p.Partitions[1])
+	helm := run(t, "unsquashfs", "-cat", root, contract.K3sRootManifests+"/helm-web.yaml")
+	if !strings.Contains(helm, "chartContent: Y2hhcnQgYnl0ZXM=") || !strings.Contains(helm, "chart: web-1.0.0") {
+		t.Errorf("helm-web.yaml:\n%s", helm)
+	}
+
+	// Second build: offline, registry gone, from the lock and the cache.
+	reg.Close()
+	o.Offline, o.OutDir = true, filepath.Join(dir, "out2")
+	arts2, err := Build(context.Background(), s, o)
+	if err != nil {
+		t.Fatalf("offline build: %v", err)
+	}
+	if arts2[0].SHA256 != arts[0].SHA256 {
+		t.Errorf("offline rebuild differs: %s vs %s", arts2[0].SHA256, arts[0].SHA256)
 	}
 }
