@@ -65,7 +65,7 @@ deps:
 demo: deps build
 	$(BIN)/basalt build -o $(OUT)
 	@echo "booting in QEMU (TCG unless KVM works); quit with Ctrl-A X"
-	$(BIN)/basalt qemu --disk-size 4G --net user --snapshot $$(ls $(OUT)/*-qemu-x86_64.img | head -1)
+	$(BIN)/basalt qemu --disk-size 4G --net outside --snapshot $$(ls $(OUT)/*-qemu-x86_64.img | head -1)
 
 # ---- tests ------------------------------------------------------------------
 # Inputs the boot tests use, fetched before the tests run (tests touch no network).

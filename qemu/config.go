@@ -3,7 +3,9 @@
 // OVMF/AAVMF pflash with a per-VM copy of the vars file, U-Boot as -bios for
 // armv7. KVM is used only when /dev/kvm really works and the host runs the
 // guest's architecture; otherwise TCG. The serial console is on stdio; user
-// networking is always restrict=on with port forwards bound to 127.0.0.1.
+// networking is restrict=on (tests: the guest reaches no outside address)
+// unless Net.Outside asks for a normal user network (`make demo`, users:
+// DNS and NTP work); port forwards bind 127.0.0.1 only.
 //
 // Run boots and waits; Start returns a Machine whose console tests read with
 // Expect(marker), keeping the whole console log for failure reports.
@@ -69,7 +71,10 @@ type Config struct {
 
 // Net is the guest's network: none, or QEMU user networking.
 type Net struct {
-	User     bool
+	User bool
+	// Outside lets the guest reach outside addresses through the host
+	// (QEMU's user network without restrict=on). Tests never set it.
+	Outside  bool
 	Forwards []Forward
 }
 
@@ -198,6 +203,9 @@ func args(c *Config, p plan) ([]string, error) {
 	}
 	if c.Net.User {
 		n := "user,model=virtio-net-pci,restrict=on"
+		if c.Net.Outside {
+			n = "user,model=virtio-net-pci"
+		}
 		for _, f := range c.Net.Forwards {
 			n += ",hostfwd=" + f.String()
 		}

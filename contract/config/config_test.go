@@ -24,8 +24,11 @@ func TestParseErrors(t *testing.T) {
 		want     []string
 	}{
 		{"missing header", "hostname: a\n", []string{
-			`f.yaml:1: .apiVersion: unsupported apiVersion "" (allowed: basalt.dev/v1alpha1)`,
-			`f.yaml:1: .kind: unsupported kind "" (allowed: DeviceConfig)`}},
+			`f.yaml:1: no header: a drop-in starts with the lines "apiVersion: basalt.dev/v1alpha1" and "kind: DeviceConfig", or with "#cloud-config" as its first line (cloud-init user-data)`}},
+		{"wrong header", "apiVersion: v1\nkind: Pod\n", []string{
+			`f.yaml:1: .apiVersion: unsupported apiVersion "v1" (allowed: basalt.dev/v1alpha1)`,
+			`f.yaml:2: .kind: unsupported kind "Pod" (allowed: DeviceConfig)`}},
+		{"not YAML on line 1", "key: [1, 2]]\n", []string{`f.yaml:1: invalid YAML: did not find expected key`}},
 		{"empty", "", []string{`f.yaml: empty document: want apiVersion: basalt.dev/v1alpha1, kind: DeviceConfig, or a first line "#cloud-config"`}},
 		{"unknown key", head + "hostnam: a\n", []string{
 			`f.yaml:3: .hostnam: unknown key (allowed: apiVersion, cluster, fqdn, hostname, kind, network, ntp, registries, ssh_authorized_keys, timezone, update, users, write_files)`}},

@@ -202,7 +202,9 @@ func yamlError(err error) (int, string) {
 		}
 		return n, "invalid YAML: " + reason
 	}
-	return 0, "invalid YAML: " + msg
+	// yaml.v3 leaves out "line N: " when the error is on the first line
+	// (its 0-based line 0), as in "key: [1, 2]]".
+	return 1, "invalid YAML: " + msg
 }
 
 // walker checks a YAML node tree against a Go type before decoding: unknown
@@ -350,6 +352,12 @@ func (w *walker) merge(v *yaml.Node, t reflect.Type, path string, depth int) {
 
 // header checks apiVersion and kind of a versioned document.
 func (w *walker) header(bd basaltDoc, body *yaml.Node) {
+	if bd.APIVersion == "" && bd.Kind == "" {
+		w.errs = append(w.errs, Issue{File: w.file, Line: 1, Reason: fmt.Sprintf(
+			"no header: a drop-in starts with the lines \"apiVersion: %s\" and \"kind: %s\", or with \"%s\" as its first line (cloud-init user-data)",
+			APIVersion, Kind, CloudConfigHeader)})
+		return
+	}
 	if bd.APIVersion != APIVersion {
 		w.errs = append(w.errs, Issue{File: w.file, Line: lineOr(w.lines[".apiVersion"], body.Line), Path: ".apiVersion",
 			Reason: fmt.Sprintf("unsupported apiVersion %q", bd.APIVersion), Allowed: []string{APIVersion}})

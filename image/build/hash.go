@@ -4,11 +4,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
 	"os"
+	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -88,35 +91,43 @@ func hashRange(ctx context.Context, h hash.Hash, f *os.File, ext []extent, off, 
 }
 
 // hashImage returns the sha256 of every partition and of the whole image.
-// Holes are hashed as zeros without being read; the whole-image hash and
-// each partition's run concurrently.
 func hashImage(ctx context.Context, path string, l disk.Layout, rootContent int64) ([]PartInfo, FileInfo, error) {
+	parts := make([]PartInfo, len(l.Partitions))
+	for i, p := range l.Partitions {
+		parts[i] = PartInfo{Number: i + 1, Name: p.Name, Type: p.Type, GUID: p.GUID, Start: p.Start, Size: p.Size}
+		if p.Name == contract.PartRootA {
+			parts[i].Content = rootContent
+		}
+	}
+	img, err := hashParts(ctx, path, parts)
+	return parts, img, err
+}
+
+// hashParts sets the SHA256 of parts (byte ranges of the image at path) and
+// returns the whole image's size and sha256. Holes are hashed as zeros
+// without being read; the whole-image hash and each partition's run
+// concurrently.
+func hashParts(ctx context.Context, path string, parts []PartInfo) (FileInfo, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, FileInfo{}, err
+		return FileInfo{}, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, FileInfo{}, err
+		return FileInfo{}, err
 	}
 	ext, err := dataExtents(f, fi.Size())
 	if err != nil {
-		return nil, FileInfo{}, err
+		return FileInfo{}, err
 	}
-	parts := make([]PartInfo, len(l.Partitions))
-	sums := make([]string, len(l.Partitions)+1) // partitions, then the image
+	sums := make([]string, len(parts)+1) // partitions, then the image
 	errs := make([]error, len(sums))
 	var wg sync.WaitGroup
 	for i := range sums {
 		off, size := int64(0), fi.Size()
 		if i < len(parts) {
-			p := l.Partitions[i]
-			parts[i] = PartInfo{Number: i + 1, Name: p.Name, Type: p.Type, GUID: p.GUID, Start: p.Start, Size: p.Size}
-			if p.Name == contract.PartRootA {
-				parts[i].Content = rootContent
-			}
-			off, size = p.Start, p.Size
+			off, size = parts[i].Start, parts[i].Size
 		}
 		wg.Go(func() {
 			h := sha256.New()
@@ -126,15 +137,58 @@ func hashImage(ctx context.Context, path string, l disk.Layout, rootContent int6
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return nil, FileInfo{}, err // not once per partition
+		return FileInfo{}, err // not once per partition
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, FileInfo{}, err
+		return FileInfo{}, err
 	}
 	for i := range parts {
 		parts[i].SHA256 = sums[i]
 	}
-	return parts, FileInfo{Size: fi.Size(), SHA256: sums[len(parts)]}, nil
+	return FileInfo{Size: fi.Size(), SHA256: sums[len(parts)]}, nil
+}
+
+// ManifestPath is the manifest next to a raw image NAME.img:
+// NAME.manifest.json.
+func ManifestPath(img string) string {
+	return strings.TrimSuffix(img, filepath.Ext(img)) + ".manifest.json"
+}
+
+// Rehash updates the sha256 of the image and of its partitions in the
+// manifest next to the raw image img, after a change such as a drop-in
+// written by `basalt config add`. It reports false when img has no
+// manifest (a card's device node, a renamed file).
+func Rehash(ctx context.Context, img string) (bool, error) {
+	mp := ManifestPath(img)
+	data, err := os.ReadFile(mp)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	var m Manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return false, fmt.Errorf("%s: %w", mp, err)
+	}
+	if m.Image.File != filepath.Base(img) || m.Image.Format != Raw {
+		return false, nil // the manifest is another file's
+	}
+	fi, err := hashParts(ctx, img, m.Partitions)
+	if err != nil {
+		return false, err
+	}
+	m.Image.Size, m.Image.SHA256 = fi.Size, fi.SHA256
+	return true, writeManifest(mp, m)
+}
+
+// writeManifest writes m as indented JSON to path.
+func writeManifest(path string, m Manifest) error {
+	mj, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(mj, '\n'), 0o644)
 }
 
 // fileSHA returns the sha256 (hex) of a host file.

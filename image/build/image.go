@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
@@ -179,12 +178,8 @@ func buildBoard(ctx context.Context, s *spec.Spec, o Options, b *boards.Board, i
 		return Artifact{}, err
 	}
 	m.Image.File, m.Image.Format = filepath.Base(img), o.Format
-	mj, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return Artifact{}, err
-	}
 	man := filepath.Join(dir, name+".manifest.json")
-	if err := os.WriteFile(man, append(mj, '\n'), 0o644); err != nil {
+	if err := writeManifest(man, m); err != nil {
 		return Artifact{}, err
 	}
 	return Artifact{Board: b.Name, Image: img, Manifest: man, Bundle: bundlePath, Format: o.Format, Size: m.Image.Size, SHA256: m.Image.SHA256}, nil

@@ -18,6 +18,7 @@ import (
 
 	"github.com/basaltos/basalt/contract"
 	"github.com/basaltos/basalt/contract/config"
+	"github.com/basaltos/basalt/image/build"
 	"github.com/basaltos/basalt/image/disk"
 	"github.com/basaltos/basalt/image/fat"
 	"github.com/basaltos/basalt/image/tree"
@@ -64,7 +65,7 @@ func parseFiles(w io.Writer, files ...string) ([]*config.Document, error) {
 	if bad > 0 {
 		return nil, fmt.Errorf("%w: %d of %d files", ErrInvalid, bad, len(files))
 	}
-	return docs, nil
+	return docs, checkZones(w, docs)
 }
 
 func newConfigValidateCmd() *cobra.Command {
@@ -86,9 +87,33 @@ FILE:LINE: .yaml.path: reason; unsupported cloud-init keys print as warnings.
 				fmt.Fprintln(cmd.ErrOrStderr(), errs)
 				return fmt.Errorf("%w: merged config", ErrInvalid)
 			}
+			for _, d := range docs {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: valid\n", d.File)
+				if tz := d.Config.Timezone; tz != nil && !contract.IsUTC(*tz) {
+					fmt.Fprintf(cmd.ErrOrStderr(), "note: %s:%d: timezone %s needs its zone file in the image: the spec's config.timezone or timezones: list it\n", d.File, d.Line(".timezone"), *tz)
+				}
+			}
 			return nil
 		},
 	}
+}
+
+// checkZones refuses a time zone that does not exist (Go's copy of the tz
+// database, embedded through image/spec): the device could never set it.
+func checkZones(w io.Writer, docs []*config.Document) error {
+	bad := 0
+	for _, d := range docs {
+		if tz := d.Config.Timezone; tz != nil && *tz != "" && !contract.IsUTC(*tz) {
+			if _, err := time.LoadLocation(*tz); err != nil {
+				fmt.Fprintf(w, "%s:%d: .timezone: unknown time zone %q (want an IANA name like Europe/Paris or UTC)\n", d.File, d.Line(".timezone"), *tz)
+				bad++
+			}
+		}
+	}
+	if bad > 0 {
+		return fmt.Errorf("%w: %d unknown time zone(s)", ErrInvalid, bad)
+	}
+	return nil
 }
 
 // bootPartition finds the boot partition of a disk image or device node:
@@ -141,7 +166,7 @@ refused. A file of the same name is replaced.
 			}
 			p, err := bootPartition(img)
 			if err != nil {
-				return err
+				return fmt.Errorf("%w: %s is not a basalt disk image or card: %w", ErrInvalid, img, err)
 			}
 			f, err := os.OpenFile(img, os.O_RDWR, 0)
 			if err != nil {
@@ -159,6 +184,14 @@ refused. A file of the same name is replaced.
 				return fmt.Errorf("%s: %w", img, err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: wrote %s\n", img, dst)
+			// The image's bytes changed: so do its sums in the manifest.
+			updated, err := build.Rehash(cmd.Context(), img)
+			if err != nil {
+				return fmt.Errorf("%s: the image changed but its manifest could not be updated: %w", build.ManifestPath(img), err)
+			}
+			if updated {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: updated the image and partition sha256\n", build.ManifestPath(img))
+			}
 			return nil
 		},
 	}
@@ -371,7 +404,11 @@ second drive in QEMU:
 			if err := t.AddBytes("meta-data", 0o644, metaData); err != nil {
 				return err
 			}
-			return writeSeed(o.out, t)
+			if err := writeSeed(o.out, t); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: NoCloud seed (label %s: user-data, meta-data); boot with it: basalt qemu IMAGE --seed %s\n", o.out, devconfigSeedLabel, o.out)
+			return nil
 		},
 	}
 	c.Flags().StringVarP(&o.out, "output", "o", "", "seed image to write")

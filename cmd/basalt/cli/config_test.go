@@ -2,6 +2,9 @@ package cli
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -10,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/basaltos/basalt/contract"
+	"github.com/basaltos/basalt/image/build"
 	"github.com/basaltos/basalt/image/disk"
 	"github.com/basaltos/basalt/image/fat"
 	"github.com/basaltos/basalt/image/tree"
@@ -54,11 +58,43 @@ func TestConfigAddShowValidate(t *testing.T) {
 	if code, _, stderr := run("config", "validate", good, bad); code != exitInvalid || !strings.Contains(stderr, bad+`:3: .hostname: invalid hostname "-x"`) {
 		t.Errorf("validate: code %d\n%s", code, stderr)
 	}
+	if code, stdout, stderr := run("config", "validate", good); code != 0 || stdout != good+": valid\n" {
+		t.Errorf("validate good: code %d, stdout %q, want %q\n%s", code, stdout, good+": valid\n", stderr)
+	}
+	mars := filepath.Join(dir, "mars.yaml")
+	os.WriteFile(mars, []byte("#cloud-config\ntimezone: Mars/Olympus\n"), 0o644)
+	if code, _, stderr := run("config", "validate", mars); code != exitInvalid || !strings.Contains(stderr, mars+`:2: .timezone: unknown time zone "Mars/Olympus"`) {
+		t.Errorf("validate unknown zone: code %d\n%s", code, stderr)
+	}
 	if code, _, stderr := run("config", "add", img, bad); code != exitInvalid {
 		t.Errorf("add bad: code %d\n%s", code, stderr)
 	}
+	if code, _, stderr := run("config", "add", good, good); code != exitInvalid || !strings.Contains(stderr, "is not a basalt disk image") {
+		t.Errorf("add to a non-image: code %d, want %d\n%s", code, exitInvalid, stderr)
+	}
+	// The manifest next to the image: its sums follow the image's bytes.
+	lay, err := disk.Read(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := strings.Repeat("0", 64)
+	m := build.Manifest{Image: build.FileInfo{File: "disk.img", Format: build.Raw, SHA256: stale},
+		Partitions: []build.PartInfo{{Number: 1, Name: lay.Partitions[0].Name, Start: lay.Partitions[0].Start, Size: lay.Partitions[0].Size, SHA256: stale}}}
+	mj, _ := json.Marshal(m)
+	os.WriteFile(build.ManifestPath(img), mj, 0o644)
 	if code, _, stderr := run("config", "add", img, good, "--name", "50-site.yaml"); code != 0 {
 		t.Fatalf("add: code %d\n%s", code, stderr)
+	}
+	if err := json.Unmarshal(must(os.ReadFile(build.ManifestPath(img))), &m); err != nil {
+		t.Fatal(err)
+	}
+	data := must(os.ReadFile(img))
+	p0 := m.Partitions[0]
+	if want := fmt.Sprintf("%x", sha256.Sum256(data)); m.Image.SHA256 != want {
+		t.Errorf("after config add, manifest image sha256 %s, file %s", m.Image.SHA256, want)
+	}
+	if want := fmt.Sprintf("%x", sha256.Sum256(data[p0.Start:p0.Start+p0.Size])); p0.SHA256 != want {
+		t.Errorf("after config add, manifest boot sha256 %s, bytes %s", p0.SHA256, want)
 	}
 	code, stdout, stderr := run("config", "show", img)
 	if code != 0 {
@@ -83,8 +119,8 @@ func TestConfigSeed(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "user-data"), []byte("#cloud-config\nhostname: seeded\n"), 0o644)
 	out := filepath.Join(dir, "seed.img")
-	if code, _, stderr := run("config", "seed", dir, "-o", out); code != 0 {
-		t.Fatalf("seed: %d %s", code, stderr)
+	if code, stdout, stderr := run("config", "seed", dir, "-o", out); code != 0 || !strings.Contains(stdout, out+": NoCloud seed") {
+		t.Fatalf("seed: %d %q %s", code, stdout, stderr)
 	}
 	if b, err := exec.Command(fsck, "-n", out).CombinedOutput(); err != nil {
 		t.Errorf("fsck.vfat: %v\n%s", err, b)
@@ -95,4 +131,11 @@ func TestConfigSeed(t *testing.T) {
 	if b, err := exec.Command("blkid", "-o", "value", "-s", "LABEL", out).CombinedOutput(); err == nil && strings.TrimSpace(string(b)) != "CIDATA" {
 		t.Errorf("blkid label %q", b)
 	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/basaltos/basalt/boards"
+	"github.com/basaltos/basalt/image/disk"
 	"github.com/basaltos/basalt/qemu"
 )
 
@@ -26,6 +27,7 @@ type qemuOptions struct {
 	accel    string
 	snapshot bool
 	noReboot bool
+	seed     string
 }
 
 func newQemuCmd(_ *globalOptions) *cobra.Command {
@@ -40,18 +42,22 @@ console on this terminal (Ctrl-A X quits), KVM when it works here, else TCG.
 The board comes from --board, else from the manifest next to the image
 (NAME.manifest.json for NAME.img), else from the end of the file name.
 --disk-size boots on a bigger virtual disk (an overlay; the image is unchanged).
-User networking is isolated (restrict=on); forwards bind 127.0.0.1 only.
+--seed attaches a NoCloud seed (basalt config seed) as a second disk.
+--net user is QEMU's user network, isolated (restrict=on: no outside address,
+so no DNS or NTP); --net outside lets the guest reach the internet through the
+host. Forwards bind 127.0.0.1 only.
 
   basalt qemu out/demo-0.1.0-qemu-x86_64.img
-  basalt qemu demo.img --board qemu-arm64 --disk-size 4G
-  basalt qemu demo.img --net user --forward 127.0.0.1:2222-:22 --forward 6443-:6443`,
+  basalt qemu demo.img --board qemu-arm64 --disk-size 4G --seed seed.img
+  basalt qemu demo.img --net outside --forward 127.0.0.1:2222-:22 --forward 6443-:6443`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runQemu(cmd, o, args[0]) },
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.board, "board", "", "board (default: from the image's manifest or file name)")
 	f.StringVar(&o.diskSize, "disk-size", "", "boot on a virtual disk of this size, e.g. 4G or 8GiB")
-	f.StringVar(&o.net, "net", "none", "network: none or user")
+	f.StringVar(&o.net, "net", "none", "network: none, user (isolated) or outside (user network that reaches the internet)")
+	f.StringVar(&o.seed, "seed", "", "NoCloud seed image to attach (basalt config seed DIR -o seed.img)")
 	f.StringArrayVar(&o.forwards, "forward", nil, "port forward [tcp:|udp:][127.0.0.1:]HOST-:GUEST (implies --net user; repeatable)")
 	f.IntVar(&o.memory, "memory", 0, "memory in MiB (default: the board's)")
 	f.IntVar(&o.smp, "smp", 0, "CPUs (default: the board's)")
@@ -61,7 +67,7 @@ User networking is isolated (restrict=on); forwards bind 127.0.0.1 only.
 	_ = cmd.RegisterFlagCompletionFunc("board", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return boards.Names(), cobra.ShellCompDirectiveNoFileComp
 	})
-	_ = cmd.RegisterFlagCompletionFunc("net", cobra.FixedCompletions([]string{"none", "user"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("net", cobra.FixedCompletions([]string{"none", "user", "outside"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("accel", cobra.FixedCompletions([]string{"auto", "kvm", "tcg"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
@@ -80,8 +86,8 @@ func runQemu(cmd *cobra.Command, o *qemuOptions, image string) error {
 
 // config turns the flags into a qemu.Config; every error is invalid input.
 func (o *qemuOptions) config(image string) (qemu.Config, error) {
-	if _, err := os.Stat(image); err != nil {
-		return qemu.Config{}, fmt.Errorf("%w: image: %w", ErrInvalid, err)
+	if err := checkImage(image); err != nil {
+		return qemu.Config{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	name := o.board
 	if name == "" {
@@ -105,8 +111,16 @@ func (o *qemuOptions) config(image string) (qemu.Config, error) {
 		c.Net.User = len(o.forwards) > 0
 	case "user":
 		c.Net.User = true
+	case "outside":
+		c.Net.User, c.Net.Outside = true, true
 	default:
-		return qemu.Config{}, fmt.Errorf("%w: --net %q: want none or user", ErrInvalid, o.net)
+		return qemu.Config{}, fmt.Errorf("%w: --net %q: want none, user or outside", ErrInvalid, o.net)
+	}
+	if o.seed != "" {
+		if fi, err := os.Stat(o.seed); err != nil || !fi.Mode().IsRegular() {
+			return qemu.Config{}, fmt.Errorf("%w: --seed %s: want a seed image file (basalt config seed DIR -o seed.img)", ErrInvalid, o.seed)
+		}
+		c.ExtraDrives = append(c.ExtraDrives, o.seed)
 	}
 	for _, s := range o.forwards {
 		fw, err := qemu.ParseForward(s)
@@ -123,6 +137,23 @@ func (o *qemuOptions) config(image string) (qemu.Config, error) {
 		return qemu.Config{}, fmt.Errorf("%w: --accel %q: want auto, kvm or tcg", ErrInvalid, o.accel)
 	}
 	return c, nil
+}
+
+// checkImage refuses what is not a disk image: a qcow2 file, or a raw
+// file with a partition table (GPT or MBR); anything else (/etc/passwd)
+// would only boot into the firmware's shell.
+func checkImage(image string) error {
+	format, _, err := qemu.DetectFormat(image)
+	if err != nil {
+		return fmt.Errorf("image: %w", err)
+	}
+	if format == qemu.QCOW2 {
+		return nil
+	}
+	if _, err := disk.Read(image); err != nil {
+		return fmt.Errorf("%s is not a disk image (no GPT or MBR partition table: %w); build one with basalt build", image, err)
+	}
+	return nil
 }
 
 // imageBoard finds an image's board: the "board" of NAME.manifest.json next

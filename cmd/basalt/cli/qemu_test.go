@@ -34,10 +34,15 @@ func TestQemuConfig(t *testing.T) {
 		}
 		return p
 	}
-	byName := write("demo-0.1.0-qemu-arm64.img", "")
-	byManifest := write("demo.img", "")
+	// An empty MBR: the least that is a disk image.
+	mbr := make([]byte, 1024)
+	mbr[510], mbr[511] = 0x55, 0xaa
+	byName := write("demo-0.1.0-qemu-arm64.img", string(mbr))
+	byManifest := write("demo.img", string(mbr))
 	write("demo.manifest.json", `{"name":"demo","board":"qemu-armv7"}`)
-	anon := write("disk.qcow2", "")
+	anon := write("disk.qcow2", "QFI\xfb"+strings.Repeat("\x00", 28))
+	passwd := write("passwd-qemu-x86_64", "root:x:0:0:root:/root:/bin/sh\n")
+	seed := write("seed.img", "")
 
 	tests := []struct {
 		name      string
@@ -60,6 +65,15 @@ func TestQemuConfig(t *testing.T) {
 					t.Errorf("config = %+v", c)
 				}
 			}},
+		{name: "outside network and a seed", image: byName, wantBoard: "qemu-arm64",
+			o: qemuOptions{net: "outside", seed: seed, accel: "auto"},
+			check: func(t *testing.T, c qemu.Config) {
+				if !c.Net.User || !c.Net.Outside || len(c.ExtraDrives) != 1 || c.ExtraDrives[0] != seed {
+					t.Errorf("net %+v, drives %v; want an outside user network and the seed", c.Net, c.ExtraDrives)
+				}
+			}},
+		{name: "not an image", image: passwd, wantErr: "is not a disk image", o: qemuOptions{net: "none", accel: "auto"}},
+		{name: "missing seed", image: byName, wantErr: "--seed", o: qemuOptions{net: "none", seed: filepath.Join(dir, "nope"), accel: "auto"}},
 		{name: "unknown board", image: anon, wantErr: "use --board", o: qemuOptions{net: "none", accel: "auto"}},
 		{name: "wide forward", image: byName, wantErr: "only 127.0.0.1", o: qemuOptions{net: "user", forwards: []string{"0.0.0.0:22-:22"}, accel: "auto"}},
 		{name: "bad net", image: byName, wantErr: `--net "tap"`, o: qemuOptions{net: "tap", accel: "auto"}},
