@@ -41,9 +41,11 @@ image/initbin/bin/basalt-init-armhf: GOENV_ARCH := GOARCH=arm GOARM=7
 image/initbin/bin/basalt-init-%: FORCE
 	@CGO_ENABLED=0 GOOS=linux $(GOENV_ARCH) $(GO) build $(GOFLAGS_REPRO) -o $@ ./cmd/basalt-init
 
+# basalt --version names the commit (a dirty tree says so).
+COMMIT := $(shell git describe --always --dirty --abbrev=40 2>/dev/null)
 build: $(addprefix image/initbin/bin/basalt-init-,$(INIT_ARCHES))
 	@mkdir -p $(BIN)
-	CGO_ENABLED=0 $(GO) build $(GOFLAGS_REPRO) -o $(BIN)/basalt ./cmd/basalt
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w -buildid= -X github.com/basaltos/basalt/cmd/basalt/cli.Commit=$(COMMIT)' -o $(BIN)/basalt ./cmd/basalt
 	@echo "built $(BIN)/basalt"
 
 FORCE:

@@ -108,6 +108,9 @@ func TestConfigAddShowValidate(t *testing.T) {
 	if strings.Contains(stdout, "t0ps3cret") {
 		t.Errorf("show prints the secret:\n%s", stdout)
 	}
+	if code, stdout, stderr := run("inspect", img, "--ls", "boot:/basalt/config.d"); code != 0 || !strings.Contains(stdout, "50-site.yaml") {
+		t.Errorf("inspect --ls boot:/basalt/config.d: %d %q %s", code, stdout, stderr)
+	}
 	mtype := testutil.NeedTool(t, "mtype")
 	if out, err := exec.Command(mtype, "-i", img+"@@1M", "::/basalt/config.d/50-site.yaml").CombinedOutput(); err != nil || !strings.Contains(string(out), "site7") {
 		t.Errorf("mtype: %v %s", err, out)

@@ -34,13 +34,14 @@ entries and A/B state, and the config drop-ins on the boot partition. With
 
   basalt inspect out/basalt-demo-0.1.0-qemu-x86_64.img
   basalt inspect IMAGE --ls a:/etc
+  basalt inspect IMAGE --ls boot:/
   basalt inspect IMAGE --extract a:/etc/basalt-release -o release.txt`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runInspect(cmd, o, args[0]) },
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.ls, "ls", "", "list SLOT:PATH (e.g. a:/etc)")
-	f.StringVar(&o.extract, "extract", "", "extract the file SLOT:PATH (needs -o)")
+	f.StringVar(&o.ls, "ls", "", "list SLOT:PATH (a:/etc) or boot:PATH (boot:/loader)")
+	f.StringVar(&o.extract, "extract", "", "extract the file SLOT:PATH or boot:PATH (needs -o)")
 	f.StringVarP(&o.out, "output", "o", "", "file to extract to (- for stdout)")
 	return cmd
 }
@@ -83,7 +84,7 @@ func (im *image) slotFS(slot contract.Slot) (*dsquashfs.FileSystem, error) {
 func parseSlotPath(v string) (contract.Slot, string, error) {
 	s, p, ok := strings.Cut(v, ":")
 	if !ok || !contract.Slot(s).Valid() {
-		return "", "", invalidError{fmt.Errorf("%q: want SLOT:PATH with slot a or b, e.g. a:/etc", v)}
+		return "", "", invalidError{fmt.Errorf("%q: want SLOT:PATH with slot a or b, or boot:PATH for the boot partition, e.g. a:/etc, boot:/", v)}
 	}
 	return contract.Slot(s), fsPath(p), nil
 }
@@ -169,13 +170,9 @@ func inspectSummary(w io.Writer, im *image) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	bp, err := im.part(contract.PartBoot)
+	boot, err := im.bootFS()
 	if err != nil {
 		return err
-	}
-	boot, err := fat.Open(im.f, bp.Start, bp.Size)
-	if err != nil {
-		return fmt.Errorf("boot partition: %w", err)
 	}
 	fmt.Fprintln(w, "\nslots:")
 	mech := "" // the A/B mechanism named in a slot's release file
@@ -224,15 +221,47 @@ func inspectSummary(w io.Writer, im *image) error {
 		fmt.Fprintf(w, "  %s:\n%s", contract.BootStateFile, indent(string(b), "    "))
 	}
 	fmt.Fprintln(w, "\nconfig:")
+	n := 0
+	if b, err := im.readSlotFile(contract.SlotA, contract.BakedConfig); err == nil && b != nil {
+		fmt.Fprintf(w, "  a:%s (baked from the spec, %d bytes)\n", contract.BakedConfig, len(b))
+		n++
+	}
 	if b, err := boot.ReadFile(contract.BootConfig); err == nil {
-		fmt.Fprintf(w, "  %s (%d bytes)\n", contract.BootConfig, len(b))
+		fmt.Fprintf(w, "  boot:/%s (%d bytes)\n", contract.BootConfig, len(b))
+		n++
 	}
 	if ents, err := boot.ReadDir(contract.BootConfigDir); err == nil {
 		for _, e := range ents {
-			fmt.Fprintf(w, "  %s/%s (%d bytes)\n", contract.BootConfigDir, e.Name, e.Size)
+			fmt.Fprintf(w, "  boot:/%s/%s (%d bytes)\n", contract.BootConfigDir, e.Name, e.Size)
+			n++
 		}
 	}
+	if n == 0 {
+		fmt.Fprintln(w, "  none (the device runs on defaults; add drop-ins with basalt config add)")
+	}
 	return nil
+}
+
+// bootFS opens the FAT boot partition.
+func (im *image) bootFS() (*fat.FS, error) {
+	bp, err := im.part(contract.PartBoot)
+	if err != nil {
+		return nil, err
+	}
+	boot, err := fat.Open(im.f, bp.Start, bp.Size)
+	if err != nil {
+		return nil, fmt.Errorf("boot partition: %w", err)
+	}
+	return boot, nil
+}
+
+// bootPath returns the boot-partition path of "boot:PATH" ("" for the root).
+func bootPath(v string) (string, bool) {
+	p, ok := strings.CutPrefix(v, "boot:")
+	if !ok {
+		return "", false
+	}
+	return strings.Trim(path.Clean("/"+p), "/"), true
 }
 
 func indent(s, pre string) string {
@@ -257,6 +286,25 @@ func (im *image) slotPath(v string) (*dsquashfs.FileSystem, contract.Slot, strin
 }
 
 func inspectLs(w io.Writer, im *image, v string) error {
+	if bp, ok := bootPath(v); ok {
+		boot, err := im.bootFS()
+		if err != nil {
+			return err
+		}
+		ents, err := boot.ReadDir(bp)
+		if err != nil {
+			return invalidError{fmt.Errorf("boot partition: %w", err)}
+		}
+		tw := tabwriter.NewWriter(w, 0, 4, 1, ' ', 0)
+		for _, e := range ents {
+			kind := "file"
+			if e.Dir {
+				kind = "dir"
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\n", kind, e.Size, e.Name)
+		}
+		return tw.Flush()
+	}
 	fs, slot, p, err := im.slotPath(v)
 	if err != nil {
 		return err
@@ -277,16 +325,26 @@ func inspectLs(w io.Writer, im *image, v string) error {
 }
 
 func inspectExtract(w io.Writer, im *image, v, out string) error {
-	fs, slot, p, err := im.slotPath(v)
-	if err != nil {
-		return err
-	}
-	b, err := fs.ReadFile(p)
-	if err != nil {
-		return invalidError{fmt.Errorf("slot %s: %s: %w", slot, p, err)}
+	var b []byte
+	if bp, ok := bootPath(v); ok {
+		boot, err := im.bootFS()
+		if err != nil {
+			return err
+		}
+		if b, err = boot.ReadFile(bp); err != nil {
+			return invalidError{fmt.Errorf("boot partition: %w", err)}
+		}
+	} else {
+		fs, slot, p, err := im.slotPath(v)
+		if err != nil {
+			return err
+		}
+		if b, err = fs.ReadFile(p); err != nil {
+			return invalidError{fmt.Errorf("slot %s: %s: %w", slot, p, err)}
+		}
 	}
 	if out == "-" {
-		_, err = w.Write(b)
+		_, err := w.Write(b)
 		return err
 	}
 	tmp := out + ".tmp"

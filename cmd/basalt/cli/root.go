@@ -33,10 +33,22 @@ func newRootCmd() *cobra.Command {
 		Use:   "basalt",
 		Short: "Build immutable, A/B-updatable edge OS images from one YAML spec",
 		Long: `basalt turns one declarative YAML spec into a bootable disk image per board
-and a signed OTA update bundle, without root, Docker or loop devices.`,
+(and, with --sign-key, a signed A/B update bundle), without root, Docker or
+loop devices. Debian inputs are verified, cached and pinned in basalt.lock.
+Shell completion: basalt completion bash|zsh|fish|powershell --help.`,
+		Example: `  basalt boards                                   # boards, bootloaders, A/B mechanisms
+  basalt build -o out                             # the embedded default spec (qemu-x86_64)
+  basalt qemu out/basalt-demo-0.1.0-qemu-x86_64.img   # boot it; quit with Ctrl-A X
+  basalt validate -f basalt.yaml                  # every error at once, with file:line
+  basalt build -f basalt.yaml --board qemu-arm64 -o out -v
+  basalt fetch -f basalt.yaml && basalt build -f basalt.yaml --offline
+  basalt config add out/IMAGE.img site.yaml       # per-device config after the build
+  basalt inspect out/IMAGE.img --ls a:/etc`,
+		Version:       versionString(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetVersionTemplate("basalt {{.Version}}\n")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "show each step with its duration")
 	root.AddCommand(
 		newBoardsCmd(g),

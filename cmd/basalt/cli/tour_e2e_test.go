@@ -67,6 +67,9 @@ func TestE2EReadmeTour(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", line, err)
 		}
+		if args[0] == "inspect" && len(args) == 2 && !strings.Contains(string(out), "config:\n  a:"+contract.BakedConfig) && !strings.Contains(string(out), "config:\n  none (") {
+			t.Errorf("inspect's config: heading lists nothing and does not say none:\n%s", out)
+		}
 		if args[0] == "config" && args[1] == "show" {
 			for _, want := range []string{"hostname: store-0042 # basalt/config.d/50-store-0042.yaml:5", "timezone: Europe/Paris # baked:" + contract.BakedConfig} {
 				if !strings.Contains(string(out), want) {
