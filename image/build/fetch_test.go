@@ -16,8 +16,8 @@ import (
 )
 
 // fakeDebian serves the test kernel, the host's systemd-boot, busybox and
-// the Paris zone as a signed Debian mirror (bookworm, amd64).
-func fakeDebian(t *testing.T) *debiantest.FakeMirror {
+// the Paris zone as a signed Debian mirror (suite and suite-updates, amd64).
+func fakeDebian(t *testing.T, suite string) *debiantest.FakeMirror {
 	t.Helper()
 	k, efi := localInputs(t)
 	const busybox, paris = "/bin/busybox", "/usr/share/zoneinfo/Europe/Paris"
@@ -37,14 +37,14 @@ func fakeDebian(t *testing.T) *debiantest.FakeMirror {
 		t.Fatal(err)
 	}
 	m := debiantest.NewFakeMirror(t)
-	m.AddSuite(t, "bookworm", "amd64",
+	m.AddSuite(t, suite, "amd64",
 		debiantest.Pkg{Name: "linux-image-cloud-amd64", Version: "1", Depends: "linux-image-" + rel},
 		debiantest.Pkg{Name: "linux-image-" + rel, Version: "1", Files: kfiles},
 		debiantest.Pkg{Name: "systemd-boot-efi", Version: "1", Files: map[string][]byte{"usr/lib/systemd/boot/efi/systemd-bootx64.efi": must(os.ReadFile(efi))}},
 		debiantest.Pkg{Name: busyboxPackage, Version: "1", Files: map[string][]byte{"bin/busybox": must(os.ReadFile(busybox))}},
 		debiantest.Pkg{Name: tzdataPackage, Version: "1", Files: map[string][]byte{"usr/share/zoneinfo/Europe/Paris": must(os.ReadFile(paris))}},
 	)
-	m.AddSuite(t, "bookworm-updates", "amd64")
+	m.AddSuite(t, suite+"-updates", "amd64")
 	t.Setenv("BASALT_DEBIAN_SECURITY_MIRROR", "none")
 
 	return m
@@ -53,11 +53,12 @@ func fakeDebian(t *testing.T) *debiantest.FakeMirror {
 // TestFetchThenOfflineBuild: Fetch resolves the same inputs as Build, so a
 // Fetch online followed by an offline Build of a spec with a shell and a
 // time zone works (fetch once had its own list without busybox-static),
-// and the offline build asks the mirror for nothing.
+// and the offline build asks the mirror for nothing. It builds from
+// bookworm, which stays selectable (trixie is the default).
 func TestFetchThenOfflineBuild(t *testing.T) {
-	m := fakeDebian(t)
+	m := fakeDebian(t, "bookworm")
 	dir := t.TempDir()
-	y := string(spec.DefaultYAML()) + "debian: {mirror: " + m.URL + "}\ndebug: {shell: true}\ntimezones: [Europe/Paris]\n"
+	y := string(spec.DefaultYAML()) + "debian: {mirror: " + m.URL + ", suite: bookworm}\ndebug: {shell: true}\ntimezones: [Europe/Paris]\n"
 	p := filepath.Join(dir, "basalt.yaml")
 	if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
 		t.Fatal(err)
@@ -108,7 +109,7 @@ func TestFetchThenOfflineBuild(t *testing.T) {
 // TestDefaultSpecLock: the embedded default spec keeps a lock in the cache,
 // so a second build reads no Debian index, online or offline.
 func TestDefaultSpecLock(t *testing.T) {
-	m := fakeDebian(t)
+	m := fakeDebian(t, spec.DefaultSuite)
 	t.Setenv("BASALT_DEBIAN_MIRROR", m.URL)
 	dir := t.TempDir()
 	s := spec.Default(dir)
@@ -117,7 +118,7 @@ func TestDefaultSpecLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	testutil.NeedFile(t, filepath.Join(o.CacheDir, DefaultSpecLock), "the first build writes it")
-	const inRelease = "dists/bookworm/InRelease"
+	const inRelease = "dists/" + spec.DefaultSuite + "/InRelease"
 	before := m.Gets(inRelease)
 	o.OutDir = filepath.Join(dir, "out2")
 	if _, err := Build(context.Background(), s, o); err != nil {

@@ -69,7 +69,7 @@ func (in *inputs) client(arch boards.Arch) (*debian.Client, error) {
 			return nil, err
 		}
 		for _, a := range []boards.Arch{boards.AMD64, boards.ARM64, boards.ARMHF} {
-			in.clients[a] = &debian.Client{Sources: mirrors.Sources(in.s.Debian.Suite), Arch: string(a), Cache: c, Keyring: in.o.Keyring}
+			in.clients[a] = &debian.Client{Sources: mirrors.Sources(in.s.Debian.Suite), Components: in.s.Debian.Components, Arch: string(a), Cache: c, Keyring: in.o.Keyring}
 		}
 	}
 	return in.clients[arch], nil

@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,6 +41,9 @@ func (s Source) String() string { return s.Suite + " at " + s.Mirror }
 type Client struct {
 	Sources []Source
 	Arch    string // Debian architecture: amd64, arm64, armhf
+	// Components are the archive areas indexed in each suite (nil: main).
+	// raspi-firmware lives in non-free-firmware.
+	Components []string
 	// Keyring verifies InRelease files (nil: the embedded Debian keys).
 	Keyring openpgp.KeyRing
 	// Cache holds every download; its Offline flag forbids the network.
@@ -171,24 +176,49 @@ func (c *Client) loadIndex(ctx context.Context, src Source) (*suiteIndex, error)
 		release: cache.LockedRelease{URL: irURL, Date: rel.Date.UTC().Format(time.RFC1123), SHA256: sha256Hex(data)},
 		pkgs:    map[string][]Package{},
 	}
+	comps := c.Components
+	if len(comps) == 0 {
+		comps = []string{"main"}
+	}
+	if have := strings.Fields(rel.Components); len(have) > 0 {
+		for i, h := range have {
+			have[i] = path.Base(h) // the security suite says updates/main for main/
+		}
+		for _, comp := range comps {
+			if !slices.Contains(have, comp) {
+				return nil, fmt.Errorf("%s: suite has no component %q (it has: %s)", irURL, comp, strings.Join(have, ", "))
+			}
+		}
+	}
+	for _, comp := range comps {
+		if err := c.loadComponent(ctx, src, dists, irURL, rel, comp, idx); err != nil {
+			return nil, err
+		}
+	}
+	return idx, nil
+}
+
+// loadComponent adds the Packages index of one component of src to idx,
+// verified against the signed InRelease rel.
+func (c *Client) loadComponent(ctx context.Context, src Source, dists, irURL string, rel *Release, comp string, idx *suiteIndex) error {
 	var name string
 	var sum FileSum
 	for _, ext := range []string{".xz", ".gz"} {
-		n := "main/binary-" + c.Arch + "/Packages" + ext
+		n := comp + "/binary-" + c.Arch + "/Packages" + ext
 		if s, ok := rel.Files[n]; ok {
 			name, sum = n, s
 			break
 		}
 	}
 	if name == "" {
-		return nil, fmt.Errorf("%s: lists no main/binary-%s/Packages.xz or .gz (is %s an architecture of this suite?)", irURL, c.Arch, c.Arch)
+		return fmt.Errorf("%s: lists no %s/binary-%s/Packages.xz or .gz (is %s an architecture of this suite?)", irURL, comp, c.Arch, c.Arch)
 	}
 	// by-hash URLs survive a mirror update between the InRelease and the
 	// index download; mirrors may prune them, so fall back as apt does.
 	var path string
-	err = cache.ErrNotFound
+	err := cache.ErrNotFound
 	if rel.AcquireByHash {
-		path, err = c.Cache.Get(ctx, dists+"/main/binary-"+c.Arch+"/by-hash/SHA256/"+sum.SHA256, sum.Size, sum.SHA256)
+		path, err = c.Cache.Get(ctx, dists+"/"+comp+"/binary-"+c.Arch+"/by-hash/SHA256/"+sum.SHA256, sum.Size, sum.SHA256)
 	}
 	if errors.Is(err, cache.ErrNotFound) {
 		path, err = c.Cache.Get(ctx, dists+"/"+name, sum.Size, sum.SHA256)
@@ -197,11 +227,11 @@ func (c *Client) loadIndex(ctx context.Context, src Source) (*suiteIndex, error)
 		err = fmt.Errorf("suite %s: index %s fails verification against the signed InRelease, refused (the mirror is out of sync or the data was altered): %w", src, name, err)
 	}
 	if err != nil {
-		return nil, securityHint(src, err)
+		return securityHint(src, err)
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer f.Close()
 	var r io.Reader
@@ -214,9 +244,9 @@ func (c *Client) loadIndex(ctx context.Context, src Source) (*suiteIndex, error)
 		err = parsePackages(r, src, idx)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s/%s: %w", dists, name, err)
+		return fmt.Errorf("%s/%s: %w", dists, name, err)
 	}
-	return idx, nil
+	return nil
 }
 
 // securityHint adds to err, for a security suite, how to build without it:

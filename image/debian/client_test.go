@@ -39,6 +39,7 @@ func newArchive(t *testing.T) *archive {
 			kernelPkg("40", "6.1.158-1"),
 			{name: "systemd-boot-efi", version: "252.39-1~deb12u1", files: map[string]string{"usr/lib/systemd/boot/efi/systemd-bootx64.efi": "MZ"}},
 			{name: "u-boot-qemu", version: "2023.01+dfsg-2", files: map[string]string{"usr/lib/u-boot/qemu_arm/u-boot.bin": "UB"}},
+			{name: "raspi-firmware", version: "1.20250430-4", component: "non-free-firmware", files: map[string]string{"usr/lib/raspi-firmware/start4.elf": "ELF"}},
 		}, suiteOpts{signer: a.key}),
 		a.m.addSuite(t, "/security", "bookworm-security", []fakePkg{
 			{name: "linux-image-cloud-amd64", version: "6.1.192-2", depends: "linux-image-6.1.0-56-cloud-amd64 (= 6.1.192-2)"},
@@ -59,6 +60,35 @@ func (a *archive) client(t *testing.T, offline bool) *Client {
 }
 
 type resolved struct{ Name, Version, Suite string }
+
+// TestComponents: a package of non-free-firmware is found only when the
+// client indexes that component; a component the suite lacks is an error
+// naming the ones it has.
+func TestComponents(t *testing.T) {
+	a := newArchive(t)
+	ctx := context.Background()
+	c := a.client(t, false)
+	if _, err := c.Resolve(ctx, "raspi-firmware"); err == nil || !strings.Contains(err.Error(), `package "raspi-firmware" not found`) {
+		t.Fatalf("main only: err = %v, want not found", err)
+	}
+	c = a.client(t, false)
+	c.Components = []string{"main", "non-free-firmware"}
+	p, err := c.Resolve(ctx, "raspi-firmware")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Filename != "pool/non-free-firmware/raspi-firmware_1.20250430-4_amd64.deb" {
+		t.Errorf("filename %s", p.Filename)
+	}
+	if _, err := c.Fetch(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	c = a.client(t, false)
+	c.Components = []string{"main", "contrib"}
+	if _, err := c.Resolve(ctx, "raspi-firmware"); err == nil || !strings.Contains(err.Error(), `suite has no component "contrib" (it has: main, non-free-firmware)`) {
+		t.Errorf("contrib: err = %v", err)
+	}
+}
 
 func TestResolveAndFetch(t *testing.T) {
 	a := newArchive(t)
@@ -267,6 +297,22 @@ func TestFetchInputsLock(t *testing.T) {
 	if l, _ := lock2.Find("qemu-x86_64", "linux-image-cloud-amd64"); l.Version != "6.1.200-1" {
 		t.Errorf("lock not updated: %+v", l)
 	}
+	// The spec moves to another release: a pin from a suite the client
+	// does not use is stale and resolved again.
+	trixie := a.m.addSuite(t, "/debian", "trixie", []fakePkg{
+		{name: "linux-image-cloud-amd64", version: "6.12.57-1", depends: "linux-image-6.12.57+deb13-cloud-amd64"},
+		{name: "linux-image-6.12.57+deb13-cloud-amd64", version: "6.12.57-1", files: map[string]string{"boot/vmlinuz-6.12.57+deb13-cloud-amd64": "K"}},
+		{name: "systemd-boot-efi", version: "257.9-1~deb13u1", files: map[string]string{"usr/lib/systemd/boot/efi/systemd-bootx64.efi": "MZ"}},
+	}, suiteOpts{signer: a.key})
+	c := a.client(t, false)
+	c.Sources = []Source{trixie}
+	moved, err := c.FetchInputs(ctx, lock2, "qemu-x86_64", inputs, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if moved[0].Version != "6.12.57-1" {
+		t.Errorf("after the move to trixie got %s, want 6.12.57-1", moved[0].Version)
+	}
 }
 
 func TestFindMirrors(t *testing.T) {
@@ -325,7 +371,34 @@ func TestEmbeddedKeyring(t *testing.T) {
 			names = append(names, n)
 		}
 	}
-	if len(kr) != 3 || !strings.Contains(strings.Join(names, ";"), "(12/bookworm)") {
-		t.Errorf("embedded keyring: %d keys %v, want the 3 bookworm keys", len(kr), names)
+	all := strings.Join(names, ";")
+	if len(kr) != 6 || !strings.Contains(all, "(12/bookworm)") || !strings.Contains(all, "(13/trixie)") {
+		t.Errorf("embedded keyring: %d keys %v, want the 3 bookworm and 3 trixie keys", len(kr), names)
+	}
+}
+
+// TestTrixieInRelease verifies a real trixie InRelease (deb.debian.org,
+// 2026-11-21) with the embedded keys: trixie is signed by its own keys.
+func TestTrixieInRelease(t *testing.T) {
+	data, err := os.ReadFile("testdata/trixie-InRelease")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := DebianKeyring()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
+	rel, err := VerifyInRelease(data, kr, now, "trixie", "trixie/InRelease")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rel.Codename != "trixie" || !strings.Contains(rel.Components, "non-free-firmware") {
+		t.Errorf("codename %q components %q", rel.Codename, rel.Components)
+	}
+	for _, f := range []string{"main/binary-arm64/Packages.xz", "non-free-firmware/binary-arm64/Packages.xz"} {
+		if _, ok := rel.Files[f]; !ok {
+			t.Errorf("InRelease lists no %s", f)
+		}
 	}
 }

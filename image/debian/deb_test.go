@@ -78,6 +78,29 @@ func TestDeb(t *testing.T) {
 	}
 }
 
+// trixie's kernel packages are merged-/usr: modules in usr/lib/modules.
+func TestExtractKernelMergedUsr(t *testing.T) {
+	const rel = "6.12.57+deb13-arm64"
+	d, err := OpenDeb(writeDeb(t, fakePkg{name: "linux-image-" + rel, version: "6.12.57-1", files: map[string]string{
+		"boot/vmlinuz-" + rel: "KERNEL",
+		"usr/lib/modules/" + rel + "/kernel/fs/squashfs/squashfs.ko":   "ELF",
+		"usr/lib/linux-image-" + rel + "/broadcom/bcm2711-rpi-4-b.dtb": "DTB",
+	}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	k, err := ExtractKernel(d, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Kernel{Release: rel, Vmlinuz: filepath.Join(dir, "boot", "vmlinuz-"+rel),
+		Modules: filepath.Join(dir, "usr", "lib", "modules", rel), DTBs: filepath.Join(dir, "usr", "lib", "linux-image-"+rel)}
+	if diff := cmp.Diff(want, k); diff != "" {
+		t.Errorf("merged-/usr kernel (-want +got)\n%s", diff)
+	}
+}
+
 func TestExtractKernelNotAKernel(t *testing.T) {
 	d, err := OpenDeb(writeDeb(t, fakePkg{name: "systemd-boot-efi", version: "252-1", files: map[string]string{"usr/lib/systemd/boot/efi/systemd-bootx64.efi": "MZ"}}))
 	if err != nil {
@@ -161,7 +184,7 @@ func TestCachedKernel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	root := filepath.Join(c.Dir, "tree", "kernel-v1-"+sum, "root")
+	root := filepath.Join(c.Dir, "tree", kernelTree+sum, "root")
 	want := Kernel{
 		Release: "6.1.0-9-cloud-amd64",
 		Vmlinuz: filepath.Join(root, "boot/vmlinuz-6.1.0-9-cloud-amd64"),
@@ -196,7 +219,7 @@ func TestCachedKernel(t *testing.T) {
 	if _, err := CachedKernel(c, boot, bsum); err == nil || !strings.Contains(err.Error(), "not a kernel package") {
 		t.Errorf("CachedKernel(not a kernel) err = %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(c.Dir, "tree", "kernel-v1-"+bsum)); err == nil {
+	if _, err := os.Stat(filepath.Join(c.Dir, "tree", kernelTree+bsum)); err == nil {
 		t.Error("a failed extraction left a cache tree")
 	}
 }

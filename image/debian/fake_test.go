@@ -88,6 +88,7 @@ func buildAr(members ...[2]string) []byte {
 // fakePkg is a package of the fake mirror.
 type fakePkg struct {
 	name, version, depends string
+	component              string            // "" is main
 	files                  map[string]string // data.tar content
 }
 
@@ -156,28 +157,36 @@ type suiteOpts struct {
 // Source for it.
 func (m *fakeMirror) addSuite(t testing.TB, prefix, suite string, pkgs []fakePkg, o suiteOpts) Source {
 	t.Helper()
-	var idx bytes.Buffer
+	idxs := map[string]*bytes.Buffer{"main": {}, "non-free-firmware": {}}
 	for _, p := range pkgs {
 		deb := p.deb(t)
-		fn := fmt.Sprintf("pool/main/%s_%s_amd64.deb", p.name, strings.ReplaceAll(p.version, ":", "%3a"))
-		m.set(prefix+"/"+fn, deb)
-		fmt.Fprintf(&idx, "Package: %s\nVersion: %s\nArchitecture: amd64\n", p.name, p.version)
-		if p.depends != "" {
-			fmt.Fprintf(&idx, "Depends: %s\n", p.depends)
+		comp := p.component
+		if comp == "" {
+			comp = "main"
 		}
-		fmt.Fprintf(&idx, "Description: test package\n multi-line\n .\n description\nFilename: %s\nSize: %d\nSHA256: %s\n\n", fn, len(deb), sum(deb))
+		idx := idxs[comp]
+		fn := fmt.Sprintf("pool/%s/%s_%s_amd64.deb", comp, p.name, strings.ReplaceAll(p.version, ":", "%3a"))
+		m.set(prefix+"/"+fn, deb)
+		fmt.Fprintf(idx, "Package: %s\nVersion: %s\nArchitecture: amd64\n", p.name, p.version)
+		if p.depends != "" {
+			fmt.Fprintf(idx, "Depends: %s\n", p.depends)
+		}
+		fmt.Fprintf(idx, "Description: test package\n multi-line\n .\n description\nFilename: %s\nSize: %d\nSHA256: %s\n\n", fn, len(deb), sum(deb))
 	}
-	var xzb bytes.Buffer
-	xw, _ := xz.NewWriter(&xzb)
-	xw.Write(idx.Bytes())
-	xw.Close()
 	dists := prefix + "/dists/" + suite
-	m.set(dists+"/main/binary-amd64/Packages.xz", xzb.Bytes())
 	rel := fmt.Sprintf("Origin: Debian\nSuite: %s\nCodename: %s\nDate: %s\n", suite, suite, testNow.Add(-time.Hour).Format(time.RFC1123))
 	if o.validUntil != "" {
 		rel += "Valid-Until: " + o.validUntil + "\n"
 	}
-	rel += fmt.Sprintf("Architectures: amd64\nSHA256:\n %s %d main/binary-amd64/Packages.xz\n", sum(xzb.Bytes()), xzb.Len())
+	rel += "Architectures: amd64\nComponents: main non-free-firmware\nSHA256:\n"
+	for _, comp := range []string{"main", "non-free-firmware"} {
+		var xzb bytes.Buffer
+		xw, _ := xz.NewWriter(&xzb)
+		xw.Write(idxs[comp].Bytes())
+		xw.Close()
+		m.set(dists+"/"+comp+"/binary-amd64/Packages.xz", xzb.Bytes())
+		rel += fmt.Sprintf(" %s %d %s/binary-amd64/Packages.xz\n", sum(xzb.Bytes()), xzb.Len(), comp)
+	}
 	m.set(dists+"/InRelease", clearSign(t, o.signer, rel))
 	return Source{Mirror: m.srv.URL + prefix, Suite: suite}
 }

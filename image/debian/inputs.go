@@ -21,8 +21,10 @@ type Fetched struct {
 }
 
 // FetchInputs resolves and downloads inputs for board. A package pinned in
-// lock is fetched at exactly that version unless update is set; the lock is
-// updated in place with every input's entry.
+// lock is fetched at exactly that version unless update is set or it was
+// resolved from a suite the client does not use (the spec moved from
+// bookworm to trixie: the old pin is stale); the lock is updated in place
+// with every input's entry.
 func (c *Client) FetchInputs(ctx context.Context, lock *cache.Lock, board string, inputs []Input, update bool) ([]Fetched, error) {
 	var out []Fetched
 	var entries []cache.LockedPackage
@@ -32,7 +34,7 @@ func (c *Client) FetchInputs(ctx context.Context, lock *cache.Lock, board string
 			path string
 			err  error
 		)
-		if l, ok := lock.Find(board, in.Name); ok && !update {
+		if l, ok := lock.Find(board, in.Name); ok && !update && c.usesSuite(l.Suite) {
 			if l.Arch != c.Arch && l.Arch != "all" {
 				return nil, fmt.Errorf("%s: %s is locked for arch %s, board %s is %s; run `basalt fetch --update-lock`", cache.LockName, in.Name, l.Arch, board, c.Arch)
 			}
@@ -56,4 +58,14 @@ func (c *Client) FetchInputs(ctx context.Context, lock *cache.Lock, board string
 	}
 	lock.Boards[board] = entries
 	return out, nil
+}
+
+// usesSuite reports whether suite is one of c's sources.
+func (c *Client) usesSuite(suite string) bool {
+	for _, s := range c.Sources {
+		if s.Suite == suite {
+			return true
+		}
+	}
+	return false
 }

@@ -20,12 +20,13 @@ type Kernel struct {
 	DTBs string
 }
 
-// ExtractKernel unpacks boot/vmlinuz-*, lib/modules/<release>/ and
+// ExtractKernel unpacks boot/vmlinuz-*, lib/modules/<release>/ (or
+// usr/lib/modules/<release>/: trixie's packages are merged-/usr) and
 // usr/lib/linux-image-<release>/ (device trees) of a kernel .deb into dir.
 // A package without boot/vmlinuz-* is an error saying it is not a kernel.
 func ExtractKernel(d *Deb, dir string) (Kernel, error) {
 	names, err := d.ExtractTo(dir, func(n string) bool {
-		return strings.HasPrefix(n, "boot/vmlinuz-") || strings.HasPrefix(n, "lib/modules/") ||
+		return strings.HasPrefix(n, "boot/vmlinuz-") || strings.HasPrefix(n, "lib/modules/") || strings.HasPrefix(n, "usr/lib/modules/") ||
 			strings.HasPrefix(n, "usr/lib/linux-image-") || n == "boot" || n == "lib" || n == "usr" || n == "usr/lib"
 	})
 	if err != nil {
@@ -43,12 +44,29 @@ func ExtractKernel(d *Deb, dir string) (Kernel, error) {
 	if k.Release == "" {
 		return Kernel{}, fmt.Errorf("%s: package %s has no boot/vmlinuz-*: not a kernel package", d.Path, d.Name())
 	}
-	return LocalKernel(filepath.Join(dir, "boot", "vmlinuz-"+k.Release), filepath.Join(dir, "lib", "modules", k.Release))
+	return LocalKernel(filepath.Join(dir, "boot", "vmlinuz-"+k.Release), modulesDir(dir, k.Release))
+}
+
+// modulesDir is root's lib/modules/<release>, or usr/lib/modules/<release>
+// when only that exists (a merged-/usr package).
+func modulesDir(root, release string) string {
+	p := filepath.Join(root, "lib", "modules", release)
+	if _, err := os.Stat(p); err != nil {
+		if u := filepath.Join(root, "usr", "lib", "modules", release); dirExists(u) {
+			return u
+		}
+	}
+	return p
+}
+
+func dirExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
 }
 
 // kernelTree names the cache trees CachedKernel writes; bump the version
 // when ExtractKernel starts unpacking something else.
-const kernelTree = "kernel-v1-"
+const kernelTree = "kernel-v2-"
 
 // CachedKernel returns the kernel of the .deb at path, whose sha256 the
 // caller has checked to be sum, unpacked in c: the first call extracts it
@@ -72,7 +90,7 @@ func CachedKernel(c *cache.Cache, path, sum string) (Kernel, error) {
 		return Kernel{}, fmt.Errorf("cached kernel of %s (%s): want one boot/vmlinuz-*, found %v", path, root, vmlinuz)
 	}
 	release := strings.TrimPrefix(filepath.Base(vmlinuz[0]), "vmlinuz-")
-	return LocalKernel(vmlinuz[0], filepath.Join(root, "lib", "modules", release))
+	return LocalKernel(vmlinuz[0], modulesDir(root, release))
 }
 
 // LocalKernel checks a kernel given as files (offline builds): vmlinuz and
@@ -85,8 +103,12 @@ func LocalKernel(vmlinuz, modules string) (Kernel, error) {
 		return Kernel{}, fmt.Errorf("kernel modules %s: not a directory", modules)
 	}
 	k := Kernel{Release: filepath.Base(modules), Vmlinuz: vmlinuz, Modules: modules}
-	dtbs := filepath.Join(filepath.Dir(filepath.Dir(filepath.Dir(modules))), "usr", "lib", "linux-image-"+k.Release)
-	if fi, err := os.Stat(dtbs); err == nil && fi.IsDir() {
+	root := filepath.Dir(filepath.Dir(filepath.Dir(modules))) // above lib/modules/<release>
+	if filepath.Base(root) == "usr" {
+		root = filepath.Dir(root) // above usr/lib/modules/<release>
+	}
+	dtbs := filepath.Join(root, "usr", "lib", "linux-image-"+k.Release)
+	if dirExists(dtbs) {
 		k.DTBs = dtbs
 	}
 	return k, nil

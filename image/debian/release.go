@@ -13,9 +13,11 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 )
 
-// keyringGPG holds the Debian 12 (bookworm) archive signing keys: the
-// automatic, security-automatic and stable release keys, copied from
-// debian-archive-keyring's debian-archive-bookworm-*.gpg.
+// keyringGPG holds the Debian 12 (bookworm) and 13 (trixie) archive
+// signing keys: the automatic, security-automatic and stable release keys
+// of each, copied from debian-archive-keyring's (2023.3+deb12u2)
+// debian-archive-{bookworm,trixie}-*.gpg. trixie's InRelease is signed by
+// the trixie keys only.
 //
 //go:embed keyring.gpg
 var keyringGPG []byte
@@ -28,9 +30,12 @@ func DebianKeyring() (openpgp.EntityList, error) {
 // Release is the verified content of a suite's InRelease file.
 type Release struct {
 	Suite, Codename string
-	Date            time.Time
-	ValidUntil      time.Time // zero when the suite sets none
-	AcquireByHash   bool
+	// Components are the archive areas the suite has ("main contrib
+	// non-free-firmware non-free"), as listed; "" when not listed.
+	Components    string
+	Date          time.Time
+	ValidUntil    time.Time // zero when the suite sets none
+	AcquireByHash bool
 	// Files maps an index path (main/binary-amd64/Packages.xz) to its size and sha256.
 	Files map[string]FileSum
 }
@@ -66,7 +71,7 @@ func VerifyInRelease(data []byte, keyring openpgp.KeyRing, now time.Time, suite,
 	if p == nil {
 		return nil, fmt.Errorf("%s: empty", name)
 	}
-	rel := &Release{Suite: p["Suite"], Codename: p["Codename"], AcquireByHash: p["Acquire-By-Hash"] == "yes", Files: map[string]FileSum{}}
+	rel := &Release{Suite: p["Suite"], Codename: p["Codename"], Components: p["Components"], AcquireByHash: p["Acquire-By-Hash"] == "yes", Files: map[string]FileSum{}}
 	if suite != rel.Suite && suite != rel.Codename {
 		return nil, fmt.Errorf("%s: is for suite %q (codename %q), want %q", name, rel.Suite, rel.Codename, suite)
 	}

@@ -3,7 +3,7 @@ package spec
 // Defaults, in one place. ApplyDefaults fills every unset field that has one;
 // the JSON Schema reads its "default" values from here too.
 const (
-	DefaultSuite    = "bookworm"
+	DefaultSuite    = "trixie"
 	DefaultBootSize = Size(256 << 20)
 	DefaultDataSize = Size(64 << 20)
 	// RootSlotAlign is what an automatic root slot size is rounded up to.
@@ -14,6 +14,9 @@ const (
 func ApplyDefaults(s *Spec) {
 	if s.Debian.Suite == "" {
 		s.Debian.Suite = DefaultSuite
+	}
+	if s.Debian.Components == nil {
+		s.Debian.Components = []string{"main", "non-free-firmware"}
 	}
 	if s.Disk.Boot == 0 {
 		s.Disk.Boot = DefaultBootSize

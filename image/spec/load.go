@@ -334,10 +334,16 @@ func (w *walker) walkStruct(n *yaml.Node, t reflect.Type, path string) {
 		seen[k.Value] = k.Line
 		w.lines[p] = k.Line
 		w.walk(v, f.Type, p)
-		if enum := f.Tag.Get("enum"); enum != "" && v.Kind == yaml.ScalarNode {
+		if enum := f.Tag.Get("enum"); enum != "" {
 			allowed := strings.Split(enum, ",")
-			if !contains(allowed, v.Value) {
-				w.add(v, p, "%q is not allowed (allowed: %s)", v.Value, strings.Join(allowed, ", "))
+			vals := []*yaml.Node{v} // a scalar, or each item of a list
+			if v.Kind == yaml.SequenceNode {
+				vals = v.Content
+			}
+			for _, e := range vals {
+				if e.Kind == yaml.ScalarNode && !contains(allowed, e.Value) {
+					w.add(e, p, "%q is not allowed (allowed: %s)", e.Value, strings.Join(allowed, ", "))
+				}
 			}
 		}
 	}

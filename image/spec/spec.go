@@ -70,7 +70,9 @@ type BootloaderSource struct {
 // Debian names the package source.
 type Debian struct {
 	Mirror string `yaml:"mirror,omitempty" desc:"Debian mirror URL; default: $BASALT_DEBIAN_MIRROR, else the host's apt sources."`
-	Suite  string `yaml:"suite,omitempty" desc:"Debian suite (release codename)."`
+	Suite  string `yaml:"suite,omitempty" desc:"Debian suite (release codename): trixie (Debian 13, current stable, 6.12 kernels with the Raspberry Pi 3/4/5 device trees) or bookworm (Debian 12, oldstable, 6.1 kernels)."`
+	// Components are the archive areas indexed in each suite.
+	Components []string `yaml:"components,omitempty" enum:"main,contrib,non-free,non-free-firmware" desc:"Archive areas the packages are resolved from; non-free-firmware holds the Raspberry Pi boot firmware (raspi-firmware) and Wi-Fi firmware."`
 }
 
 // Overlay copies a host file or directory into the root.

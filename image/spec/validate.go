@@ -94,6 +94,9 @@ func (s *Spec) validate() (errs, warns []Issue) {
 	if m := s.Debian.Mirror; m != "" {
 		c.url(".debian.mirror", m, "http", "https", "file")
 	}
+	if !slices.Contains(s.Debian.Components, "main") {
+		c.errf(".debian.components", "%v: main is needed (kernels, systemd-boot, U-Boot live there)", s.Debian.Components)
+	}
 	for i, o := range s.Overlays {
 		c.overlay(fmt.Sprintf(".overlays[%d]", i), o)
 	}

@@ -75,7 +75,11 @@ func (g Generator) schema(t reflect.Type, def reflect.Value) map[string]any {
 				p["description"] = d
 			}
 			if e := f.Tag.Get("enum"); e != "" {
-				p["enum"] = strings.Split(e, ",")
+				if items, ok := p["items"].(map[string]any); ok && p["type"] == "array" {
+					items["enum"] = strings.Split(e, ",") // a list of allowed values
+				} else {
+					p["enum"] = strings.Split(e, ",")
+				}
 			}
 			props[name] = p
 			if f.Tag.Get("required") == "true" || g.RequiredUnlessOmitempty && !strings.Contains(opts, "omitempty") {

@@ -27,6 +27,7 @@ import (
 // Pkg is a package of the fake mirror.
 type Pkg struct {
 	Name, Version, Arch string // Arch "" is amd64
+	Component           string // "" is main; the other is non-free-firmware
 	Depends             string
 	Files               map[string][]byte // data.tar content by path ("boot/vmlinuz-x")
 }
@@ -78,29 +79,37 @@ func (m *FakeMirror) AddSuite(t testing.TB, suite, arch string, pkgs ...Pkg) {
 	t.Helper()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var idx bytes.Buffer
+	idxs := map[string]*bytes.Buffer{"main": {}, "non-free-firmware": {}}
 	for _, p := range pkgs {
-		deb := p.deb(t, arch)
-		fn := fmt.Sprintf("pool/main/%s_%s_%s.deb", p.Name, p.Version, arch)
-		m.files["/debian/"+fn] = deb
-		fmt.Fprintf(&idx, "Package: %s\nVersion: %s\nArchitecture: %s\n", p.Name, p.Version, arch)
-		if p.Depends != "" {
-			fmt.Fprintf(&idx, "Depends: %s\n", p.Depends)
+		comp := p.Component
+		if comp == "" {
+			comp = "main"
 		}
-		fmt.Fprintf(&idx, "Filename: %s\nSize: %d\nSHA256: %s\n\n", fn, len(deb), sum(deb))
+		idx := idxs[comp]
+		deb := p.deb(t, arch)
+		fn := fmt.Sprintf("pool/%s/%s_%s_%s.deb", comp, p.Name, p.Version, arch)
+		m.files["/debian/"+fn] = deb
+		fmt.Fprintf(idx, "Package: %s\nVersion: %s\nArchitecture: %s\n", p.Name, p.Version, arch)
+		if p.Depends != "" {
+			fmt.Fprintf(idx, "Depends: %s\n", p.Depends)
+		}
+		fmt.Fprintf(idx, "Filename: %s\nSize: %d\nSHA256: %s\n\n", fn, len(deb), sum(deb))
 	}
-	var xzb bytes.Buffer
-	xw, err := xz.NewWriter(&xzb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	xw.Write(idx.Bytes())
-	xw.Close()
 	dists := "/debian/dists/" + suite
-	name := "main/binary-" + arch + "/Packages.xz"
-	m.files[dists+"/"+name] = xzb.Bytes()
-	rel := fmt.Sprintf("Origin: Debian\nSuite: %s\nCodename: %s\nDate: %s\nArchitectures: %s\nSHA256:\n %s %d %s\n",
-		suite, suite, time.Now().Add(-time.Hour).UTC().Format(time.RFC1123), arch, sum(xzb.Bytes()), xzb.Len(), name)
+	rel := fmt.Sprintf("Origin: Debian\nSuite: %s\nCodename: %s\nDate: %s\nArchitectures: %s\nComponents: main non-free-firmware\nSHA256:\n",
+		suite, suite, time.Now().Add(-time.Hour).UTC().Format(time.RFC1123), arch)
+	for _, comp := range []string{"main", "non-free-firmware"} {
+		var xzb bytes.Buffer
+		xw, err := xz.NewWriter(&xzb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		xw.Write(idxs[comp].Bytes())
+		xw.Close()
+		name := comp + "/binary-" + arch + "/Packages.xz"
+		m.files[dists+"/"+name] = xzb.Bytes()
+		rel += fmt.Sprintf(" %s %d %s\n", sum(xzb.Bytes()), xzb.Len(), name)
+	}
 	var b bytes.Buffer
 	w, err := clearsign.Encode(&b, m.Keyring[0].PrivateKey, &packet.Config{Time: func() time.Time { return time.Now().Add(-time.Hour) }})
 	if err != nil {
