@@ -56,9 +56,9 @@ type ABMechanism string
 
 // The names are contract/ab's, which implements each mechanism (ab.For).
 const (
-	BLSBootCounting ABMechanism = ab.BLSName    // systemd-boot entry basalt-b+3-0.conf
-	UBootState      ABMechanism = ab.UBootName  // state file on the boot FAT, tries counter
-	RPiTryboot      ABMechanism = "rpi-tryboot" // tryboot.txt + os_prefix
+	BLSBootCounting ABMechanism = ab.BLSName     // systemd-boot entry basalt-b+3-0.conf
+	UBootState      ABMechanism = ab.UBootName   // state file on the boot FAT, tries counter
+	RPiTryboot      ABMechanism = ab.TrybootName // tryboot.txt + os_prefix
 )
 
 // Board is one target the builder writes images for.

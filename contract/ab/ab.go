@@ -74,6 +74,9 @@ type Env struct {
 	// entry file booted with a counter, after the loader counted the boot
 	// ("\loader\entries\basalt-b+2-1.conf"); empty when none.
 	BootCountPath string
+	// Tryboot is the Raspberry Pi firmware's tryboot flag for this boot
+	// (ReadTrybootFlag of TrybootFlagPath): the boot read tryboot.txt.
+	Tryboot bool
 }
 
 // State is the A/B state of a boot partition.
@@ -140,8 +143,9 @@ type Mechanism interface {
 }
 
 var mechanisms = map[string]Mechanism{
-	BLSName:   BLS{},
-	UBootName: UBoot{},
+	BLSName:     BLS{},
+	UBootName:   UBoot{},
+	TrybootName: Tryboot{},
 }
 
 // For returns the named mechanism, or an error listing the known ones.
