@@ -70,6 +70,9 @@ type Options struct {
 	CacheDir string
 	// Step, when set, is called after each step with its name and duration.
 	Step func(name string, d time.Duration)
+	// Begin, when set, is called as each step starts, with its name (a
+	// terminal shows what a long step is doing).
+	Begin func(name string)
 	// Progress receives download progress (nil: quiet).
 	Progress io.Writer
 	// Keyring verifies the mirror's InRelease files (nil: the embedded
@@ -245,11 +248,15 @@ type stepper struct {
 	ctx   context.Context
 	board string
 	fn    func(string, time.Duration)
+	begin func(string)
 }
 
 func (st *stepper) do(name string, f func() error) error {
 	if err := st.ctx.Err(); err != nil {
 		return fmt.Errorf("%s: %w", name, err)
+	}
+	if st.begin != nil {
+		st.begin(st.board + ": " + name)
 	}
 	t0 := time.Now()
 	err := f()

@@ -80,10 +80,11 @@ func TestBuildDefaultQEMUx86(t *testing.T) {
 		"services:\n  - {name: hello, path: /bin/hello, args: [-v], restart: on-failure}\n")
 	out := filepath.Join(dir, "out")
 	var steps []string
+	var begun []string
 	arts, err := Build(context.Background(), s, Options{OutDir: out, Epoch: 1700000000, Step: func(n string, d time.Duration) {
 		steps = append(steps, n)
 		t.Logf("%s: %v", n, d)
-	}})
+	}, Begin: func(n string) { begun = append(begun, n) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,6 +94,9 @@ func TestBuildDefaultQEMUx86(t *testing.T) {
 	}
 	if diff := cmp.Diff(wantSteps, steps); diff != "" {
 		t.Errorf("steps (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(wantSteps, begun); diff != "" {
+		t.Errorf("steps begun (-want +got):\n%s", diff)
 	}
 	if len(arts) != 1 {
 		t.Fatalf("artifacts = %+v", arts)

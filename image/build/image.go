@@ -70,7 +70,7 @@ func ImageName(s *spec.Spec, board string) string {
 
 // buildBoard builds one board's image and manifest into dir.
 func buildBoard(ctx context.Context, s *spec.Spec, o Options, b *boards.Board, in *inputs, dir string) (Artifact, error) {
-	st := &stepper{ctx: ctx, board: b.Name, fn: o.Step}
+	st := &stepper{ctx: ctx, board: b.Name, fn: o.Step, begin: o.Begin}
 	work := filepath.Join(dir, b.Name+".work")
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		return Artifact{}, err

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -130,12 +131,13 @@ func TestDefaultDir(t *testing.T) {
 
 func TestProgress(t *testing.T) {
 	var out bytes.Buffer
-	p := &progress{w: &out, name: "k.deb", total: 3 << 20}
+	frozen := time.Unix(1000, 0) // no time passes: no rate to show
+	p := &progress{w: &out, name: "k.deb", total: 3 << 20, now: func() time.Time { return frozen }}
 	for range 3 {
 		p.Write(make([]byte, 1<<20))
 	}
 	p.done()
-	want := "\rk.deb 1.0/3.0 MiB  33%\rk.deb 2.0/3.0 MiB  66%\rk.deb 3.0/3.0 MiB 100%\rk.deb 3.0/3.0 MiB 100%\n"
+	want := "\r\033[Kk.deb 1.0/3.0 MiB  33%\r\033[Kk.deb 2.0/3.0 MiB  66%\r\033[Kk.deb 3.0/3.0 MiB 100%\r\033[Kk.deb 3.0/3.0 MiB 100%\n"
 	if diff := cmp.Diff(want, out.String()); diff != "" {
 		t.Errorf("(-want +got)\n%s", diff)
 	}

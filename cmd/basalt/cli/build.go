@@ -97,9 +97,13 @@ func runBuild(cmd *cobra.Command, g *globalOptions, o *buildOptions) error {
 			fmt.Fprintf(stderr, "%-40s %8.2fs\n", name, d.Seconds())
 		}
 	case tty:
+		opt.Begin = func(name string) { fmt.Fprintf(stderr, "\r\033[K%s ...", name) }
 		opt.Step = func(name string, _ time.Duration) {
 			fmt.Fprintf(stderr, "\r\033[K%s done", name)
 		}
+	}
+	if tty && g.verbose {
+		opt.Begin = func(name string) { fmt.Fprintf(stderr, "%s ...\n", name) }
 	}
 	arts, err := build.Build(cmd.Context(), s, opt)
 	if tty && !g.verbose {
