@@ -29,7 +29,7 @@ HOST_CHECK := /usr/bin/qemu-system-x86_64 /usr/bin/qemu-system-aarch64 /usr/bin/
 	/usr/bin/zstd /usr/bin/xz /bin/busybox /usr/lib/systemd/boot/efi/systemd-bootx64.efi \
 	/usr/sbin/veritysetup
 
-.PHONY: all build deps demo test unit e2e testdata tour-inputs bench lint clean
+.PHONY: all build deps demo test unit e2e unit-run e2e-run testdata tour-inputs bench lint clean
 
 all: build
 
@@ -91,18 +91,27 @@ tour-inputs: build
 		$(CURDIR)/$(BIN)/basalt build -f examples/retail-store/basalt.yaml --board qemu-x86_64 -o out >/dev/null && \
 		rm -rf out
 
+# unit and e2e prepare the test inputs first; `make test` prepares them once
+# (the tour's images are built by tour-inputs only) and runs unit-run and
+# e2e-run. Both print the slowest tests at the end (internal/testtimes).
 unit: testdata
-	$(GO) test -count=1 ./...
+	@$(MAKE) --no-print-directory unit-run
 
 e2e: testdata
-	$(GO) test -count=1 -tags e2e -run '^TestE2E' -timeout 35m ./...
+	@$(MAKE) --no-print-directory e2e-run
+
+unit-run:
+	@set -o pipefail; $(GO) test -json -count=1 ./... | $(GO) run ./internal/testtimes
+
+e2e-run:
+	@set -o pipefail; $(GO) test -json -count=1 -tags e2e -run '^TestE2E' -timeout 35m ./... | $(GO) run ./internal/testtimes
 
 test:
 	@set -e; t0=$$(date +%s); \
 	$(MAKE) --no-print-directory deps testdata; t1=$$(date +%s); \
 	$(MAKE) --no-print-directory lint; t2=$$(date +%s); \
-	$(MAKE) --no-print-directory unit; t3=$$(date +%s); \
-	$(MAKE) --no-print-directory e2e; t4=$$(date +%s); \
+	$(MAKE) --no-print-directory unit-run; t3=$$(date +%s); \
+	$(MAKE) --no-print-directory e2e-run; t4=$$(date +%s); \
 	printf '\n== make test layer times\n  setup (host packages, test inputs) %5ds\n  lint                               %5ds\n  unit (no QEMU)                     %5ds\n  e2e (QEMU boot tests)              %5ds\n  total                              %5ds\n' \
 		$$((t1-t0)) $$((t2-t1)) $$((t3-t2)) $$((t4-t3)) $$((t4-t0))
 
