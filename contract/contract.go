@@ -58,6 +58,11 @@ const (
 	KernelFile      = "vmlinuz"
 	InitrdFile      = "initrd"
 	DTBDir          = "dtbs"
+	// SlotArgsFile, inside a slot directory, holds the kernel arguments of
+	// that slot's content (its verity root) for boot.scr, as the U-Boot
+	// env text "basalt_args=ARGS"; systemd-boot entries carry them in
+	// their options line.
+	SlotArgsFile = "args.txt"
 )
 
 // SlotDir returns the boot-partition directory of the slot's boot files.

@@ -32,8 +32,9 @@ var sdBoot = map[string]string{
 
 // TestE2EFirmwareBoot builds the default image (image/build, offline, with
 // the test kernel) for each QEMU board and boots it through its firmware
-// (OVMF or AAVMF + systemd-boot, U-Boot + boot.scr) to the stage-1 marker,
-// on a 2 GiB virtual disk (a qcow2 overlay of the raw image).
+// (OVMF or AAVMF + systemd-boot, U-Boot + boot.scr), through dm-verity
+// (on by default) to the ready marker, on a 2 GiB virtual disk (a qcow2
+// overlay of the raw image).
 func TestE2EFirmwareBoot(t *testing.T) {
 	for _, name := range directBoards {
 		t.Run(name, func(t *testing.T) {
@@ -42,14 +43,17 @@ func TestE2EFirmwareBoot(t *testing.T) {
 			defer cancel()
 			m := startImage(ctx, t, name, img, 2<<30) // a bigger virtual disk than the image
 			expect(ctx, t, m, "[vda] 4194304 512-byte logical blocks")
+			expect(ctx, t, m, "basalt: stage1: root a: dm-verity on /dev/vda2, root hash ")
 			line := expect(ctx, t, m, contract.RootMountedMarker(contract.SlotA))
 			t.Logf("%s", line)
+			t.Logf("%s", expect(ctx, t, m, contract.MarkerReady))
 		})
 	}
 }
 
-// TestE2EFirmwareBootCorruptRoot is the negative twin: root a's superblock
-// is zeroed; stage 1 must report it and request a reboot (QEMU exits).
+// TestE2EFirmwareBootCorruptRoot is the negative twin: one byte of root
+// a's data area is flipped; dm-verity must refuse it, stage 1 must report
+// it and request a reboot (QEMU exits): no hang, the corrupt root unmounted.
 func TestE2EFirmwareBootCorruptRoot(t *testing.T) {
 	for _, name := range directBoards {
 		t.Run(name, func(t *testing.T) {
@@ -57,7 +61,8 @@ func TestE2EFirmwareBootCorruptRoot(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), firmwareDeadline)
 			defer cancel()
 			m := startImage(ctx, t, name, img, 0)
-			expect(ctx, t, m, "basalt: stage1: mount root: mount /dev/vda2 (basalt-root-a)")
+			expect(ctx, t, m, "basalt: stage1: root a: dm-verity on /dev/vda2")
+			expect(ctx, t, m, "dm-verity found corruption: the slot's data does not match its root hash")
 			select {
 			case <-m.Exited():
 			case <-ctx.Done():
@@ -86,8 +91,9 @@ func startImage(ctx context.Context, t *testing.T, name, img string, diskSize in
 }
 
 // buildImage builds the default spec for board offline from the test
-// kernel (and systemd-boot for UEFI boards); corrupt zeroes the first 4 KiB
-// of root a.
+// kernel (and systemd-boot for UEFI boards); corrupt flips one byte in
+// root a's first block, past the squashfs superblock (compressed data or
+// tables: squashfs alone might not even notice at mount).
 func buildImage(t *testing.T, board string, corrupt bool) string {
 	t.Helper()
 	b, err := boards.Get(board)
@@ -133,11 +139,16 @@ func buildImage(t *testing.T, board string, corrupt bool) string {
 		if rootA == nil {
 			t.Fatalf("%s has no %s partition", img, contract.PartRootA)
 		}
-		f, err := os.OpenFile(img, os.O_WRONLY, 0)
+		f, err := os.OpenFile(img, os.O_RDWR, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.WriteAt(make([]byte, 4096), rootA.Start); err != nil {
+		b := make([]byte, 1)
+		if _, err := f.ReadAt(b, rootA.Start+2048); err != nil {
+			t.Fatal(err)
+		}
+		b[0] ^= 0x10
+		if _, err := f.WriteAt(b, rootA.Start+2048); err != nil {
 			t.Fatal(err)
 		}
 		if err := f.Close(); err != nil {

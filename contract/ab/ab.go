@@ -54,10 +54,15 @@ type Entry struct {
 	Version string
 	// Cmdline is the kernel command line (SlotPlaceholder expanded or not).
 	Cmdline string
+	// Args are the kernel arguments of the slot's content, which differ
+	// from slot to slot: its dm-verity root (contract/verity CmdlineArgs;
+	// "" with verity off). BLS appends them to the entry's options; U-Boot
+	// reads them from the slot's contract.SlotArgsFile.
+	Args string
 }
 
 func (e Entry) cmdline() string {
-	return strings.ReplaceAll(e.Cmdline, SlotPlaceholder, string(e.Slot))
+	return strings.TrimSpace(strings.ReplaceAll(e.Cmdline, SlotPlaceholder, string(e.Slot)) + " " + e.Args)
 }
 
 // File is one file of the boot partition (slash-separated path).

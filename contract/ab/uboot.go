@@ -69,7 +69,16 @@ func ParseState(b []byte) (committed, trial contract.Slot, tries int, err error)
 
 // Initial implements Mechanism: the state file naming e.Slot committed.
 func (UBoot) Initial(e Entry) []File {
-	return []File{{Path: contract.BootStateFile, Data: StateText(e.Slot, "", 0)}}
+	return []File{{Path: contract.BootStateFile, Data: StateText(e.Slot, "", 0)}, argsFile(e)}
+}
+
+// uBootArgsVar is the U-Boot variable boot.scr imports a slot's Args into.
+const uBootArgsVar = "basalt_args"
+
+// argsFile is e's contract.SlotArgsFile: "basalt_args=ARGS", the env text
+// boot.scr imports.
+func argsFile(e Entry) File {
+	return File{Path: contract.SlotDir(e.Slot) + "/" + contract.SlotArgsFile, Data: []byte(uBootArgsVar + "=" + e.Args + "\n")}
 }
 
 // State implements Mechanism.
@@ -135,6 +144,10 @@ func (m UBoot) Arm(d Dir, e Entry, tries int) error {
 	if c == e.Slot {
 		return fmt.Errorf("slot %s is the committed slot: it cannot go on trial", e.Slot)
 	}
+	a := argsFile(e)
+	if err := d.WriteFile(a.Path, a.Data); err != nil {
+		return fmt.Errorf("write %s: %w", a.Path, err)
+	}
 	return m.write(d, c, e.Slot, tries)
 }
 
@@ -174,8 +187,10 @@ func BootScript(board, cmdline string) string {
 		"fi",
 		"echo \"basalt: booting slot ${slot}\"",
 		"load " + dev + " ${kernel_addr_r} ${slot}/" + contract.KernelFile,
+		"setenv " + uBootArgsVar,
+		"if load " + dev + " ${scriptaddr} ${slot}/" + contract.SlotArgsFile + "; then env import -t ${scriptaddr} ${filesize} " + uBootArgsVar + "; fi",
 		"load " + dev + " ${ramdisk_addr_r} ${slot}/" + contract.InitrdFile,
-		"setenv bootargs \"" + cmdline + "\"",
+		"setenv bootargs \"" + cmdline + " ${" + uBootArgsVar + "}\"",
 		"bootz ${kernel_addr_r} ${ramdisk_addr_r}:${filesize} ${fdtcontroladdr}",
 		"",
 	}, "\n")

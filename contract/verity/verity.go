@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -193,3 +194,50 @@ func ParseRootHash(s string) ([]byte, error) {
 	}
 	return h, nil
 }
+
+// ParseArgs decodes the values of CmdlineRootHash and CmdlineBlocks.
+func ParseArgs(root, blocks string) ([]byte, uint64, error) {
+	h, err := ParseRootHash(root)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", CmdlineRootHash, err)
+	}
+	n, err := strconv.ParseUint(blocks, 10, 64)
+	if err != nil || n == 0 {
+		return nil, 0, fmt.Errorf("%s=%q: want the number of data blocks the hash tree covers", CmdlineBlocks, blocks)
+	}
+	return h, n, nil
+}
+
+// Kernel command-line keys naming the slot's verity root: stage 1 opens
+// the slot through dm-verity when CmdlineRootHash is there.
+const (
+	CmdlineRootHash = "basalt.verity"
+	CmdlineBlocks   = "basalt.verity.blocks"
+)
+
+// Params describes a slot payload's verity root (image manifest, update
+// bundle manifest): the hash area starts at HashOffset = DataBlocks *
+// BlockSize, right after the data.
+type Params struct {
+	RootHash   string `json:"rootHash"`
+	Salt       string `json:"salt"`
+	DataBlocks uint64 `json:"dataBlocks"`
+	HashOffset int64  `json:"hashOffset"`
+	Algorithm  string `json:"algorithm"`
+	BlockSize  int    `json:"blockSize"`
+}
+
+// ParamsOf returns the Params of a superblock and root hash.
+func ParamsOf(s Superblock, rootHash []byte) Params {
+	return Params{RootHash: hex.EncodeToString(rootHash), Salt: hex.EncodeToString(s.Salt), DataBlocks: s.DataBlocks,
+		HashOffset: int64(s.DataBlocks) * BlockSize, Algorithm: s.Algorithm, BlockSize: int(s.DataBlockSize)}
+}
+
+// CmdlineArgs returns the kernel command-line arguments of a verity root.
+func (p Params) CmdlineArgs() string {
+	return fmt.Sprintf("%s=%s %s=%d", CmdlineRootHash, p.RootHash, CmdlineBlocks, p.DataBlocks)
+}
+
+// MapperName is the device-mapper name of the verified root the device
+// booted from (/dev/mapper/basalt-root): stage 2 reads its status.
+const MapperName = "basalt-root"

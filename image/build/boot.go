@@ -9,6 +9,7 @@ import (
 	"github.com/basaltos/basalt/boards"
 	"github.com/basaltos/basalt/contract"
 	"github.com/basaltos/basalt/contract/ab"
+	cv "github.com/basaltos/basalt/contract/verity"
 	"github.com/basaltos/basalt/image/debian"
 	"github.com/basaltos/basalt/image/initramfs"
 	"github.com/basaltos/basalt/image/kmod"
@@ -78,11 +79,20 @@ func cmdline(b *boards.Board, slot string) string {
 	return strings.Join(args, " ")
 }
 
+// slotArgs are the kernel arguments that belong to the slot's content:
+// its verity root ("" with verity off).
+func slotArgs(vp *cv.Params) string {
+	if vp == nil {
+		return ""
+	}
+	return vp.CmdlineArgs()
+}
+
 // bootTree assembles the boot partition: the bootloader (systemd-boot, or
 // U-Boot's boot.scr), the A/B mechanism's initial state naming slot A
 // committed (contract/ab), slot A's kernel, initrd, version and device
 // trees, and the config drop-in dir.
-func bootTree(s *spec.Spec, b *boards.Board, r *resolved, initrd string, epoch int64) (*tree.Tree, error) {
+func bootTree(s *spec.Spec, b *boards.Board, r *resolved, initrd string, vp *cv.Params, epoch int64) (*tree.Tree, error) {
 	t := tree.New(epoch)
 	sd := contract.SlotDir(contract.SlotA)
 	if err := t.AddHostFile(sd+"/"+contract.KernelFile, r.kernel.Vmlinuz, 0o644); err != nil {
@@ -109,7 +119,7 @@ func bootTree(s *spec.Spec, b *boards.Board, r *resolved, initrd string, epoch i
 	if err != nil {
 		return nil, fmt.Errorf("board %s: %w", b.Name, err)
 	}
-	for _, f := range m.Initial(ab.Entry{Slot: contract.SlotA, Title: s.Name + " " + s.Version, Version: s.Version, Cmdline: cmdline(b, ab.SlotPlaceholder)}) {
+	for _, f := range m.Initial(ab.Entry{Slot: contract.SlotA, Title: s.Name + " " + s.Version, Version: s.Version, Cmdline: cmdline(b, ab.SlotPlaceholder), Args: slotArgs(vp)}) {
 		if err := t.AddBytes(f.Path, 0o644, f.Data); err != nil {
 			return nil, err
 		}

@@ -88,7 +88,7 @@ func TestBuildDefaultQEMUx86(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantSteps := []string{"resolve inputs", "orchestrator", "kernel modules", "initramfs", "root squashfs", "boot partition tree", "disk image", "checksums"}
+	wantSteps := []string{"resolve inputs", "orchestrator", "kernel modules", "initramfs", "root squashfs", "verity hash tree", "boot partition tree", "disk image", "checksums"}
 	for i := range wantSteps {
 		wantSteps[i] = "qemu-x86_64: " + wantSteps[i]
 	}
@@ -204,6 +204,15 @@ func TestBuildDefaultQEMUx86(t *testing.T) {
 	if err := json.Unmarshal(must(os.ReadFile(a.Manifest)), &m); err != nil {
 		t.Fatal(err)
 	}
+	// verity on by default: the real tool verifies root-a against the root
+	// hash of the boot entry.
+	if m.Verity == nil || m.Verity.RootHash == "" {
+		t.Fatalf("manifest has no verity root: %+v", m.Verity)
+	}
+	if want := m.Verity.CmdlineArgs(); !strings.Contains(entry, want+"\n") {
+		t.Errorf("boot entry lacks %q:\n%s", want, entry)
+	}
+	run(t, "veritysetup", "verify", fmt.Sprintf("--hash-offset=%d", m.Verity.HashOffset), root, root, m.Verity.RootHash)
 	if m.Image.SHA256 != a.SHA256 || len(m.Partitions) != 4 || m.Kernel != kernel || m.Epoch != 1700000000 {
 		t.Errorf("manifest = %+v", m)
 	}
@@ -345,5 +354,40 @@ func TestBuildInterrupted(t *testing.T) {
 	}
 	if _, err := os.Stat(running); err != nil {
 		t.Errorf("a running build's %s was removed: %v", running, err)
+	}
+}
+
+// TestBuildVerityOff: with verity: off the slot holds the bare squashfs
+// and no boot file names a root hash.
+func TestBuildVerityOff(t *testing.T) {
+	dir := t.TempDir()
+	s := writeSpec(t, dir, "verity: off\n")
+	arts, err := Build(context.Background(), s, Options{OutDir: filepath.Join(dir, "out"), Epoch: 1700000000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m Manifest
+	if err := json.Unmarshal(must(os.ReadFile(arts[0].Manifest)), &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Verity != nil {
+		t.Errorf("manifest verity = %+v, want none", m.Verity)
+	}
+	l, err := disk.Read(arts[0].Image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	boot := extract(t, arts[0].Image, l.Partitions[0])
+	if entry := run(t, "mtype", "-i", boot, "::loader/entries/basalt-a.conf"); strings.Contains(entry, "basalt.verity") {
+		t.Errorf("boot entry names a root hash:\n%s", entry)
+	}
+	sb := run(t, "unsquashfs", "-s", extract(t, arts[0].Image, l.Partitions[1]))
+	var used int64
+	if _, err := fmt.Sscanf(sb[strings.Index(sb, "Filesystem size "):], "Filesystem size %d bytes", &used); err != nil {
+		t.Fatalf("unsquashfs -s: %v\n%s", err, sb)
+	}
+	// The squashfs writer pads to 4 KiB, like mksquashfs; nothing follows.
+	if c := m.Partitions[1].Content; c < used || c >= used+4096 {
+		t.Errorf("root content %d bytes is not the bare squashfs of %d bytes", c, used)
 	}
 }

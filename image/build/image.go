@@ -5,12 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 
 	"github.com/basaltos/basalt/boards"
 	"github.com/basaltos/basalt/contract"
+	cv "github.com/basaltos/basalt/contract/verity"
 	"github.com/basaltos/basalt/image/disk"
 	"github.com/basaltos/basalt/image/ext4"
 	"github.com/basaltos/basalt/image/fat"
@@ -20,6 +22,7 @@ import (
 	"github.com/basaltos/basalt/image/spec"
 	"github.com/basaltos/basalt/image/squashfs"
 	"github.com/basaltos/basalt/image/tree"
+	"github.com/basaltos/basalt/image/verity"
 )
 
 // Manifest is NAME-VERSION-BOARD.manifest.json: what the image is and what
@@ -34,6 +37,8 @@ type Manifest struct {
 	Image      FileInfo   `json:"image"`
 	Partitions []PartInfo `json:"partitions"`
 	Inputs     []Input    `json:"inputs"`
+	// Verity describes root-a's hash tree (absent with verity: off).
+	Verity *cv.Params `json:"verity,omitempty"`
 }
 
 // FileInfo describes the image file.
@@ -134,9 +139,15 @@ func buildBoard(ctx context.Context, s *spec.Spec, o Options, b *boards.Board, i
 	}); err != nil {
 		return Artifact{}, err
 	}
+	var vp *cv.Params
+	if s.VerityOn() {
+		if err := st.do("verity hash tree", func() (err error) { vp, rootSize, err = appendHashTree(rootA, rootSize, seed(s, b)); return err }); err != nil {
+			return Artifact{}, err
+		}
+	}
 
 	var boot *tree.Tree
-	if err := st.do("boot partition tree", func() (err error) { boot, err = bootTree(s, b, r, initrd, o.Epoch); return err }); err != nil {
+	if err := st.do("boot partition tree", func() (err error) { boot, err = bootTree(s, b, r, initrd, vp, o.Epoch); return err }); err != nil {
 		return Artifact{}, err
 	}
 
@@ -156,7 +167,7 @@ func buildBoard(ctx context.Context, s *spec.Spec, o Options, b *boards.Board, i
 			return Artifact{}, err
 		}
 	}
-	m := Manifest{Name: s.Name, Version: s.Version, Board: b.Name, Arch: string(b.Arch), Kernel: r.kernel.Release, Epoch: o.Epoch, Inputs: r.list}
+	m := Manifest{Name: s.Name, Version: s.Version, Board: b.Name, Arch: string(b.Arch), Kernel: r.kernel.Release, Epoch: o.Epoch, Inputs: r.list, Verity: vp}
 	if err := st.do("checksums", func() (err error) { m.Partitions, m.Image, err = hashImage(ctx, raw, layout, rootSize); return err }); err != nil {
 		return Artifact{}, err
 	}
@@ -183,6 +194,34 @@ func buildBoard(ctx context.Context, s *spec.Spec, o Options, b *boards.Board, i
 		return Artifact{}, err
 	}
 	return Artifact{Board: b.Name, Image: img, Manifest: man, Bundle: bundlePath, Format: o.Format, Size: m.Image.Size, SHA256: m.Image.SHA256}, nil
+}
+
+// appendHashTree writes the dm-verity hash area after the squashfs in
+// path (size bytes, zero-padded to a block) and returns its parameters and
+// the new content size: what a root slot holds. Salt and superblock UUID
+// derive from the seed, so two builds give the same bytes, and do not
+// depend on the slot, so the same bytes fit either slot.
+func appendHashTree(path string, size int64, seed string) (*cv.Params, int64, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	salt := sha256.Sum256([]byte("basalt-verity-salt\x00" + seed))
+	id := sha256.Sum256([]byte("basalt-verity-uuid\x00" + seed))
+	var uuid [16]byte
+	copy(uuid[:], id[:16])
+	uuid[6] = uuid[6]&0x0f | 0x40
+	uuid[8] = uuid[8]&0x3f | 0x80
+	t, err := verity.Build(f, size, salt[:], uuid)
+	if err != nil {
+		return nil, 0, err
+	}
+	if _, err := f.WriteAt(t.Area, t.Offset()); err != nil {
+		return nil, 0, fmt.Errorf("verity: write hash area: %w", err)
+	}
+	p := cv.ParamsOf(t.Superblock, t.RootHash)
+	return &p, t.Offset() + int64(len(t.Area)), f.Close()
 }
 
 // seed is what every GUID and volume id of a board's image derives from.

@@ -8,6 +8,14 @@ const (
 	DefaultDataSize = Size(64 << 20)
 	// RootSlotAlign is what an automatic root slot size is rounded up to.
 	RootSlotAlign = Size(64 << 20)
+	// DefaultVerity: every root slot is verified unless the spec says off.
+	DefaultVerity = VerityOn
+)
+
+// The values of the spec's verity key.
+const (
+	VerityOn  = "on"
+	VerityOff = "off"
 )
 
 // ApplyDefaults fills s's unset fields with their defaults.
@@ -23,6 +31,9 @@ func ApplyDefaults(s *Spec) {
 	}
 	if s.Disk.Data == 0 {
 		s.Disk.Data = DefaultDataSize
+	}
+	if s.Verity == "" {
+		s.Verity = DefaultVerity
 	}
 }
 

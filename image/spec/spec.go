@@ -27,6 +27,7 @@ type Spec struct {
 	Debian     Debian                      `yaml:"debian,omitempty" desc:"Where Debian packages (kernels, bootloaders) come from."`
 	Overlays   []Overlay                   `yaml:"overlays,omitempty" desc:"Host files and directories copied into the root filesystem."`
 	Disk       Disk                        `yaml:"disk,omitempty" desc:"Partition and disk sizes."`
+	Verity     string                      `yaml:"verity,omitempty" enum:"on,off" desc:"dm-verity on each root slot: a hash tree after the squashfs, its root hash on the kernel command line; the device mounts the slot only through it. off: no tree, no check (a flipped bit is read as data)."`
 
 	Config   *DeviceConfig `yaml:"config,omitempty" desc:"Device config baked into the image (/etc/basalt/config.yaml), the first source the device merges: the keys of a kind: DeviceConfig document (hostname, users, ssh_authorized_keys, write_files, ntp, network, cluster, update, registries; see docs/config.md)."`
 	Services []Service     `yaml:"services,omitempty" desc:"Programs the init supervises (written to /etc/basalt/services.yaml)."`
@@ -103,6 +104,9 @@ type Service struct {
 	ReadyFile string   `yaml:"readyFile,omitempty" desc:"A file whose existence means the service is ready."`
 	ReadyExec []string `yaml:"readyExec,omitempty" desc:"A command whose success means the service is ready."`
 }
+
+// VerityOn reports whether root slots carry a dm-verity hash tree.
+func (s *Spec) VerityOn() bool { return s.Verity != VerityOff }
 
 // Debug holds debugging aids.
 type Debug struct {

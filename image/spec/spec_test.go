@@ -40,7 +40,7 @@ func TestParseErrors(t *testing.T) {
 		{"empty", "", []string{"F: empty spec (want apiVersion, kind, name, version, boards)"}},
 		{"syntax", head + "boards: [a, b\n", []string{"F:5: did not find expected ',' or ']'"}},
 		{"unknown keys all at once", head + "boards: [qemu-x86_64]\nbord: x\ndisk:\n  bot: 1MiB\n", []string{
-			"F:6: .bord: unknown key (allowed: apiVersion, kind, name, version, boards, kernel, bootloader, debian, overlays, disk, config, services, debug, timezones, orchestrator, images, manifests, update)",
+			"F:6: .bord: unknown key (allowed: apiVersion, kind, name, version, boards, kernel, bootloader, debian, overlays, disk, verity, config, services, debug, timezones, orchestrator, images, manifests, update)",
 			"F:8: .disk.bot: unknown key (allowed: boot, rootSlot, data, total)",
 		}},
 		{"missing required", "apiVersion: basalt.dev/v1alpha1\nkind: Image\n", []string{

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/basaltos/basalt/contract"
+	"github.com/basaltos/basalt/contract/verity"
 )
 
 // CmdlineGrowSteps (debug, for power-cut tests) makes stage 2 grow the
@@ -19,6 +20,11 @@ type Cmdline struct {
 	Debug bool
 	// GrowSteps is CmdlineGrowSteps (0 when unset or invalid).
 	GrowSteps int
+	// VerityRoot is the slot's dm-verity root hash (verity.CmdlineRootHash);
+	// nil when the image has verity off. VerityBlocks is the size of the
+	// data area the tree covers (verity.CmdlineBlocks).
+	VerityRoot   []byte
+	VerityBlocks uint64
 }
 
 // ParseCmdline parses /proc/cmdline. basalt.slot defaults to a; basalt.debug
@@ -27,12 +33,16 @@ type Cmdline struct {
 // still set so that the failure can be debugged.
 func ParseCmdline(s string) (Cmdline, error) {
 	c := Cmdline{Slot: contract.SlotA}
-	var slot string
+	var slot, root, blocks string
 	for _, f := range splitCmdline(s) {
 		k, v, hasValue := strings.Cut(f, "=")
 		switch k {
 		case contract.CmdlineSlot:
 			slot = v
+		case verity.CmdlineRootHash:
+			root = v
+		case verity.CmdlineBlocks:
+			blocks = v
 		case CmdlineGrowSteps:
 			c.GrowSteps, _ = strconv.Atoi(v)
 		case contract.CmdlineDebug:
@@ -52,6 +62,15 @@ func ParseCmdline(s string) (Cmdline, error) {
 			return Cmdline{Slot: contract.SlotA, Debug: c.Debug, GrowSteps: c.GrowSteps},
 				fmt.Errorf("%s=%q: want %s or %s", contract.CmdlineSlot, slot, contract.SlotA, contract.SlotB)
 		}
+	}
+	// A verity root that does not parse fails the boot: mounting the slot
+	// unverified instead would defeat the point.
+	if root != "" || blocks != "" {
+		h, n, err := verity.ParseArgs(root, blocks)
+		if err != nil {
+			return Cmdline{Slot: c.Slot, Debug: c.Debug, GrowSteps: c.GrowSteps}, err
+		}
+		c.VerityRoot, c.VerityBlocks = h, n
 	}
 	return c, nil
 }

@@ -1,6 +1,7 @@
 // Package stage1 is /init in the initramfs: it mounts /proc, /sys and /dev,
 // puts the console on fds 0-2, loads the boot modules, finds the slot's root
-// partition by PARTLABEL, mounts its squashfs read-only and hands over to
+// partition by PARTLABEL, opens it through dm-verity when the command line
+// names a root hash (verity.go), mounts its squashfs read-only and hands over to
 // stage 2 (/sbin/basalt-init in that root) with switch_root.
 //
 // Boot is the list of steps below, run top to bottom. A failed essential
@@ -39,6 +40,9 @@ const (
 type state struct {
 	cmdline Cmdline
 	rootDev string
+	// With verity, rootDev is the mapped device and rawDev the partition.
+	rawDev string
+	verity bool
 }
 
 type step struct {
@@ -53,6 +57,7 @@ var steps = []step{
 	{"cmdline", true, readCmdline},
 	{"modules", false, loadModules},
 	{"find root", true, findRoot},
+	{"verity", true, openVerity},
 	{"mount root", true, mountRoot},
 	{"switch_root", true, switchRoot},
 }
@@ -188,7 +193,12 @@ func mountRoot(s *state) error {
 	}
 	label := s.cmdline.Slot.PartLabel()
 	if err := unix.Mount(s.rootDev, newRoot, "squashfs", unix.MS_RDONLY|unix.MS_NODEV, ""); err != nil {
-		return fmt.Errorf("mount %s (%s) on %s as squashfs: %w%s", s.rootDev, label, newRoot, err, superblockHint(s.rootDev))
+		hint := superblockHint(s.rootDev)
+		if s.verity {
+			hint = verityHint()
+			label += " on " + s.rawDev
+		}
+		return fmt.Errorf("mount %s (%s) on %s as squashfs: %w%s", s.rootDev, label, newRoot, err, hint)
 	}
 	fmt.Printf("%s (%d ms since kernel start)\n", contract.RootMountedMarker(s.cmdline.Slot), sinceBoot().Milliseconds())
 	return nil

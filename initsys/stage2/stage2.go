@@ -75,6 +75,7 @@ type system struct {
 	ssh     *sshd.Server
 	k3s     *k3s.Node // nil: no orchestrator in the image
 	results []boot.Result
+	verity  status.Verity
 	ready   bool
 	once    sync.Once
 }
@@ -83,6 +84,7 @@ func (s *system) steps() []boot.Step {
 	return []boot.Step{
 		{Name: "api-filesystems", Essential: true, Run: s.apiFS},
 		{Name: "find-data", Essential: true, Run: s.findData},
+		{Name: "verity-watch", Essential: false, Run: s.watchVerity},
 		{Name: "grow-partition", Essential: false, Run: s.growPartition},
 		{Name: "mount-data", Essential: true, Run: func() error { return mounts.MountData(s.data.Part) }},
 		{Name: "grow-filesystem", Essential: false, Run: s.growFS},
@@ -309,7 +311,7 @@ func (s *system) status() status.Status {
 	defer s.mu.Unlock()
 	st := status.Status{Slot: string(s.cmdline.Slot), Version: s.version, Ready: s.ready,
 		Steps: s.results, Services: s.sup.Status(), DataBytes: s.dataB, Addresses: s.net.Addrs,
-		ConfigSources: s.cfg.Sources, ConfigUsedLastGood: s.cfg.UsedLastGood, Orchestrator: s.k3s.Health()}
+		ConfigSources: s.cfg.Sources, ConfigUsedLastGood: s.cfg.UsedLastGood, Orchestrator: s.k3s.Health(), Verity: s.verity}
 	for _, e := range s.cfg.Errors {
 		st.ConfigErrors = append(st.ConfigErrors, e.Error())
 	}

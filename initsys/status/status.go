@@ -41,6 +41,23 @@ type Status struct {
 	Addresses          map[string][]string `json:"addresses,omitempty"`
 	// Orchestrator is k3s' health (the update commit gate).
 	Orchestrator k3s.Health `json:"orchestrator"`
+	// Verity is the root's dm-verity state.
+	Verity Verity `json:"verity"`
+}
+
+// Verity states of the root.
+const (
+	VerityOff      = "off"      // no root hash on the command line: not verified
+	VerityVerified = "verified" // every block read so far matched
+	VerityCorrupt  = "corrupt"  // dm-verity refused a block since boot
+)
+
+// Verity is the root's dm-verity state.
+type Verity struct {
+	State    string `json:"state"`
+	RootHash string `json:"root_hash,omitempty"`
+	// Detail says what the device did about a corrupt root.
+	Detail string `json:"detail,omitempty"`
 }
 
 // Serve answers every connection on path with get()'s JSON until ctx ends.
@@ -105,6 +122,14 @@ func Query(path string) (Status, error) {
 // Format writes s for people.
 func Format(w io.Writer, s Status) {
 	fmt.Fprintf(w, "slot:     %s\nversion:  %s\nready:    %v\ndata:     %d bytes (%.2f GiB)\n", s.Slot, s.Version, s.Ready, s.DataBytes, float64(s.DataBytes)/(1<<30))
+	v := "verity:   " + s.Verity.State
+	if s.Verity.RootHash != "" {
+		v += " (root hash " + s.Verity.RootHash + ")"
+	}
+	if s.Verity.Detail != "" {
+		v += ": " + s.Verity.Detail
+	}
+	fmt.Fprintln(w, v)
 	fmt.Fprintln(w, "boot steps:")
 	for _, r := range s.Steps {
 		res := "ok"

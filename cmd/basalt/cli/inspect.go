@@ -28,8 +28,8 @@ func newInspectCmd(_ *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "inspect IMAGE",
 		Short: "Show an image's partitions, slots, boot entries and config; list or extract slot files",
-		Long: `Print the partition table, each root slot's version and kernel, the boot
-entries and A/B state, and the config drop-ins on the boot partition. With
+		Long: `Print the partition table, each root slot's version and kernel and whether
+it verifies against its dm-verity root hash, the boot entries and A/B state, and the config drop-ins on the boot partition. With
 --ls or --extract, list a directory of a slot's root or copy one file out.
 
   basalt inspect out/basalt-demo-0.1.0-qemu-x86_64.img
@@ -201,6 +201,9 @@ func inspectSummary(w io.Writer, im *image) error {
 			ver += " (empty)"
 		}
 		fmt.Fprintf(w, "  %s: version %s, kernel %s\n", s, ver, kernel)
+		if fs != nil {
+			fmt.Fprintf(w, "     verity: %s\n", slotVerity(im, boot, s))
+		}
 	}
 	fmt.Fprintln(w, "\nboot:")
 	if m, err := ab.For(mech); err == nil {

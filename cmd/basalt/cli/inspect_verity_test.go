@@ -1,0 +1,87 @@
+package cli
+
+import (
+	"bytes"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/basaltos/basalt/contract"
+	cv "github.com/basaltos/basalt/contract/verity"
+	"github.com/basaltos/basalt/image/disk"
+	"github.com/basaltos/basalt/image/fat"
+	"github.com/basaltos/basalt/image/squashfs"
+	"github.com/basaltos/basalt/image/tree"
+	"github.com/basaltos/basalt/image/verity"
+)
+
+// TestInspectVerity: inspect recomputes slot a's tree against the root
+// hash in a/args.txt, and says FAILS for a flipped byte.
+func TestInspectVerity(t *testing.T) {
+	dir := t.TempDir()
+	root := tree.New(0)
+	root.AddBytes("etc/basalt-release", 0o644, []byte("KERNEL=6.1.0-test\n"))
+	big := make([]byte, 600<<10) // incompressible: a tree of 150 blocks, two levels
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range big {
+		big[i] = byte(r.Uint32())
+	}
+	root.AddBytes("big", 0o644, big)
+	sqPath := filepath.Join(dir, "root.sqfs")
+	if _, err := squashfs.WriteFile(sqPath, root, squashfs.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	sq, err := os.ReadFile(sqPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := verity.Build(bytes.NewReader(sq), int64(len(sq)), []byte("salt"), [16]byte{1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slot := make([]byte, tr.Offset()+int64(len(tr.Area)))
+	copy(slot, sq)
+	copy(slot[tr.Offset():], tr.Area)
+	p := cv.ParamsOf(tr.Superblock, tr.RootHash)
+	boot := tree.New(0)
+	boot.AddBytes("a/"+contract.SlotArgsFile, 0o644, []byte("basalt_args="+p.CmdlineArgs()+"\n"))
+
+	img := filepath.Join(dir, "disk.img")
+	l := disk.Layout{Scheme: disk.GPT, DiskGUID: disk.DeriveGUID("s", "disk"), Partitions: []disk.Partition{
+		{Name: contract.PartBoot, Type: disk.TypeESP, GUID: disk.DeriveGUID("s", "boot"), Size: 40 << 20},
+		{Name: contract.PartRootA, Type: disk.TypeLinuxFS, GUID: disk.DeriveGUID("s", "a"), Size: 4 << 20},
+		{Name: contract.PartRootB, Type: disk.TypeLinuxFS, GUID: disk.DeriveGUID("s", "b"), Size: 4 << 20},
+	}}
+	var rootStart int64
+	if err := disk.Write(img, l, func(p disk.Partition, w io.WriterAt) error {
+		switch p.Name {
+		case contract.PartBoot:
+			return fat.Write(w, p.Size, boot, fat.Options{Label: contract.BootFSLabel, VolumeID: 7, HiddenSectors: uint32(p.Start / disk.SectorSize)})
+		case contract.PartRootA:
+			rootStart = p.Start
+			_, err := w.WriteAt(slot, 0)
+			return err
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := run("inspect", img)
+	if want := "verity: root hash " + p.RootHash + ": verifies"; code != 0 || !strings.Contains(out, want) {
+		t.Fatalf("inspect: code %d, want %q in:\n%s%s", code, want, out, stderr)
+	}
+	f, err := os.OpenFile(img, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{0xff}, rootStart+tr.Offset()-100); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if _, out, _ := run("inspect", img); !strings.Contains(out, p.RootHash+": FAILS: verity: the stored hash tree does not match the data") {
+		t.Errorf("inspect of a flipped byte:\n%s", out)
+	}
+}
