@@ -29,6 +29,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/basaltos/basalt/contract/verity"
 	"path"
 	"strconv"
 	"strings"
@@ -99,16 +100,11 @@ type Payload struct {
 }
 
 // Verity describes the dm-verity hash tree appended to a rootfs payload
-// (filled by the builder when verity is on; the device puts the root hash
-// on the slot's kernel command line).
-type Verity struct {
-	RootHash   string `json:"rootHash"`
-	Salt       string `json:"salt"`
-	HashOffset int64  `json:"hashOffset"`
-	DataBlocks int64  `json:"dataBlocks"`
-	Algorithm  string `json:"algorithm,omitempty"`
-	BlockSize  int    `json:"blockSize,omitempty"`
-}
+// (filled by the builder when verity is on; the device puts
+// Verity.CmdlineArgs() on the slot's kernel command line: ab.Entry.Args).
+// The payload is the slot's exact bytes: squashfs, then the hash area at
+// HashOffset.
+type Verity = verity.Params
 
 // Name returns the bundle's file name: NAME-VERSION-BOARD.bundle.
 func (m Manifest) Name() string { return m.Image + "-" + m.Version + "-" + m.Board + ".bundle" }

@@ -9,13 +9,14 @@ import (
 	"github.com/basaltos/basalt/boards"
 	"github.com/basaltos/basalt/contract/ab"
 	"github.com/basaltos/basalt/contract/bundle"
+	cv "github.com/basaltos/basalt/contract/verity"
 	"github.com/basaltos/basalt/image/spec"
 )
 
 // writeBundle writes the update bundle of one board's build
-// (contract/bundle): the slot's root squashfs, kernel, initrd and device
-// trees, signed with key (nil: unsigned, for `basalt bundle sign`).
-func writeBundle(path string, s *spec.Spec, b *boards.Board, r *resolved, rootA, initrd string, epoch int64, key ed25519.PrivateKey) error {
+// (contract/bundle): the slot's root squashfs (with its verity hash tree
+// and parameters when vp is not nil), kernel, initrd and device trees, signed with key (nil: unsigned, for `basalt bundle sign`).
+func writeBundle(path string, s *spec.Spec, b *boards.Board, r *resolved, rootA, initrd string, vp *cv.Params, epoch int64, key ed25519.PrivateKey) error {
 	files := map[string]string{bundle.RootFS: rootA, bundle.Kernel: r.kernel.Vmlinuz, bundle.Initrd: initrd}
 	m := bundle.Manifest{Format: bundle.FormatVersion, Image: s.Name, Version: s.Version, Board: b.Name, Compat: s.Name,
 		Cmdline: cmdline(b, ab.SlotPlaceholder), Epoch: epoch}
@@ -40,6 +41,7 @@ func writeBundle(path string, s *spec.Spec, b *boards.Board, r *resolved, rootA,
 			return err
 		}
 	}
+	m.Payloads[0].Verity = vp // the rootfs: squashfs + hash tree
 	for _, d := range b.DTBs {
 		if err := add(bundle.DTBPrefix+d, bundle.DTB, filepath.Join(r.kernel.DTBs, filepath.FromSlash(d))); err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -69,6 +70,15 @@ func TestBuildBundle(t *testing.T) {
 			t.Fatalf("payload %s: %v", p.Name, err)
 		}
 		if p.Name == bundle.RootFS {
+			// The payload is squashfs + hash tree, verified by the real tool
+			// with the manifest's root hash.
+			if p.Verity == nil || p.Verity.HashOffset <= 0 || p.Verity.HashOffset >= p.Size {
+				t.Errorf("rootfs verity %+v (size %d)", p.Verity, p.Size)
+			} else {
+				pf := filepath.Join(t.TempDir(), "rootfs")
+				os.WriteFile(pf, b, 0o644)
+				run(t, "veritysetup", "verify", fmt.Sprintf("--hash-offset=%d", p.Verity.HashOffset), pf, pf, p.Verity.RootHash)
+			}
 			slot := make([]byte, len(b))
 			img.ReadAt(slot, l.Partitions[1].Start)
 			if !bytes.Equal(slot, b) {

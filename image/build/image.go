@@ -163,7 +163,7 @@ func buildBoard(ctx context.Context, s *spec.Spec, o Options, b *boards.Board, i
 	var bundlePath string
 	if o.SignKey != nil || o.Bundle {
 		bundlePath = filepath.Join(dir, name+".bundle")
-		if err := st.do("update bundle", func() error { return writeBundle(bundlePath, s, b, r, rootA, initrd, o.Epoch, o.SignKey) }); err != nil {
+		if err := st.do("update bundle", func() error { return writeBundle(bundlePath, s, b, r, rootA, initrd, vp, o.Epoch, o.SignKey) }); err != nil {
 			return Artifact{}, err
 		}
 	}
