@@ -84,9 +84,10 @@ $(CACHE)/test-orchestrator/k3s: $(ORCHESTRATOR_SRC)
 
 # The README tour's Debian inputs, fetched online once by the real builds; the
 # e2e tour test (cmd/basalt/cli) then runs every README command offline.
-tour-inputs: build
+# k3s is the test orchestrator (GitHub downloads do not work on CI machines).
+tour-inputs: build $(CACHE)/test-orchestrator/k3s
 	@rm -rf $(CACHE)/tour && mkdir -p $(CACHE)/tour && cp -r examples $(CACHE)/tour/
-	@cd $(CACHE)/tour && export BASALT_CACHE_DIR=$(CACHE)/basalt && \
+	@cd $(CACHE)/tour && export BASALT_CACHE_DIR=$(CACHE)/basalt BASALT_K3S=$(CACHE)/test-orchestrator && \
 		$(CURDIR)/$(BIN)/basalt build -o out >/dev/null && \
 		$(CURDIR)/$(BIN)/basalt build -f examples/retail-store/basalt.yaml --board qemu-x86_64 -o out >/dev/null && \
 		rm -rf out

@@ -39,7 +39,7 @@ func localInputs(t testing.TB) (kernelDir, efi string) {
 func writeSpec(t testing.TB, dir, extra string) *spec.Spec {
 	t.Helper()
 	k, efi := localInputs(t)
-	y := string(spec.DefaultYAML()) + fmt.Sprintf(`kernel:
+	y := testutil.OSOnly(spec.DefaultYAML()) + fmt.Sprintf(`kernel:
   qemu-x86_64: {vmlinuz: %s/vmlinuz, modules: %s/lib/modules}
 bootloader:
   qemu-x86_64: {file: %s}

@@ -58,7 +58,7 @@ func fakeDebian(t *testing.T, suite string) *debiantest.FakeMirror {
 func TestFetchThenOfflineBuild(t *testing.T) {
 	m := fakeDebian(t, "bookworm")
 	dir := t.TempDir()
-	y := string(spec.DefaultYAML()) + "debian: {mirror: " + m.URL + ", suite: bookworm}\ndebug: {shell: true}\ntimezones: [Europe/Paris]\n"
+	y := testutil.OSOnly(spec.DefaultYAML()) + "debian: {mirror: " + m.URL + ", suite: bookworm}\ndebug: {shell: true}\ntimezones: [Europe/Paris]\n"
 	p := filepath.Join(dir, "basalt.yaml")
 	if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
 		t.Fatal(err)
@@ -111,6 +111,10 @@ func TestFetchThenOfflineBuild(t *testing.T) {
 func TestDefaultSpecLock(t *testing.T) {
 	m := fakeDebian(t, spec.DefaultSuite)
 	t.Setenv("BASALT_DEBIAN_MIRROR", m.URL)
+	// The default spec is a k3s server: k3s from a local stand-in release.
+	rel := t.TempDir()
+	k3sRelease(t, rel)
+	t.Setenv(K3sEnv, rel)
 	dir := t.TempDir()
 	s := spec.Default(dir)
 	o := Options{CacheDir: filepath.Join(dir, "cache"), Keyring: m.Keyring, OutDir: filepath.Join(dir, "out1")}

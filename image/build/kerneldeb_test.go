@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/basaltos/basalt/image/spec"
+	"github.com/basaltos/basalt/internal/testutil"
 )
 
 // writeKernelDeb packs the test kernel (vmlinuz, lib/modules) as a .deb
@@ -81,7 +82,7 @@ func TestBuildKernelDebCached(t *testing.T) {
 	dir := t.TempDir()
 	deb := filepath.Join(dir, "kernel.deb")
 	writeKernelDeb(t, k, deb)
-	y := string(spec.DefaultYAML()) + fmt.Sprintf("kernel:\n  qemu-x86_64: {deb: %s}\nbootloader:\n  qemu-x86_64: {file: %s}\n", deb, efi)
+	y := testutil.OSOnly(spec.DefaultYAML()) + fmt.Sprintf("kernel:\n  qemu-x86_64: {deb: %s}\nbootloader:\n  qemu-x86_64: {file: %s}\n", deb, efi)
 	p := filepath.Join(dir, "basalt.yaml")
 	if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
 		t.Fatal(err)

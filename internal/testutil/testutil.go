@@ -4,6 +4,7 @@ package testutil
 import (
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 )
 
@@ -42,4 +43,18 @@ func NeedFile(t testing.TB, path, hint string) {
 		t.Fatalf("%s missing: %s", path, hint)
 	}
 	t.Skipf("%s missing: %s", path, hint)
+}
+
+// OSOnly returns a spec (such as spec.DefaultYAML(), a k3s server) without
+// its top-level orchestrator line, so it builds an OS-only image: for
+// tests that boot or inspect the OS and would otherwise need k3s. Callers
+// may append their own orchestrator: line.
+func OSOnly(y []byte) string {
+	var out []string
+	for _, l := range strings.SplitAfter(string(y), "\n") {
+		if !strings.HasPrefix(l, "orchestrator:") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "")
 }

@@ -42,7 +42,10 @@ func TestE2EReadmeTour(t *testing.T) {
 	// The default spec keeps no lock (it has no directory of its own): its
 	// offline build resolves from the cached, signed indexes.
 	copyTree(t, lock, filepath.Join(work, "examples", "retail-store", "basalt.lock"))
-	env := append(os.Environ(), "BASALT_CACHE_DIR="+filepath.Join(repo, ".cache", "basalt"))
+	// k3s is basalt's test orchestrator (initsys/k3s/testdata), not k3s.
+	orch := filepath.Join(repo, ".cache", "test-orchestrator")
+	testutil.NeedFile(t, filepath.Join(orch, "k3s"), "make testdata (it builds the test orchestrator)")
+	env := append(os.Environ(), "BASALT_CACHE_DIR="+filepath.Join(repo, ".cache", "basalt"), "BASALT_K3S="+orch)
 
 	ran := 0
 	for _, line := range readmeCommands(t) {
