@@ -69,13 +69,18 @@ type Config struct {
 	Stdin io.Reader
 }
 
-// Net is the guest's network: none, or QEMU user networking.
+// Net is the guest's network: none, QEMU user networking, and/or a NIC on
+// a Hub shared with other VMs.
 type Net struct {
 	User bool
 	// Outside lets the guest reach outside addresses through the host
 	// (QEMU's user network without restrict=on). Tests never set it.
 	Outside  bool
 	Forwards []Forward
+	// Hub, when set, is a Hub's address: a second NIC (after the user
+	// one) on that segment, with MAC HubMAC.
+	Hub    string
+	HubMAC string
 }
 
 // Forward is a host-to-guest port forward; the host side binds 127.0.0.1.
@@ -210,8 +215,15 @@ func args(c *Config, p plan) ([]string, error) {
 			n += ",hostfwd=" + f.String()
 		}
 		a = append(a, "-nic", n)
-	} else {
+	} else if c.Net.Hub == "" {
 		a = append(a, "-nic", "none")
+	}
+	if c.Net.Hub != "" {
+		d := "virtio-net-pci,netdev=hub0"
+		if c.Net.HubMAC != "" {
+			d += ",mac=" + c.Net.HubMAC
+		}
+		a = append(a, "-netdev", "socket,id=hub0,connect="+c.Net.Hub, "-device", d)
 	}
 	if c.NoReboot {
 		a = append(a, "-no-reboot")

@@ -28,6 +28,8 @@ type qemuOptions struct {
 	snapshot bool
 	noReboot bool
 	seed     string
+	cluster  int
+	token    string
 }
 
 func newQemuCmd(_ *globalOptions) *cobra.Command {
@@ -49,7 +51,17 @@ host. Forwards bind 127.0.0.1 only.
 
   basalt qemu out/demo-0.1.0-qemu-x86_64.img
   basalt qemu demo.img --board qemu-arm64 --disk-size 4G --seed seed.img
-  basalt qemu demo.img --net outside --forward 127.0.0.1:2222-:22 --forward 6443-:6443`,
+  basalt qemu demo.img --net outside --forward 127.0.0.1:2222-:22 --forward 6443-:6443
+
+--cluster N boots N VMs of the image (one k3s server, N-1 agents), each on its
+own overlay disk (--disk-size, default 4G), on a private network between them
+(a hub on 127.0.0.1; the VMs reach nothing else). Each gets a NoCloud seed with
+its name, address (10.77.0.10 for the server, .11... for the agents, default
+route via 10.77.0.1), role, the server's address and one join token (--token,
+default random): the agents join by themselves. Forwards go to the server.
+Consoles are prefixed [basalt-server], [basalt-agent-1], ...; Ctrl-C stops all.
+
+  basalt qemu k3s.img --cluster 3 --forward 6443-:6443 --forward 2222-:22`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runQemu(cmd, o, args[0]) },
 	}
@@ -64,6 +76,8 @@ host. Forwards bind 127.0.0.1 only.
 	f.StringVar(&o.accel, "accel", "auto", "accelerator: auto, kvm or tcg")
 	f.BoolVar(&o.snapshot, "snapshot", false, "discard the guest's writes to the image")
 	f.BoolVar(&o.noReboot, "no-reboot", false, "exit when the guest reboots")
+	f.IntVar(&o.cluster, "cluster", 0, "boot N VMs: one k3s server and N-1 agents that join it")
+	f.StringVar(&o.token, "token", "", "the cluster's join token (with --cluster; default: random)")
 	_ = cmd.RegisterFlagCompletionFunc("board", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return boards.Names(), cobra.ShellCompDirectiveNoFileComp
 	})
@@ -78,6 +92,16 @@ func runQemu(cmd *cobra.Command, o *qemuOptions, image string) error {
 		return err
 	}
 	c.Console = cmd.OutOrStdout()
+	if o.cluster > 0 {
+		if c.DiskSize == 0 && !c.Snapshot {
+			c.DiskSize = 4 << 30
+		}
+		token := o.token
+		if token == "" {
+			token = newToken()
+		}
+		return runCluster(cmd.Context(), c, clusterNodes(o.cluster, token, c.Net.User), cmd.OutOrStdout())
+	}
 	if term.IsTerminal(int(os.Stdin.Fd())) {
 		c.Stdin = os.Stdin
 	}
@@ -128,6 +152,15 @@ func (o *qemuOptions) config(image string) (qemu.Config, error) {
 			return qemu.Config{}, fmt.Errorf("%w: --forward: %w", ErrInvalid, err)
 		}
 		c.Net.Forwards = append(c.Net.Forwards, fw)
+	}
+	if o.cluster < 0 || o.cluster > 16 {
+		return qemu.Config{}, fmt.Errorf("%w: --cluster %d: want 1 to 16 VMs", ErrInvalid, o.cluster)
+	}
+	if o.seed != "" && o.cluster > 0 {
+		return qemu.Config{}, fmt.Errorf("%w: --seed and --cluster: the cluster makes each VM's seed", ErrInvalid)
+	}
+	if o.token != "" && o.cluster == 0 {
+		return qemu.Config{}, fmt.Errorf("%w: --token needs --cluster", ErrInvalid)
 	}
 	switch o.accel {
 	case "auto":

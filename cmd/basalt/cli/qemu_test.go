@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/basaltos/basalt/contract/config"
 	"github.com/basaltos/basalt/qemu"
 )
 
@@ -98,5 +99,39 @@ func TestQemuConfig(t *testing.T) {
 				tt.check(t, c)
 			}
 		})
+	}
+}
+
+// TestClusterUserData: the seeds of `basalt qemu --cluster 3` are valid
+// device config: one server, agents with the server's address and the
+// same token, each with its address and the default route.
+func TestClusterUserData(t *testing.T) {
+	nodes := clusterNodes(3, "t0ken", true)
+	if len(nodes) != 3 || nodes[0].role != "server" || nodes[2].role != "agent" || nodes[2].ip != "10.77.0.12" || !nodes[0].user || nodes[1].user {
+		t.Fatalf("plan: %+v", nodes)
+	}
+	for i, n := range nodes {
+		ud, err := n.userData()
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, _, err := config.Parse("user-data", ud)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", n.name, err, ud)
+		}
+		c := d.Config
+		if string(*c.Cluster.Token) != "t0ken" || *c.Cluster.Role != n.role || *c.Hostname != n.name {
+			t.Errorf("%s: %s", n.name, ud)
+		}
+		ifc := "eth0"
+		if i == 0 {
+			ifc = "eth1"
+		}
+		if got := c.Network.Interfaces[ifc]; len(got.Addresses) != 1 || got.Addresses[0] != n.ip+"/24" || *got.Gateway4 != clusterGateway {
+			t.Errorf("%s: %s: %+v", n.name, ifc, got)
+		}
+		if (n.role == "agent") != (c.Cluster.Server != nil && *c.Cluster.Server == "https://10.77.0.10:6443") {
+			t.Errorf("%s: server %v", n.name, c.Cluster.Server)
+		}
 	}
 }
