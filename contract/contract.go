@@ -94,7 +94,8 @@ const (
 	InitPath = "/sbin/basalt-init"
 	// ModulesDir is the kernel modules directory (ModulesDir/<release>/...).
 	ModulesDir = "/lib/modules"
-	// ReleaseFile describes the image in the root (key=value, os-release style).
+	// ReleaseFile describes the image in the root (KEY=value lines,
+	// os-release style, keys below).
 	ReleaseFile = "/etc/basalt-release"
 	// ServicesFile lists the services stage 2 supervises (YAML list of
 	// name, path, args, env, restart: always|on-failure|once, ready_file, ready_exec).
@@ -109,6 +110,23 @@ const (
 	// ZoneInfoDir holds the zone files the builder puts in the root (from
 	// Debian's tzdata) and the device points /etc/localtime at.
 	ZoneInfoDir = "/usr/share/zoneinfo"
+	// LogDir holds the logs kept on data: NAME.log per service and InitLog.
+	LogDir = "/var/log/basalt"
+	// InitLog is PID 1's kept log: the init's own lines (stage 1's first),
+	// each with MarkerPrefix, as on the console.
+	InitLog = LogDir + "/basalt-init.log"
+)
+
+// Keys of ReleaseFile.
+const (
+	ReleaseName    = "NAME"
+	ReleaseVersion = "VERSION"
+	ReleaseBoard   = "BOARD"
+	ReleaseArch    = "ARCH"
+	ReleaseKernel  = "KERNEL"
+	// ReleaseBuildEpoch is the build time in Unix seconds (SOURCE_DATE_EPOCH),
+	// the device clock's floor.
+	ReleaseBuildEpoch = "BUILD_EPOCH"
 )
 
 // IsUTC reports whether the time-zone name tz means UTC, which needs no

@@ -51,7 +51,7 @@ func TestE2EStage1DirectBoot(t *testing.T) {
 				t.Errorf("marker line %q lacks the time since kernel start", line)
 			}
 			expect(ctx, t, m, "stage2probe: pid 1, / is squashfs")
-			if strings.Contains(m.Log(), "basalt: stage1: modules: warning") {
+			if strings.Contains(m.Log(), "basalt: stage1: step modules failed") {
 				t.Errorf("module loading warned:\n%s", m.Log())
 			}
 			m.Kill()
@@ -70,7 +70,10 @@ func TestE2EStage1DirectBootCorruptRoot(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), bootDeadline)
 			defer cancel()
 			m := v.start(ctx, t, qemu.Auto)
-			expect(ctx, t, m, "basalt: stage1: mount root: mount /dev/vda2 (basalt-root-a)")
+			line := expect(ctx, t, m, "basalt: stage1: step mount-root failed (")
+			if !strings.Contains(line, "mount /dev/vda2 (basalt-root-a)") {
+				t.Errorf("failure line %q does not name the device and partition", line)
+			}
 			expect(ctx, t, m, "basalt: stage1: rebooting in 1 s")
 			select {
 			case <-m.Exited():

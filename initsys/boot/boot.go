@@ -1,14 +1,15 @@
-// Package boot runs stage 2's boot sequence: a list of named steps, each
-// essential or optional, run top to bottom, each timed and reported on the
-// console. Errors come back to one place, Run's caller, which hands an
-// essential failure to a Policy (reboot after a countdown, or an emergency
-// shell with basalt.debug=1).
+// Package boot runs PID 1's sequences (stage 1, stage 2's boot, shutdown):
+// lists of named steps, each essential or optional, run top to bottom, each
+// timed and reported. Errors come back to one place, Run's caller, which
+// hands an essential failure to a Policy (reboot after a countdown, or an
+// emergency shell with basalt.debug=1).
 package boot
 
 import (
 	"fmt"
-	"io"
 	"time"
+
+	"github.com/basaltos/basalt/initsys/say"
 )
 
 // Step is one named boot step.
@@ -37,13 +38,31 @@ type StepError struct {
 func (e *StepError) Error() string { return fmt.Sprintf("essential step %s: %v", e.Step, e.Err) }
 func (e *StepError) Unwrap() error { return e.Err }
 
-// Run runs steps in order, printing "basalt: step NAME ok (12 ms)" or
-// "basalt: step NAME failed (12 ms): reason" to console. It stops at the
+// Sequence is a named list of steps run top to bottom by one runner with
+// one failure rule: stage 1, stage 2's boot, shutdown, and whatever else
+// PID 1 does in steps (an update's apply, arm-trial and commit).
+type Sequence struct {
+	// Name prefixes the sequence's lines: "basalt: stage1: step NAME ok".
+	// Stage 2's boot sequence has none: its "basalt: step NAME ok (12 ms)"
+	// lines are console markers tests and users wait for.
+	Name  string
+	Steps []Step
+	// Now is the clock (nil: time.Now); tests pass a fake.
+	Now func() time.Time
+}
+
+// Run runs the steps in order, saying "step NAME ok (12 ms)" or
+// "step NAME failed (12 ms, essential): reason" for each. It stops at the
 // first essential step that fails and returns a *StepError; a panic inside a
-// step is turned into that step's error. now is the clock (time.Now).
-func Run(console io.Writer, now func() time.Time, steps []Step) ([]Result, error) {
+// step is turned into that step's error. Optional failures are in the
+// results only.
+func (q Sequence) Run() ([]Result, error) {
+	now := q.Now
+	if now == nil {
+		now = time.Now
+	}
 	var results []Result
-	for _, s := range steps {
+	for _, s := range q.Steps {
 		start := now()
 		err := safeRun(s.Run)
 		d := now().Sub(start)
@@ -55,9 +74,9 @@ func Run(console io.Writer, now func() time.Time, steps []Step) ([]Result, error
 			if s.Essential {
 				kind = "essential"
 			}
-			fmt.Fprintf(console, "basalt: step %s failed (%d ms, %s): %v\n", s.Name, ms, kind, err)
+			q.say("step %s failed (%d ms, %s): %v", s.Name, ms, kind, err)
 		} else {
-			fmt.Fprintf(console, "basalt: step %s ok (%d ms)\n", s.Name, ms)
+			q.say("step %s ok (%d ms)", s.Name, ms)
 		}
 		results = append(results, r)
 		if err != nil && s.Essential {
@@ -65,6 +84,25 @@ func Run(console io.Writer, now func() time.Time, steps []Step) ([]Result, error
 		}
 	}
 	return results, nil
+}
+
+func (q Sequence) say(format string, args ...any) { sayIn(q.Name, format, args...) }
+
+// sayIn says a line of the named sequence.
+func sayIn(name, format string, args ...any) {
+	if name != "" {
+		format = name + ": " + format
+	}
+	say.Printf(format, args...)
+}
+
+// Hang blocks forever without exiting (PID 1 exiting panics the kernel). A
+// sleeping loop, not select{}: the Go runtime kills a process whose
+// goroutines all block forever.
+func Hang() {
+	for {
+		time.Sleep(time.Hour)
+	}
 }
 
 func safeRun(f func() error) (err error) {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/basaltos/basalt/initsys/say"
 )
 
 // fakeClock advances 5 ms per call.
@@ -56,7 +58,8 @@ func TestRun(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var out strings.Builder
-			res, err := Run(&out, fakeClock(), tc.steps)
+			defer say.Use(say.New(&out, ""))()
+			res, err := Sequence{Steps: tc.steps, Now: fakeClock()}.Run()
 			var names []string
 			for _, r := range res {
 				names = append(names, r.Name)
@@ -112,9 +115,9 @@ func TestPolicy(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var events []string
 			var out strings.Builder
+			defer say.Use(say.New(&out, ""))()
 			shells := tc.shellErrs
 			p := Policy{
-				Console:   &out,
 				Debug:     tc.debug,
 				Countdown: 2500 * time.Millisecond,
 				Sleep:     func(d time.Duration) { events = append(events, "sleep "+d.String()) },
@@ -141,5 +144,25 @@ func TestPolicy(t *testing.T) {
 				t.Errorf("console does not log the reason:\n%s", out.String())
 			}
 		})
+	}
+}
+
+// TestNamedSequence: a named sequence (stage 1, shutdown) and its policy
+// say their lines under the name.
+func TestNamedSequence(t *testing.T) {
+	var out strings.Builder
+	defer say.Use(say.New(&out, ""))()
+	_, err := Sequence{Name: "stage1", Now: fakeClock(), Steps: []Step{
+		{"cmdline", true, func() error { return nil }},
+		{"mount-root", true, func() error { return errors.New("no squashfs") }},
+	}}.Run()
+	p := Policy{Name: "stage1", Countdown: time.Second, Sleep: func(time.Duration) {}, Reboot: func() error { return nil }}
+	p.Fail(err)
+	want := "basalt: stage1: step cmdline ok (5 ms)\n" +
+		"basalt: stage1: step mount-root failed (5 ms, essential): no squashfs\n" +
+		"basalt: stage1: boot failed: essential step mount-root: no squashfs\n" +
+		"basalt: stage1: rebooting in 1 s\nbasalt: stage1: rebooting\n"
+	if diff := cmp.Diff(want, out.String()); diff != "" {
+		t.Errorf("console (-want +got):\n%s", diff)
 	}
 }

@@ -3,17 +3,19 @@ package boot
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/basaltos/basalt/contract"
 )
 
 // Policy decides what a failed boot does. The zero value is not usable;
 // fill every field (stage 2 wires the real ones, tests fakes).
 type Policy struct {
-	Console io.Writer
+	// Name is the failed sequence's name, prefixing the policy's lines.
+	Name string
 	// Debug is basalt.debug=1 from the kernel command line.
 	Debug bool
 	// Countdown before the reboot, printed once per second.
@@ -40,26 +42,26 @@ const ShellPath = "/bin/sh"
 // otherwise it counts down and reboots so the bootloader can fall back.
 // It returns only when the reboot itself failed.
 func (p Policy) Fail(err error) error {
-	fmt.Fprintf(p.Console, "basalt: boot failed: %v\n", err)
+	sayIn(p.Name, "boot failed: %v", err)
 	if p.Debug {
-		fmt.Fprintf(p.Console, "basalt: basalt.debug=1: emergency shell instead of reboot\n")
+		sayIn(p.Name, "%s=1: emergency shell instead of reboot", contract.CmdlineDebug)
 		for {
 			serr := p.Shell()
 			if serr == nil {
-				fmt.Fprintln(p.Console, "basalt: emergency shell exited; starting another")
+				sayIn(p.Name, "emergency shell exited; starting another")
 				p.Sleep(time.Second)
 				continue
 			}
-			fmt.Fprintf(p.Console, "basalt: %v; halted for debugging\n", serr)
+			sayIn(p.Name, "%v; halted for debugging", serr)
 			p.Hang()
 			return serr
 		}
 	}
 	for left := p.Countdown; left > 0; left -= time.Second {
-		fmt.Fprintf(p.Console, "basalt: rebooting in %d s\n", int((left+time.Second-1)/time.Second))
+		sayIn(p.Name, "rebooting in %d s", int((left+time.Second-1)/time.Second))
 		p.Sleep(min(time.Second, left))
 	}
-	fmt.Fprintln(p.Console, "basalt: rebooting")
+	sayIn(p.Name, "rebooting")
 	return p.Reboot()
 }
 

@@ -75,7 +75,7 @@ func TestLoadOrderAndLastGood(t *testing.T) {
 	if !r.UsedLastGood || *r.Config.Hostname != "seed" || string(*r.Config.Cluster.Token) != "sekrit" {
 		t.Errorf("used last good %v, hostname %q", r.UsedLastGood, *r.Config.Hostname)
 	}
-	if rep := r.Report(); !strings.Contains(rep, "basalt: config error: basalt/config.d/30-bad.yaml:5:") || strings.Contains(rep, "sekrit") {
+	if rep := r.Report(); !strings.Contains(rep, "config error: basalt/config.d/30-bad.yaml:5:") || strings.Contains(rep, "sekrit") {
 		t.Errorf("report:\n%s", rep)
 	}
 

@@ -186,18 +186,18 @@ func writeAtomic(path string, data []byte, mode os.FileMode) error {
 	return identity.WriteFile(path, data, mode)
 }
 
-// Report formats errors and warnings for the console, one per line,
-// prefixed with the contract marker prefix.
+// Report formats errors and warnings for the console, one per line (the
+// init's logger adds the marker prefix to each).
 func (r Result) Report() string {
 	var b strings.Builder
 	for _, e := range r.Errors {
-		fmt.Fprintf(&b, "%sconfig error: %s\n", contract.MarkerPrefix, e.Error())
+		fmt.Fprintf(&b, "config error: %s\n", e.Error())
 	}
 	for _, w := range r.Warnings {
-		fmt.Fprintf(&b, "%sconfig warning: %s\n", contract.MarkerPrefix, w.Error())
+		fmt.Fprintf(&b, "config warning: %s\n", w.Error())
 	}
 	if r.UsedLastGood {
-		fmt.Fprintf(&b, "%sconfig: using the last good config\n", contract.MarkerPrefix)
+		b.WriteString("config: using the last good config\n")
 	}
 	return b.String()
 }

@@ -10,7 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
+	"github.com/basaltos/basalt/initsys/say"
 	"net"
 	"os"
 	"path/filepath"
@@ -64,8 +64,7 @@ func Resolv(servers []string, search []string) string {
 
 // Net is the running network: it keeps DHCP leases renewed.
 type Net struct {
-	Console io.Writer
-	EtcDir  string // where resolv.conf goes (/etc)
+	EtcDir string // where resolv.conf goes (/etc)
 
 	// RAWait is how long an interface waits for an IPv6 router
 	// advertisement (in the background); 0 means 10 s.
@@ -169,7 +168,7 @@ func (n *Net) configure(ctx context.Context, name string, ic config.Interface, d
 	}
 	v6 := true
 	if err := acceptRA("/proc/sys/net", name); err != nil {
-		fmt.Fprintf(n.Console, "basalt: %s: %v\n", name, err)
+		say.Printf("%s: %v", name, err)
 		v6 = false
 	}
 	if err := netlink.LinkSetUp(link); err != nil {
@@ -265,7 +264,7 @@ func (n *Net) dhcp4(ctx context.Context, name string, link netlink.Link, timeout
 			}
 			return n.writeResolv()
 		},
-		Log: func(format string, args ...any) { fmt.Fprintf(n.Console, "basalt: "+name+": "+format+"\n", args...) }}
+		Link: name}
 	go func() {
 		defer c.Close()
 		r.run(ctx, lease)
@@ -300,7 +299,7 @@ func (n *Net) apply(name string, link netlink.Link, lease *nclient4.Lease) error
 	}
 	n.Addrs[name] = keep
 	n.mu.Unlock()
-	fmt.Fprintf(n.Console, "basalt: %s: dhcp4 %s via %v dns %v lease %v\n", name, ipn, ack.Router(), dns, ack.IPAddressLeaseTime(time.Hour))
+	say.Printf("%s: dhcp4 %s via %v dns %v lease %v", name, ipn, ack.Router(), dns, ack.IPAddressLeaseTime(time.Hour))
 	return nil
 }
 

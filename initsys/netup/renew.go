@@ -3,6 +3,7 @@ package netup
 import (
 	"context"
 	"errors"
+	"github.com/basaltos/basalt/initsys/say"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -67,7 +68,7 @@ func leaseTimes(ack *dhcpv4.DHCPv4) (t1, t2, lt time.Duration) {
 type renewal struct {
 	Client leaseClient
 	Apply  func(*nclient4.Lease) error
-	Log    func(format string, args ...any)
+	Link   string // the interface, for the log lines
 	Retry  time.Duration
 	// Now and Sleep are the clock (time.Now, sleep); tests pass fakes.
 	Now   func() time.Time
@@ -111,7 +112,7 @@ func (r *renewal) run(ctx context.Context, lease *nclient4.Lease) {
 			if left := next - r.Now().Sub(got); next > 0 && left > 0 && left < wait {
 				wait = left
 			}
-			r.Log("dhcp4 %s: %v; retry in %v", phase, err, wait)
+			say.Printf("%s: dhcp4 %s: %v; retry in %v", r.Link, phase, err, wait)
 			if !r.Sleep(ctx, wait) {
 				return
 			}

@@ -3,7 +3,9 @@ package netup
 import (
 	"context"
 	"fmt"
+	"github.com/basaltos/basalt/initsys/say"
 	"net"
+	"regexp"
 	"sync"
 	"testing"
 	"time"
@@ -102,11 +104,7 @@ func TestRenewal(t *testing.T) {
 			now = now.Add(d)
 			return ctx.Err() == nil
 		},
-		Log: func(format string, args ...any) {
-			mu.Lock()
-			defer mu.Unlock()
-			logs = append(logs, fmt.Sprintf("%v %s failed, retry in %v", now.Sub(base), args[0], args[2]))
-		},
+		Link: "eth0",
 		Apply: func(l *nclient4.Lease) error {
 			mu.Lock()
 			got = append(got, applied{now.Sub(base), l.ACK.ServerIdentifier().String()})
@@ -122,6 +120,14 @@ func TestRenewal(t *testing.T) {
 			}
 			return nil
 		}}
+	retryRE := regexp.MustCompile(`^basalt: eth0: dhcp4 (\w+): .*; retry in (\S+)\n$`)
+	defer say.Use(say.New(writerFunc(func(line string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if m := retryRE.FindStringSubmatch(line); m != nil {
+			logs = append(logs, fmt.Sprintf("%v %s failed, retry in %s", now.Sub(base), m[1], m[2]))
+		}
+	}), ""))()
 	done := make(chan struct{})
 	go func() { r.run(ctx, lease); close(done) }()
 	<-done
@@ -169,3 +175,8 @@ func TestLeaseTimes(t *testing.T) {
 		}
 	}
 }
+
+// writerFunc receives each line the logger writes (one Write per message).
+type writerFunc func(line string)
+
+func (f writerFunc) Write(p []byte) (int, error) { f(string(p)); return len(p), nil }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"github.com/basaltos/basalt/initsys/say"
 	"net"
 	"os"
 	"path/filepath"
@@ -140,7 +141,7 @@ func (n *Net) v6(ctx context.Context, name string, link netlink.Link, ic config.
 	for {
 		f, err := inet6Flags(link.Attrs().Index)
 		if err != nil {
-			fmt.Fprintf(n.Console, "basalt: %s: %v\n", name, err)
+			say.Printf("%s: %v", name, err)
 			return
 		}
 		if flags = f; flags&raReceived != 0 || time.Now().After(deadline) || !sleep(ctx, 100*time.Millisecond) {
@@ -149,23 +150,23 @@ func (n *Net) v6(ctx context.Context, name string, link netlink.Link, ic config.
 	}
 	mode := DHCP6Mode(flags, ic.DHCP6)
 	if flags&raReceived != 0 {
-		fmt.Fprintf(n.Console, "basalt: %s: ipv6 router advertisement (managed %v, other %v): dhcp6 %v\n",
+		say.Printf("%s: ipv6 router advertisement (managed %v, other %v): dhcp6 %v",
 			name, flags&raManaged != 0, flags&raOtherConf != 0, mode)
 	} else {
-		fmt.Fprintf(n.Console, "basalt: %s: no ipv6 router advertisement in %v: dhcp6 %v\n", name, raWait, mode)
+		say.Printf("%s: no ipv6 router advertisement in %v: dhcp6 %v", name, raWait, mode)
 	}
 	if mode == V6Stateful {
 		err := n.dhcp6(ctx, name, link, V6Stateful)
 		if err == nil {
 			mode = V6None
 		} else { // no addresses offered: ask for DNS at least
-			fmt.Fprintf(n.Console, "basalt: %s: dhcp6 stateful: %v; trying stateless\n", name, err)
+			say.Printf("%s: dhcp6 stateful: %v; trying stateless", name, err)
 			mode = V6Stateless
 		}
 	}
 	if mode == V6Stateless {
 		if err := n.dhcp6(ctx, name, link, V6Stateless); err != nil {
-			fmt.Fprintf(n.Console, "basalt: %s: dhcp6 stateless: %v\n", name, err)
+			say.Printf("%s: dhcp6 stateless: %v", name, err)
 		}
 	}
 	if flags&raReceived == 0 {
@@ -185,14 +186,14 @@ func (n *Net) v6(ctx context.Context, name string, link netlink.Link, ic config.
 			n.mu.Lock()
 			n.Addrs[name] = append(n.Addrs[name], slaac...)
 			n.mu.Unlock()
-			fmt.Fprintf(n.Console, "basalt: %s: ipv6 %v\n", name, slaac)
+			say.Printf("%s: ipv6 %v", name, slaac)
 			return
 		}
 		if !sleep(ctx, 100*time.Millisecond) {
 			return
 		}
 	}
-	fmt.Fprintf(n.Console, "basalt: %s: no ipv6 address from the router advertisement\n", name)
+	say.Printf("%s: no ipv6 address from the router advertisement", name)
 }
 
 // globalV6 lists the interface's global IPv6 addresses.
@@ -245,7 +246,7 @@ func (n *Net) dhcp6(ctx context.Context, name string, link netlink.Link, mode V6
 	n.dns6[name] = dns
 	n.Addrs[name] = append(n.Addrs[name], addrs...)
 	n.mu.Unlock()
-	fmt.Fprintf(n.Console, "basalt: %s: dhcp6 %v addresses %v dns %v\n", name, mode, addrs, dns)
+	say.Printf("%s: dhcp6 %v addresses %v dns %v", name, mode, addrs, dns)
 	return n.writeResolv()
 }
 

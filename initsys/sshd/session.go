@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"github.com/basaltos/basalt/initsys/say"
 	"io"
 	"os"
 	"os/exec"
@@ -140,7 +141,7 @@ func (s *Server) session(user string, ch ssh.Channel, reqs <-chan *ssh.Request) 
 			}
 			wait, err := ss.start(req.Type == "shell", e.Command)
 			if err != nil {
-				fmt.Fprintf(s.opts.Log, "sshd: %s: %s: %v\n", user, req.Type, err)
+				say.Printf("sshd: %s: %s: %v", user, req.Type, err)
 				break
 			}
 			// Reply before the exit status can be sent.
@@ -169,7 +170,7 @@ func (s *Server) session(user string, ch ssh.Channel, reqs <-chan *ssh.Request) 
 func (ss *session) openPty(p ptyReq) bool {
 	ptmx, tty, err := pty.Open()
 	if err != nil {
-		fmt.Fprintf(ss.s.opts.Log, "sshd: %s: pty: %v\n", ss.user, err)
+		say.Printf("sshd: %s: pty: %v", ss.user, err)
 		return false
 	}
 	pty.Setsize(ptmx, &pty.Winsize{Cols: uint16(p.Cols), Rows: uint16(p.Rows), X: uint16(p.W), Y: uint16(p.H)})
@@ -257,7 +258,7 @@ func (ss *session) start(login bool, command string) (wait func(), err error) {
 	ss.mu.Lock()
 	ss.pid = cmd.Process.Pid
 	ss.mu.Unlock()
-	fmt.Fprintf(ss.s.opts.Log, "sshd: %s: session pid %d\n", ss.user, cmd.Process.Pid)
+	say.Printf("sshd: %s: session pid %d", ss.user, cmd.Process.Pid)
 	return func() { ss.wait(cmd, &copies) }, nil
 }
 

@@ -15,7 +15,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
+	"github.com/basaltos/basalt/initsys/say"
 	"net"
 	"os"
 	"path/filepath"
@@ -67,8 +67,6 @@ type Options struct {
 	EtcDir string
 	// Path is PATH in sessions, DefaultPath when empty.
 	Path string
-	// Log receives one line per login, refusal and session (nil: discard).
-	Log io.Writer
 }
 
 // Server is a running or disabled SSH server.
@@ -103,9 +101,6 @@ func Start(opts Options, users []User) (*Server, error) {
 	}
 	if opts.Path == "" {
 		opts.Path = DefaultPath
-	}
-	if opts.Log == nil {
-		opts.Log = io.Discard
 	}
 	signer, err := hostKey(opts.HostKey)
 	if err != nil {
@@ -164,11 +159,11 @@ func (s *Server) Update(users []User) error {
 		for _, line := range u.Keys {
 			pk, _, opts, _, err := ssh.ParseAuthorizedKey([]byte(line))
 			if err != nil {
-				fmt.Fprintf(s.opts.Log, "sshd: user %s: skipping key: %v\n", u.Name, err)
+				say.Printf("sshd: user %s: skipping key: %v", u.Name, err)
 				continue
 			}
 			if bad := badOptions(opts); bad != "" {
-				fmt.Fprintf(s.opts.Log, "sshd: user %s: skipping key %s: option %q not supported\n", u.Name, ssh.FingerprintSHA256(pk), bad)
+				say.Printf("sshd: user %s: skipping key %s: option %q not supported", u.Name, ssh.FingerprintSHA256(pk), bad)
 				continue
 			}
 			if keys[u.Name] == nil {
@@ -182,7 +177,7 @@ func (s *Server) Update(users []User) error {
 	s.keys = keys
 	for c := range s.conns {
 		if !keys[c.User()][c.Permissions.Extensions["key"]] {
-			fmt.Fprintf(s.opts.Log, "sshd: %s from %s: key removed, closing\n", c.User(), c.RemoteAddr())
+			say.Printf("sshd: %s from %s: key removed, closing", c.User(), c.RemoteAddr())
 			c.Close()
 		}
 	}
@@ -267,7 +262,7 @@ func (s *Server) handle(nc net.Conn) {
 	nc.SetDeadline(time.Now().Add(handshakeTimeout))
 	conn, chans, reqs, err := ssh.NewServerConn(nc, s.config)
 	if err != nil {
-		fmt.Fprintf(s.opts.Log, "sshd: %s: refused: %v\n", nc.RemoteAddr(), err)
+		say.Printf("sshd: %s: refused: %v", nc.RemoteAddr(), err)
 		nc.Close()
 		return
 	}
@@ -287,7 +282,7 @@ func (s *Server) handle(nc net.Conn) {
 		s.mu.Unlock()
 		conn.Close()
 	}()
-	fmt.Fprintf(s.opts.Log, "sshd: %s from %s: accepted key %s\n", conn.User(), conn.RemoteAddr(), conn.Permissions.Extensions["fp"])
+	say.Printf("sshd: %s from %s: accepted key %s", conn.User(), conn.RemoteAddr(), conn.Permissions.Extensions["fp"])
 	go ssh.DiscardRequests(reqs)
 	for nch := range chans {
 		if nch.ChannelType() != "session" {

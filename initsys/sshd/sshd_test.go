@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/basaltos/basalt/initsys/say"
 	"net"
 	"os"
 	"path/filepath"
@@ -62,7 +63,8 @@ func newFixture(t *testing.T) fixture {
 	if err := os.WriteFile(filepath.Join(etc, "passwd"), []byte(passwd.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return fixture{dir: dir, etc: etc, opts: Options{Log: tlog{t}, Addr: "127.0.0.1:0", HostKey: filepath.Join(dir, "data/ssh/host_ed25519"), EtcDir: etc}}
+	t.Cleanup(say.Use(say.New(tlog{t}, "")))
+	return fixture{dir: dir, etc: etc, opts: Options{Addr: "127.0.0.1:0", HostKey: filepath.Join(dir, "data/ssh/host_ed25519"), EtcDir: etc}}
 }
 
 func start(t *testing.T, f fixture, users []User) *Server {

@@ -4,10 +4,12 @@
 // names a root hash (verity.go), mounts its squashfs read-only and hands over to
 // stage 2 (/sbin/basalt-init in that root) with switch_root.
 //
-// Boot is the list of steps below, run top to bottom. A failed essential
-// step prints "basalt: stage1: <step>: <error>" and reboots after a 5-second
-// countdown, so that the bootloader can fall back to the other slot; with
-// basalt.debug=1 on the kernel command line it halts instead.
+// Boot is the sequence of steps below, run by initsys/boot like stage 2's.
+// A failed essential step is handed to boot.Policy: "basalt: stage1: boot
+// failed: ..." and a reboot after a 5-second countdown, so that the
+// bootloader can fall back to the other slot; with basalt.debug=1 on the
+// kernel command line an emergency shell when the initramfs has one, or a
+// halt.
 package stage1
 
 import (
@@ -16,8 +18,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
-	"runtime/debug"
 	"time"
 
 	"github.com/u-root/u-root/pkg/mount"
@@ -25,7 +27,9 @@ import (
 
 	"github.com/basaltos/basalt/contract"
 	"github.com/basaltos/basalt/initsys/blockdev"
+	"github.com/basaltos/basalt/initsys/boot"
 	"github.com/basaltos/basalt/initsys/modules"
+	"github.com/basaltos/basalt/initsys/say"
 )
 
 const (
@@ -33,7 +37,8 @@ const (
 	// partitionWait bounds the wait for the root partition: virtio and
 	// USB disks are probed asynchronously after their driver loads.
 	partitionWait = 30 * time.Second
-	rebootDelay   = 5 * time.Second
+	// rebootCountdown lets a reader see why before the reboot.
+	rebootCountdown = 5 * time.Second
 )
 
 // state is what the steps learn and pass on.
@@ -45,76 +50,37 @@ type state struct {
 	verity bool
 }
 
-type step struct {
-	name      string
-	essential bool // only an essential step's failure fails the boot
-	run       func(*state) error
-}
-
-var steps = []step{
-	{"mount /proc /sys /dev", true, mountKernelFS},
-	{"console", false, openConsole},
-	{"cmdline", true, readCmdline},
-	{"modules", false, loadModules},
-	{"find root", true, findRoot},
-	{"verity", true, openVerity},
-	{"mount root", true, mountRoot},
-	{"switch_root", true, switchRoot},
+func (s *state) steps() []boot.Step {
+	return []boot.Step{
+		{Name: "kernel-filesystems", Essential: true, Run: mountKernelFS},
+		{Name: "console", Essential: false, Run: openConsole},
+		{Name: "cmdline", Essential: true, Run: s.readCmdline},
+		{Name: "modules", Essential: false, Run: loadModules},
+		{Name: "find-root", Essential: true, Run: s.findRoot},
+		{Name: "verity", Essential: true, Run: s.openVerity},
+		{Name: "mount-root", Essential: true, Run: s.mountRoot},
+		{Name: "switch-root", Essential: true, Run: s.switchRoot},
+	}
 }
 
 // Main runs stage 1; it never returns.
 func Main() {
 	s := &state{cmdline: Cmdline{Slot: contract.SlotA}}
-	defer func() {
-		if r := recover(); r != nil {
-			fail(s, "panic", fmt.Errorf("%v\n%s", r, debug.Stack()))
-		}
-	}()
-	for _, st := range steps {
-		err := st.run(s)
-		switch {
-		case err == nil:
-		case st.essential:
-			fail(s, st.name, err)
-		default:
-			logf("%s: warning: %v", st.name, err)
-		}
+	_, err := boot.Sequence{Name: "stage1", Steps: s.steps()}.Run()
+	if err == nil { // switchRoot execs stage 2 or stops when the root has none
+		boot.Hang()
 	}
-	// switchRoot execs stage 2 or stops when the root has none.
-	halt()
+	p := boot.Policy{Name: "stage1", Debug: s.cmdline.Debug, Countdown: rebootCountdown, Sleep: time.Sleep,
+		Reboot: func() error { unix.Sync(); return unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART) },
+		Shell:  func() error { return boot.ConsoleShell((*exec.Cmd).Run) },
+		Hang:   boot.Hang}
+	if err := p.Fail(err); err != nil {
+		say.Printf("stage1: reboot: %v", err)
+	}
+	boot.Hang()
 }
 
-func logf(format string, args ...any) {
-	fmt.Fprintf(os.Stdout, contract.MarkerPrefix+"stage1: "+format+"\n", args...)
-}
-
-// fail reports a failed step and reboots, or halts with basalt.debug=1.
-func fail(s *state, step string, err error) {
-	logf("%s: %v", step, err)
-	if s.cmdline.Debug {
-		logf("%s=1: halted for debugging (no shell yet); power off to leave", contract.CmdlineDebug)
-		halt()
-	}
-	for left := rebootDelay; left > 0; left -= time.Second {
-		logf("rebooting in %d s", left/time.Second)
-		time.Sleep(time.Second)
-	}
-	unix.Sync()
-	err = unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
-	logf("reboot: %v", err)
-	halt()
-}
-
-// halt stops forever without exiting: PID 1 exiting panics the kernel. A
-// sleeping loop, not select{}: the Go runtime kills a process whose
-// goroutines all block forever.
-func halt() {
-	for {
-		time.Sleep(time.Hour)
-	}
-}
-
-func mountKernelFS(*state) error {
+func mountKernelFS() error {
 	const secure = unix.MS_NOSUID | unix.MS_NOEXEC | unix.MS_NODEV
 	for _, m := range []struct {
 		dir, fstype string
@@ -135,7 +101,7 @@ func mountKernelFS(*state) error {
 
 // openConsole makes /dev/console fds 0, 1 and 2 (the kernel does that only
 // when the initramfs holds a /dev/console node).
-func openConsole(*state) error {
+func openConsole() error {
 	fd, err := unix.Open("/dev/console", unix.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
 		return fmt.Errorf("open /dev/console: %w", err)
@@ -154,16 +120,16 @@ func openConsole(*state) error {
 	return nil
 }
 
-func readCmdline(s *state) error {
+func (s *state) readCmdline() error {
 	data, err := os.ReadFile("/proc/cmdline")
 	if err != nil {
-		return err
+		return fmt.Errorf("read kernel command line: %w", err)
 	}
 	s.cmdline, err = ParseCmdline(string(data))
 	return err
 }
 
-func loadModules(*state) error {
+func loadModules() error {
 	var u unix.Utsname
 	if err := unix.Uname(&u); err != nil {
 		return fmt.Errorf("uname: %w", err)
@@ -171,11 +137,11 @@ func loadModules(*state) error {
 	dir := filepath.Join(contract.ModulesDir, unix.ByteSliceToString(u.Release[:]))
 	start := time.Now()
 	n, err := modules.Load(dir)
-	logf("loaded %d modules from %s in %d ms", n, dir, time.Since(start).Milliseconds())
+	say.Printf("stage1: loaded %d modules from %s in %d ms", n, dir, time.Since(start).Milliseconds())
 	return err
 }
 
-func findRoot(s *state) error {
+func (s *state) findRoot() error {
 	label := s.cmdline.Slot.PartLabel()
 	ctx, cancel := context.WithTimeout(context.Background(), partitionWait)
 	defer cancel()
@@ -187,7 +153,7 @@ func findRoot(s *state) error {
 	return nil
 }
 
-func mountRoot(s *state) error {
+func (s *state) mountRoot() error {
 	if err := os.MkdirAll(newRoot, 0o755); err != nil {
 		return err
 	}
@@ -200,7 +166,7 @@ func mountRoot(s *state) error {
 		}
 		return fmt.Errorf("mount %s (%s) on %s as squashfs: %w%s", s.rootDev, label, newRoot, err, hint)
 	}
-	fmt.Printf("%s (%d ms since kernel start)\n", contract.RootMountedMarker(s.cmdline.Slot), sinceBoot().Milliseconds())
+	say.Mark(contract.RootMountedMarker(s.cmdline.Slot), " (%d ms since kernel start)", sinceBoot().Milliseconds())
 	return nil
 }
 
@@ -232,11 +198,14 @@ func sinceBoot() time.Duration {
 // switchRoot moves /proc /sys /dev into the new root, makes it /, deletes
 // the initramfs contents and execs stage 2. A root without stage 2 stops
 // here (the marker above is the end of this boot).
-func switchRoot(s *state) error {
+func (s *state) switchRoot() error {
 	if _, err := os.Lstat(newRoot + contract.InitPath); err != nil {
-		logf("%s in root %s: %v; stopping here", contract.InitPath, s.cmdline.Slot, errors.Unwrap(err))
-		halt()
+		say.Printf("stage1: %s in root %s: %v; stopping here", contract.InitPath, s.cmdline.Slot, errors.Unwrap(err))
+		boot.Hang()
 	}
-	logf("switch_root to %s, exec %s", newRoot, contract.InitPath)
+	say.Printf("stage1: switch_root to %s, exec %s", newRoot, contract.InitPath)
+	if err := say.HandOff(); err != nil { // stage 2 keeps stage 1's lines in its log
+		say.Printf("stage1: %v", err)
+	}
 	return mount.SwitchRoot(newRoot, contract.InitPath)
 }

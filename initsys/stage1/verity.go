@@ -6,6 +6,7 @@ import (
 
 	"github.com/basaltos/basalt/contract/verity"
 	"github.com/basaltos/basalt/initsys/dm"
+	"github.com/basaltos/basalt/initsys/say"
 )
 
 // openVerity puts the slot's partition behind dm-verity when the command
@@ -14,10 +15,10 @@ import (
 // geometry comes from the command line; the superblock on the partition is
 // only checked to agree with it (its salt goes into the table: a wrong salt
 // gives a wrong root, which the kernel refuses on the first read).
-func openVerity(s *state) error {
+func (s *state) openVerity() error {
 	c := s.cmdline
 	if c.VerityRoot == nil {
-		logf("no %s= on the command line: root %s is not verified", verity.CmdlineRootHash, c.Slot)
+		say.Printf("stage1: no %s= on the command line: root %s is not verified", verity.CmdlineRootHash, c.Slot)
 		return nil
 	}
 	f, err := os.Open(s.rootDev)
@@ -42,7 +43,7 @@ func openVerity(s *state) error {
 	if err != nil {
 		return fmt.Errorf("slot %s: %w", c.Slot, err)
 	}
-	logf("root %s: dm-verity on %s, root hash %x", c.Slot, s.rootDev, c.VerityRoot)
+	say.Printf("stage1: root %s: dm-verity on %s, root hash %x", c.Slot, s.rootDev, c.VerityRoot)
 	s.rawDev, s.rootDev, s.verity = s.rootDev, node, true
 	return nil
 }

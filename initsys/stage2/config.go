@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/basaltos/basalt/initsys/say"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,10 +49,12 @@ func (s *system) loadConfig() error {
 	} else if dev != "" {
 		defer unix.Unmount(seedMount, 0)
 		src.SeedDir = seedMount
-		fmt.Printf("basalt: NoCloud seed %s (%s)\n", dev, fstype)
+		say.Printf("NoCloud seed %s (%s)", dev, fstype)
 	}
 	r, err := devconfig.Load(s.ctx, src)
-	fmt.Print(r.Report())
+	if rep := r.Report(); rep != "" {
+		say.Printf("%s", rep)
+	}
 	if err != nil {
 		problems = append(problems, err)
 	}
@@ -62,7 +65,7 @@ func (s *system) loadConfig() error {
 		r.Config = &config.Config{}
 		s.cfg.Config = r.Config
 	}
-	fmt.Printf("basalt: config sources: %v\n", r.Sources)
+	say.Printf("config sources: %v", r.Sources)
 	return errors.Join(problems...)
 }
 
@@ -154,7 +157,7 @@ var sshHostKey = filepath.Join(mounts.DataDir, "basalt", "ssh_host_ed25519_key")
 // startSSH starts the SSH server for the config's users with keys (nothing
 // listens without keys) and the reload socket.
 func (s *system) startSSH() error {
-	srv, err := sshd.Start(sshd.Options{HostKey: sshHostKey, Log: os.Stdout}, sshd.Users(s.config()))
+	srv, err := sshd.Start(sshd.Options{HostKey: sshHostKey}, sshd.Users(s.config()))
 	if err != nil {
 		return err
 	}
@@ -162,7 +165,7 @@ func (s *system) startSSH() error {
 	s.ssh = srv
 	s.mu.Unlock()
 	if a := srv.Addr(); a != nil {
-		fmt.Printf("basalt: ssh listening on %s\n", a)
+		say.Printf("ssh listening on %s", a)
 	}
 	return status.ServeJSON(s.ctx, status.ReloadSocket, func() any { return s.reload() })
 }
@@ -206,6 +209,6 @@ func (s *system) reload() devconfig.ReloadResult {
 		default: // a kick is pending already
 		}
 	}
-	fmt.Printf("basalt: config reload:\n%s", r.Summary())
+	say.Printf("config reload:\n%s", r.Summary())
 	return r
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/basaltos/basalt/initsys/mounts"
 	"github.com/basaltos/basalt/initsys/netup"
 	"github.com/basaltos/basalt/initsys/reaper"
+	"github.com/basaltos/basalt/initsys/say"
 	"github.com/basaltos/basalt/initsys/sshd"
 	"github.com/basaltos/basalt/initsys/stage1"
 	"github.com/basaltos/basalt/initsys/status"
@@ -89,6 +90,7 @@ func (s *system) steps() []boot.Step {
 		{Name: "mount-data", Essential: true, Run: func() error { return mounts.MountData(s.data.Part) }},
 		{Name: "grow-filesystem", Essential: false, Run: s.growFS},
 		{Name: "data-layout", Essential: true, Run: mounts.LayoutData},
+		{Name: "init-log", Essential: false, Run: keepLog},
 		{Name: "machine-id", Essential: true, Run: s.machineID},
 		{Name: "config", Essential: false, Run: s.loadConfig},
 		{Name: "config-apply", Essential: false, Run: s.applyConfig},
@@ -105,47 +107,57 @@ func (s *system) steps() []boot.Step {
 // Main runs stage 2; it does not return.
 func Main() {
 	s := &system{start: time.Now(), ctx: context.Background(), ntpKick: make(chan struct{}, 1)}
-	console := os.Stdout
+	if err := say.TakeHandOff(); err != nil {
+		say.Printf("%v", err)
+	}
 	// Before any child starts: the reaper and the signal handlers.
 	reaper.Start()
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR2)
-	unix.Reboot(unix.LINUX_REBOOT_CMD_CAD_OFF) // ctrl-alt-del -> SIGINT to us
+	if err := unix.Reboot(unix.LINUX_REBOOT_CMD_CAD_OFF); err != nil { // ctrl-alt-del -> SIGINT to us
+		say.Printf("ctrl-alt-del stays a hard reboot: reboot(CAD_OFF): %v", err)
+	}
 	go func() {
 		sig := <-sigs
-		cmd, what := unix.LINUX_REBOOT_CMD_RESTART, "reboot"
-		if sig == syscall.SIGUSR2 {
-			cmd, what = unix.LINUX_REBOOT_CMD_POWER_OFF, "poweroff"
+		off := sig == syscall.SIGUSR2
+		what := "reboot"
+		if off {
+			what = "poweroff"
 		}
-		fmt.Fprintf(console, "basalt: %v: %s\n", sig, what)
-		s.shutdown(cmd, what)
+		say.Printf("%v: %s", sig, what)
+		s.shutdown(off)
 	}()
 
-	b, _ := os.ReadFile("/proc/cmdline")
+	b, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		say.Printf("kernel command line: %v; booting with the defaults", err)
+	}
 	s.cmdlineRaw = strings.TrimSpace(string(b))
-	s.cmdline, _ = stage1.ParseCmdline(s.cmdlineRaw)
-	s.version = releaseValue("VERSION")
-	s.sup = supervise.New(supervise.Options{Console: console, LogDir: "/var/log/basalt", LogMaxBytes: 1 << 20, LogKeep: 3,
+	if s.cmdline, err = stage1.ParseCmdline(s.cmdlineRaw); err != nil {
+		say.Printf("kernel command line: %v", err)
+	}
+	s.version = releaseValue(contract.ReleaseVersion)
+	s.sup = supervise.New(supervise.Options{LogDir: contract.LogDir, LogMaxBytes: 1 << 20, LogKeep: 3,
 		Backoff: supervise.Backoff{Min: time.Second, Max: time.Minute, Reset: 2 * time.Minute}, Grace: stopGrace, Start: s.start})
 
-	results, err := boot.Run(console, time.Now, s.steps())
+	results, err := boot.Sequence{Steps: s.steps()}.Run()
 	s.mu.Lock()
 	s.results = results
 	s.mu.Unlock()
 	if err != nil {
-		p := boot.Policy{Console: console, Debug: s.cmdline.Debug, Countdown: rebootCountdown, Sleep: time.Sleep,
-			Reboot: func() error { s.shutdown(unix.LINUX_REBOOT_CMD_RESTART, "reboot"); return nil },
+		p := boot.Policy{Debug: s.cmdline.Debug, Countdown: rebootCountdown, Sleep: time.Sleep,
+			Reboot: func() error { s.shutdown(false); return nil },
 			Shell:  func() error { return boot.ConsoleShell(reaper.Run) },
-			Hang:   hang}
+			Hang:   boot.Hang}
 		p.Fail(err)
-		hang()
+		boot.Hang()
 	}
 	s.mu.Lock()
 	s.ready = true
 	s.mu.Unlock()
-	fmt.Fprintf(console, "%s (%d ms in stage 2, %d ms since kernel start; init %d ms without network/clock waits; rss %s)\n",
-		contract.MarkerReady, time.Since(s.start).Milliseconds(), sinceKernelStart().Milliseconds(), ownTime(results).Milliseconds(), rss())
-	hang()
+	say.Mark(contract.MarkerReady, " (%d ms in stage 2, %d ms since kernel start; init %d ms without network/clock waits; rss %s)",
+		time.Since(s.start).Milliseconds(), sinceKernelStart().Milliseconds(), ownTime(results).Milliseconds(), rss())
+	boot.Hang()
 }
 
 // rss is PID 1's resident set size for the console, "12.3 MB".
@@ -160,13 +172,6 @@ func rss() string {
 		return err.Error()
 	}
 	return fmt.Sprintf("%.1f MB", float64(b)/(1<<20))
-}
-
-// hang blocks forever without tripping the runtime's deadlock detector.
-func hang() {
-	for {
-		time.Sleep(time.Hour)
-	}
 }
 
 func (s *system) apiFS() error {
@@ -198,25 +203,38 @@ func (s *system) findData() error {
 func (s *system) growPartition() error {
 	msg, err := datapart.GrowPartition(s.data, contract.PartData)
 	if err == nil {
-		fmt.Printf("basalt: %s: %s\n", contract.PartData, msg)
+		say.Printf("%s: %s", contract.PartData, msg)
 	}
 	return err
 }
 
 func (s *system) growFS() error {
 	before, after, bs, err := datapart.GrowFS(s.data.Part, mounts.DataDir, s.cmdline.GrowSteps, func(blocks uint64) {
-		fmt.Printf("basalt: data filesystem growing: %d blocks\n", blocks)
+		say.Printf("data filesystem growing: %d blocks", blocks)
 	})
 	if err != nil {
 		return err
 	}
 	s.dataB = after * uint64(bs)
 	if before == after {
-		fmt.Printf("basalt: data filesystem already fills %s (%d bytes)\n", s.data.Part, s.dataB)
+		say.Printf("data filesystem already fills %s (%d bytes)", s.data.Part, s.dataB)
 	} else {
-		fmt.Printf("basalt: data filesystem grown %d -> %d bytes\n", before*uint64(bs), s.dataB)
+		say.Printf("data filesystem grown %d -> %d bytes", before*uint64(bs), s.dataB)
 	}
 	return nil
+}
+
+// initLog keeps PID 1's own lines (stage 1's too) on data, rotated like a
+// service's log.
+var initLog = contract.InitLog
+
+// keepLog starts the kept log; the lines said so far are written first.
+func keepLog() error {
+	f, err := supervise.OpenRotating(initLog, 1<<20, 3)
+	if err != nil {
+		return err
+	}
+	return say.Keep(f)
 }
 
 func (s *system) machineID() error {
@@ -226,7 +244,7 @@ func (s *system) machineID() error {
 	}
 	s.id = id
 	if created {
-		fmt.Printf("basalt: new machine id %s\n", id)
+		say.Printf("new machine id %s", id)
 	}
 	return nil
 }
@@ -236,7 +254,7 @@ func (s *system) network() error {
 	if err != nil {
 		return err
 	}
-	s.net.Console, s.net.EtcDir = os.Stdout, "/etc"
+	s.net.EtcDir = "/etc"
 	return s.net.Up(s.ctx, s.config().Network, wired, dhcpTimeout)
 }
 
@@ -246,7 +264,7 @@ func (s *system) clock() error {
 		if stepped, err := clock.Floor(floor); err != nil {
 			return err
 		} else if stepped {
-			fmt.Printf("basalt: clock was before the image's build time; set to %s\n", floor.UTC().Format(time.RFC3339))
+			say.Printf("clock was before the image's build time; set to %s", floor.UTC().Format(time.RFC3339))
 		}
 	}
 	r := s.net.Resolver()
@@ -255,12 +273,12 @@ func (s *system) clock() error {
 	go clock.Discipline(s.ctx, r, func() []string { return ntpServers(s.config()) }, s.ntpKick,
 		ntpInterval, ntpTimeout, floor, func(servers []string, off time.Duration, err error) {
 			if err != nil {
-				fmt.Printf("basalt: ntp %v: %v\n", servers, err)
+				say.Printf("ntp %v: %v", servers, err)
 			}
 		})
 	servers := ntpServers(s.config())
 	if len(servers) == 0 {
-		fmt.Println("basalt: ntp disabled by the config")
+		say.Printf("ntp disabled by the config")
 		return ferr
 	}
 	off, err := clock.Sync(r, servers, ntpTimeout, floor)
@@ -270,7 +288,7 @@ func (s *system) clock() error {
 		}
 		return fmt.Errorf("%w; clock left at the build-epoch floor or later (%s)", err, floor.UTC().Format(time.RFC3339))
 	}
-	fmt.Printf("basalt: clock corrected by %v\n", off)
+	say.Printf("clock corrected by %v", off)
 	return nil
 }
 
@@ -325,20 +343,35 @@ func (s *system) status() status.Status {
 	return st
 }
 
-// shutdown stops services, unmounts data and reboots or powers off; once.
-func (s *system) shutdown(cmd int, what string) {
-	s.once.Do(func() {
-		s.sup.Stop()
-		if err := mounts.Unmount(); err != nil {
-			fmt.Printf("basalt: shutdown: %v\n", err)
-		}
-		unix.Sync()
-		fmt.Printf("basalt: %s now\n", what)
-		if err := unix.Reboot(cmd); err != nil {
-			fmt.Printf("basalt: %s: %v\n", what, err)
-		}
-	})
-	hang()
+// shutdown runs the shutdown sequence (reboot, or power off when off); once.
+func (s *system) shutdown(off bool) {
+	s.once.Do(func() { s.shutdownSequence(off).Run() })
+	boot.Hang()
+}
+
+// shutdownSequence stops the services (in reverse start order), syncs,
+// unmounts data and reboots or powers off. Every step but the last is
+// optional: a failure is said and the machine still goes down.
+func (s *system) shutdownSequence(off bool) boot.Sequence {
+	cmd, what := unix.LINUX_REBOOT_CMD_RESTART, "reboot"
+	if off {
+		cmd, what = unix.LINUX_REBOOT_CMD_POWER_OFF, "poweroff"
+	}
+	return boot.Sequence{Name: "shutdown", Steps: []boot.Step{
+		{Name: "stop-services", Run: func() error { s.sup.Stop(); return nil }},
+		{Name: "sync", Run: func() error { unix.Sync(); return nil }},
+		{Name: "unmount", Run: func() error {
+			if err := say.Close(); err != nil { // the kept log is on data
+				say.Printf("shutdown: %s: %v", initLog, err)
+			}
+			return mounts.Unmount()
+		}},
+		{Name: what, Essential: true, Run: func() error {
+			unix.Sync()
+			say.Printf("%s now", what)
+			return unix.Reboot(cmd)
+		}},
+	}}
 }
 
 // releaseValue reads KEY= from contract.ReleaseFile.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/basaltos/basalt/boards"
+	"github.com/basaltos/basalt/contract"
 	"github.com/basaltos/basalt/image/initramfs"
 	"github.com/basaltos/basalt/image/tree"
 	"github.com/basaltos/basalt/initsys/modules"
@@ -235,6 +236,19 @@ func (v *vm) expect(t testing.TB, markers ...string) {
 	}
 }
 
+// keptLog reads the init's kept log from the data partition with debugfs.
+func keptLog(t testing.TB, img string) string {
+	testutil.NeedTool(t, "debugfs")
+	p := filepath.Join(t.TempDir(), "data.ext4")
+	dd(t, img, p, dataStart*512, 0)
+	// /var is the data filesystem's var/: the path on it is the same.
+	out, err := exec.Command("debugfs", "-R", "cat "+contract.InitLog, p).Output()
+	if err != nil {
+		t.Fatalf("debugfs cat %s: %v", contract.InitLog, err)
+	}
+	return string(out)
+}
+
 // dataFsck checks the data partition with e2fsck -fn and returns its summary line.
 func dataFsck(t testing.TB, img string) string {
 	testutil.NeedTool(t, "e2fsck")
@@ -280,6 +294,7 @@ func testBoot(t *testing.T, tg target) {
 		"probe: var file created", "probe: hostname e2e-host",
 		"probe: /var/lib/e2e/hello -rw------- \"hello from the boot partition\"",
 		"probe: /etc/basalt-e2e-baked -rw-r--r-- \"from the root\\n\"",
+		`init lines, first "basalt: stage1: step kernel-filesystems ok (`, // probe: kmsg has N init lines, ...
 		"probe: root write: open /root-probe: read-only file system", "data:     4",
 		"probe: config reload done <nil>", "poweroff now")
 	v.m.Wait()
@@ -294,6 +309,14 @@ func testBoot(t *testing.T, tg target) {
 	}
 	sum := dataFsck(t, img)
 	t.Log("e2fsck:", sum)
+	kept := keptLog(t, img)
+	t.Logf("kept log %s: %d lines, the first %q", contract.InitLog, strings.Count(kept, "\n"), strings.SplitN(kept, "\n", 2)[0])
+	for _, want := range []string{"basalt: stage1: step mount-root ok (", "basalt: root a mounted (", "basalt: step api-filesystems ok (",
+		"basalt: step init-log ok (", "basalt: ready (", "basalt: shutdown: step stop-services ok ("} {
+		if !strings.Contains(kept, want) {
+			t.Errorf("kept log %s lacks %q:\n%s", contract.InitLog, want, kept)
+		}
+	}
 	wantBlocks := (diskSize - dataStart*512 - 34*512) / 4096
 	if !strings.Contains(sum, fmt.Sprintf("/%d blocks", wantBlocks)) {
 		t.Errorf("data fs after boot: %q, want %d blocks", sum, wantBlocks)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/basaltos/basalt/initsys/say"
 	"io"
 	"os"
 	"os/exec"
@@ -18,7 +19,6 @@ import (
 
 // Options configure a Supervisor.
 type Options struct {
-	Console io.Writer
 	// LogDir gets NAME.log per service ("" = console only).
 	LogDir      string
 	LogMaxBytes int64
@@ -86,7 +86,7 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 
 func (s *Supervisor) eventf(format string, args ...any) {
 	t := time.Since(s.opts.Start).Seconds()
-	fmt.Fprintf(s.opts.Console, "basalt: t=%.3fs %s\n", t, fmt.Sprintf(format, args...))
+	say.Printf("t=%.3fs %s", t, fmt.Sprintf(format, args...))
 }
 
 // Start starts services in order. A service with a readiness check must be
@@ -265,7 +265,7 @@ func (s *Supervisor) copyOutput(r *running, pr io.Reader) {
 			if line[len(line)-1] != '\n' {
 				line += "\n"
 			}
-			fmt.Fprintf(s.opts.Console, "[%s] %s", r.svc.Name, line)
+			fmt.Fprintf(say.Console(), "[%s] %s", r.svc.Name, line)
 			if r.log != nil {
 				r.log.Write([]byte(line))
 			}

@@ -3,6 +3,7 @@ package supervise
 import (
 	"context"
 	"fmt"
+	"github.com/basaltos/basalt/initsys/say"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -141,9 +142,10 @@ func TestRestartPolicies(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var console syncBuf
+			t.Cleanup(say.Use(say.New(&console, "")))
 			rec := &delays{}
 			dir := t.TempDir()
-			s := New(Options{Console: &console, LogDir: dir, LogMaxBytes: 1 << 20, LogKeep: 2,
+			s := New(Options{LogDir: dir, LogMaxBytes: 1 << 20, LogKeep: 2,
 				Backoff: Backoff{Min: 10 * time.Millisecond, Max: 80 * time.Millisecond}, Grace: time.Second, Wait: rec.wait})
 			if err := s.Start([]Service{tc.svc}); err != nil {
 				t.Fatal(err)
@@ -191,7 +193,8 @@ func dead(pid int) bool {
 
 func TestStopKillsGroup(t *testing.T) {
 	var console syncBuf
-	s := New(Options{Console: &console, Backoff: Backoff{Min: 10 * time.Millisecond, Max: time.Second}, Grace: 200 * time.Millisecond})
+	t.Cleanup(say.Use(say.New(&console, "")))
+	s := New(Options{Backoff: Backoff{Min: 10 * time.Millisecond, Max: time.Second}, Grace: 200 * time.Millisecond})
 	if err := s.Start([]Service{helperService("spawner", "spawn", Always), helperService("stubborn", "stubborn", Always)}); err != nil {
 		t.Fatal(err)
 	}
@@ -223,6 +226,7 @@ func TestStopKillsGroup(t *testing.T) {
 
 func TestReadinessOrdersStart(t *testing.T) {
 	var console syncBuf
+	t.Cleanup(say.Use(say.New(&console, "")))
 	dir := t.TempDir()
 	flag := filepath.Join(dir, "ready")
 	first := helperService("first", "stubborn", Always)
@@ -233,7 +237,7 @@ func TestReadinessOrdersStart(t *testing.T) {
 		}
 		return nil
 	}
-	s := New(Options{Console: &console, Backoff: Backoff{Min: 10 * time.Millisecond, Max: time.Second}, Grace: 100 * time.Millisecond})
+	s := New(Options{Backoff: Backoff{Min: 10 * time.Millisecond, Max: time.Second}, Grace: 100 * time.Millisecond})
 	if err := s.Start([]Service{first, helperService("second", "stubborn", Always)}); err != nil {
 		t.Fatal(err)
 	}

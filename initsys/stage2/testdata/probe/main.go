@@ -5,7 +5,8 @@
 // the default route, the IPv6 routes via a gateway, the resolv.conf
 // nameservers and the files the device config wrote (under /var/lib/e2e
 // and /etc/basalt-e2e-baked), prints `basalt-init status`, runs a config
-// reload and powers off.
+// reload and powers off. It also counts the init's lines in the kernel
+// log (/dev/kmsg).
 package main
 
 import (
@@ -16,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -75,6 +77,8 @@ func main() {
 		}
 		fmt.Printf("probe: %s %v %q\n", f, fi.Mode(), b)
 	}
+	n, first := kmsgLines()
+	fmt.Printf("probe: kmsg has %d init lines, first %q\n", n, first)
 	err := os.WriteFile("/root-probe", []byte("x"), 0o644)
 	fmt.Println("probe: root write:", err)
 	out, err := exec.Command("/sbin/basalt-init", "status").CombinedOutput()
@@ -85,6 +89,35 @@ func main() {
 	fmt.Println("probe: config reload done", err)
 	if err := exec.Command("/sbin/basalt-init", "poweroff").Run(); err != nil {
 		fmt.Println("probe: poweroff:", err)
+	}
+}
+
+// kmsgLines counts the kernel log's records from the init (message starting
+// "basalt: ") and returns the first, read from /dev/kmsg like dmesg does.
+func kmsgLines() (n int, first string) {
+	f, err := os.OpenFile("/dev/kmsg", os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer f.Close()
+	buf := make([]byte, 8192)
+	for {
+		k, err := syscall.Read(int(f.Fd()), buf) // one record per read; EAGAIN at the end
+		if err != nil || k <= 0 {
+			if err == syscall.EPIPE { // overwritten records: go on with the next
+				continue
+			}
+			return n, first
+		}
+		// "PRI,SEQ,USEC,FLAGS;message\n" then continuation lines.
+		_, msg, _ := strings.Cut(string(buf[:k]), ";")
+		msg, _, _ = strings.Cut(msg, "\n")
+		if strings.HasPrefix(msg, "basalt: ") {
+			if n == 0 {
+				first = msg
+			}
+			n++
+		}
 	}
 }
 
