@@ -48,16 +48,18 @@ func (s Slot) Valid() bool { return s == SlotA || s == SlotB }
 
 // Paths on the boot partition, relative to its root, slash-separated.
 const (
-	// SlotDir holds a slot's boot files: SlotDir(s)+"/vmlinuz", "/initrd", "/dtbs/".
+	// BootConfig is the device config a user edits after flashing;
+	// BootConfigDir holds its drop-ins (*.yaml, merged in name order).
 	BootConfig    = "basalt/config.yaml"
 	BootConfigDir = "basalt/config.d"
 	// BootStateFile is the A/B state file read by boot.scr (U-Boot boards).
 	BootStateFile = "basalt/state.txt"
 	// BootVersionFile, inside a slot directory, names the version of that slot.
 	BootVersionFile = "version"
-	KernelFile      = "vmlinuz"
-	InitrdFile      = "initrd"
-	DTBDir          = "dtbs"
+	// A slot's boot files, inside SlotDir: KernelFile, InitrdFile, DTBDir/.
+	KernelFile = "vmlinuz"
+	InitrdFile = "initrd"
+	DTBDir     = "dtbs"
 	// SlotArgsFile, inside a slot directory, holds the kernel arguments of
 	// that slot's content (its verity root) for boot.scr, as the U-Boot
 	// env text "basalt_args=ARGS"; systemd-boot entries carry them in
@@ -65,7 +67,8 @@ const (
 	SlotArgsFile = "args.txt"
 )
 
-// SlotDir returns the boot-partition directory of the slot's boot files.
+// SlotDir returns the boot-partition directory of the slot's boot files
+// (KernelFile, InitrdFile, DTBDir, BootVersionFile, SlotArgsFile).
 func SlotDir(s Slot) string { return string(s) }
 
 // Kernel command-line keys.
@@ -76,9 +79,10 @@ const (
 
 // Console markers: stable strings that tests and users wait for.
 const (
-	// MarkerRootMounted is printed by stage 1 as MarkerRootMounted + " " + slot + " mounted".
+	// MarkerPrefix starts every line the init says (initsys/say).
 	MarkerPrefix = "basalt: "
-	MarkerReady  = "basalt: ready"
+	// MarkerReady is stage 2's line once the boot sequence has run.
+	MarkerReady = "basalt: ready"
 	// MarkerOrchestratorReady is printed when the orchestrator's health
 	// turns ready (k3s server /readyz ok, or agent kubelet healthy and
 	// node registered), followed by " (k3s ROLE)".
@@ -94,8 +98,12 @@ const (
 	InitPath = "/sbin/basalt-init"
 	// ModulesDir is the kernel modules directory (ModulesDir/<release>/...).
 	ModulesDir = "/lib/modules"
-	// ReleaseFile describes the image in the root (KEY=value lines,
-	// os-release style, keys below).
+	// ModulesLoadFile, in ModulesDir/<release>/ of the initramfs, lists the
+	// modules stage 1 loads, one name a line, in order; modules.dep beside it
+	// gives their dependencies.
+	ModulesLoadFile = "modules.load"
+	// ReleaseFile describes the image in the root: KEY=value lines,
+	// os-release style (Release).
 	ReleaseFile = "/etc/basalt-release"
 	// ServicesFile lists the services stage 2 supervises (YAML list of
 	// name, path, args, env, restart: always|on-failure|once, ready_file, ready_exec).
@@ -115,18 +123,6 @@ const (
 	// InitLog is PID 1's kept log: the init's own lines (stage 1's first),
 	// each with MarkerPrefix, as on the console.
 	InitLog = LogDir + "/basalt-init.log"
-)
-
-// Keys of ReleaseFile.
-const (
-	ReleaseName    = "NAME"
-	ReleaseVersion = "VERSION"
-	ReleaseBoard   = "BOARD"
-	ReleaseArch    = "ARCH"
-	ReleaseKernel  = "KERNEL"
-	// ReleaseBuildEpoch is the build time in Unix seconds (SOURCE_DATE_EPOCH),
-	// the device clock's floor.
-	ReleaseBuildEpoch = "BUILD_EPOCH"
 )
 
 // IsUTC reports whether the time-zone name tz means UTC, which needs no

@@ -194,7 +194,7 @@ func writeInitramfs(t testing.TB, b *boards.Board, kdir, out string) {
 	recs := []cpio.Record{
 		cpio.StaticFile("init", string(bin), 0o755),
 		cpio.CharDev("dev/console", 0o600, 5, 1),
-		cpio.StaticFile(base+modules.LoadFile, strings.Join(load, "\n")+"\n", 0o644),
+		cpio.StaticFile(base+contract.ModulesLoadFile, strings.Join(load, "\n")+"\n", 0o644),
 	}
 	var dep strings.Builder
 	for _, m := range closure {

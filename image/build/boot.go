@@ -18,10 +18,6 @@ import (
 	"github.com/basaltos/basalt/image/uboot"
 )
 
-// modulesLoadFile lists, in the initramfs, the modules stage 1 loads (one
-// name a line, in order); initsys/modules reads it.
-const modulesLoadFile = "modules.load"
-
 // initramfsTree is stage 1's initramfs: /init (the device binary), the
 // mount points it needs, /dev/console, and the board's boot modules closed
 // over their dependencies (image/kmod) with a modules.dep and modules.alias
@@ -54,7 +50,7 @@ func initramfsTree(b *boards.Board, k debian.Kernel, ix *kmod.Index, initBin []b
 	for _, n := range load {
 		ld += n + "\n"
 	}
-	if err := t.AddBytes(dir+"/"+modulesLoadFile, 0o644, []byte(ld)); err != nil {
+	if err := t.AddBytes(dir+"/"+contract.ModulesLoadFile, 0o644, []byte(ld)); err != nil {
 		return nil, err
 	}
 	return t, nil

@@ -25,22 +25,25 @@ var mountPoints = []struct {
 	path string
 	mode fs.FileMode
 }{
-	{"data", 0o755}, {"dev", 0o755}, {"proc", 0o555}, {"root", 0o700}, {"run", 0o755},
+	{strings.TrimPrefix(contract.DataMountPoint, "/"), 0o755}, {"dev", 0o755}, {"proc", 0o555}, {"root", 0o700}, {"run", 0o755},
 	{"sys", 0o555}, {"tmp", 0o777 | fs.ModeSticky}, {"var", 0o755},
 }
 
-// releaseText is /etc/basalt-release (contract.ReleaseFile): key=value
-// lines. Stage 2 reads VERSION, and BUILD_EPOCH as the clock's floor
-// (initsys/clock.BuildEpoch), AB (ab.ReleaseKey) to arm and commit
-// updates with the board's A/B mechanism, UPDATE_COMPAT (the image name)
-// that a bundle's compat must equal. The orchestrator keys follow
-// (contract.ReleaseOrchestrator, ...).
+// releaseText is contract.ReleaseFile. Stage 2 reads the version, and the
+// build epoch as the clock's floor; AB (ab.ReleaseKey) names the board's
+// A/B mechanism to arm and commit updates with, UPDATE_COMPAT
+// (bundle.CompatKey, the image name) what a bundle's compat must equal;
+// the orchestrator keys follow (contract.ReleaseOrchestrator, ...).
 func releaseText(s *spec.Spec, b *boards.Board, kernel string, kr *k3sRoot, epoch int64) string {
-	t := fmt.Sprintf("NAME=%s\nVERSION=%s\nBOARD=%s\nARCH=%s\nKERNEL=%s\nBUILD_EPOCH=%d\n%s=%s\n%s=%s\n", s.Name, s.Version, b.Name, b.Arch, kernel, epoch, ab.ReleaseKey, b.AB, bundle.CompatKey, s.Name)
+	rel := contract.Release{Name: s.Name, Version: s.Version, Board: b.Name, Arch: string(b.Arch), Kernel: kernel, BuildEpoch: epoch,
+		More: []contract.KeyValue{{Key: ab.ReleaseKey, Value: string(b.AB)}, {Key: bundle.CompatKey, Value: s.Name}}}
 	if kr == nil {
-		return t + contract.ReleaseOrchestrator + "=none\n"
+		rel.More = append(rel.More, contract.KeyValue{Key: contract.ReleaseOrchestrator, Value: "none"})
+	} else {
+		rel.More = append(rel.More, contract.KeyValue{Key: contract.ReleaseOrchestrator, Value: "k3s"},
+			contract.KeyValue{Key: contract.ReleaseK3sVersion, Value: kr.version}, contract.KeyValue{Key: contract.ReleaseK3sDataHash, Value: kr.hash})
 	}
-	return t + fmt.Sprintf("%s=k3s\n%s=%s\n%s=%s\n", contract.ReleaseOrchestrator, contract.ReleaseK3sVersion, kr.version, contract.ReleaseK3sDataHash, kr.hash)
+	return string(rel.Marshal())
 }
 
 // etcFiles is the /etc skeleton: what a k3s node needs to find users,

@@ -5,38 +5,34 @@
 package clock
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/basaltos/basalt/contract"
 )
 
-// BuildEpoch reads BUILD_EPOCH= (Unix seconds) from a release file.
+// BuildEpoch reads the build epoch (Unix seconds) from a release file
+// (contract.ReleaseFile).
 func BuildEpoch(path string) (time.Time, error) {
-	f, err := os.Open(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("build epoch: %w", err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "BUILD_EPOCH="); ok {
-			n, err := strconv.ParseInt(strings.Trim(v, `"`), 10, 64)
-			if err != nil {
-				return time.Time{}, fmt.Errorf("build epoch in %s: %w", path, err)
-			}
-			return time.Unix(n, 0), nil
-		}
+	rel, err := contract.ParseRelease(b)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("build epoch: %w", err)
 	}
-	return time.Time{}, fmt.Errorf("build epoch: no BUILD_EPOCH= in %s", path)
+	if rel.BuildEpoch == 0 {
+		return time.Time{}, fmt.Errorf("build epoch: no %s= in %s", contract.ReleaseBuildEpoch, path)
+	}
+	return time.Unix(rel.BuildEpoch, 0), nil
 }
 
 // Floor steps the clock to floor when it is earlier; it reports whether it did.

@@ -18,10 +18,9 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 	"golang.org/x/sys/unix"
-)
 
-// LoadFile is the name of the builder-written list of modules to load at boot.
-const LoadFile = "modules.load"
+	"github.com/basaltos/basalt/contract"
+)
 
 // Module is one entry of modules.dep.
 type Module struct {
@@ -142,7 +141,7 @@ func (d Deps) Order(names []string, builtin map[string]bool) ([]Module, error) {
 // nothing to load. It goes on after a module fails and returns every failure
 // joined; modules already loaded (EEXIST) are fine.
 func Load(dir string) (loaded int, err error) {
-	list, err := os.ReadFile(filepath.Join(dir, LoadFile))
+	list, err := os.ReadFile(filepath.Join(dir, contract.ModulesLoadFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, nil
 	}
@@ -151,7 +150,7 @@ func Load(dir string) (loaded int, err error) {
 	}
 	names, err := ReadList(bytes.NewReader(list))
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", filepath.Join(dir, LoadFile), err)
+		return 0, fmt.Errorf("%s: %w", filepath.Join(dir, contract.ModulesLoadFile), err)
 	}
 	f, err := os.Open(filepath.Join(dir, "modules.dep"))
 	if err != nil {

@@ -1,9 +1,11 @@
 // Package mounts lays out stage 2's filesystems: the API filesystems k3s
 // needs (tmpfs /run /tmp /dev/shm, devpts, securityfs, bpffs, cgroup2 with
-// every controller, / recursively shared), the data partition at /data with
-// /var and the /etc overlay on it, and their orderly unmount at shutdown.
+// every controller, / recursively shared), the data partition at
+// contract.DataMountPoint with /var and the /etc overlay on it, and their
+// orderly unmount at shutdown.
 //
-// The read-only root provides the mount points (contract.RootMountPoints).
+// The read-only root provides the mount points as empty directories (the
+// builder's list is image/build's mountPoints).
 package mounts
 
 import (
@@ -14,6 +16,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/basaltos/basalt/contract"
 )
 
 // Mount is one mount, as data.
@@ -108,16 +112,16 @@ func EnableControllers(dir string) error {
 // Data paths: the data filesystem is mounted at DataDir; /var is DataDir/var
 // bind-mounted; /etc is an overlay with its upper and work dirs on data.
 const (
-	DataDir  = "/data"
+	DataDir  = contract.DataMountPoint
 	varDir   = DataDir + "/var"
 	etcUpper = DataDir + "/etc/upper"
 	etcWork  = DataDir + "/etc/work"
 )
 
 // Persistent directories created on data after the layout.
-var Persistent = []string{"/var/log/basalt", "/var/lib/rancher", "/var/lib/kubelet", "/etc/rancher"}
+var Persistent = []string{contract.LogDir, "/var/lib/rancher", "/var/lib/kubelet", "/etc/rancher"}
 
-// MountData mounts the ext4 data partition at /data.
+// MountData mounts the ext4 data partition at DataDir.
 func MountData(dev string) error {
 	if mounted(DataDir) {
 		return nil

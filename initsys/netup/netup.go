@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/basaltos/basalt/initsys/say"
 	"net"
 	"os"
 	"path/filepath"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/basaltos/basalt/contract/config"
 	"github.com/basaltos/basalt/initsys/identity"
+	"github.com/basaltos/basalt/initsys/say"
 )
 
 // Wired returns the physical network interfaces under sysNet

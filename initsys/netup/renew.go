@@ -3,11 +3,12 @@ package netup
 import (
 	"context"
 	"errors"
-	"github.com/basaltos/basalt/initsys/say"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
+
+	"github.com/basaltos/basalt/initsys/say"
 )
 
 // leaseClient is what lease renewal needs from a DHCPv4 client.

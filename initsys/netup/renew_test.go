@@ -3,7 +3,6 @@ package netup
 import (
 	"context"
 	"fmt"
-	"github.com/basaltos/basalt/initsys/say"
 	"net"
 	"regexp"
 	"sync"
@@ -14,6 +13,8 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
+
+	"github.com/basaltos/basalt/initsys/say"
 )
 
 // fakeDHCP is a DHCPv4 server on loopback. It answers as server id;

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"github.com/basaltos/basalt/initsys/say"
 	"net"
 	"os"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/basaltos/basalt/contract/config"
+	"github.com/basaltos/basalt/initsys/say"
 )
 
 // IPv6 on a wired interface: the kernel does SLAAC from router

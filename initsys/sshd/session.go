@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"github.com/basaltos/basalt/initsys/say"
 	"io"
 	"os"
 	"os/exec"
@@ -19,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/basaltos/basalt/initsys/reaper"
+	"github.com/basaltos/basalt/initsys/say"
 )
 
 // account is a passwd entry with its supplementary groups.

@@ -15,7 +15,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"github.com/basaltos/basalt/initsys/say"
 	"net"
 	"os"
 	"path/filepath"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/basaltos/basalt/contract/config"
 	"github.com/basaltos/basalt/initsys/identity"
+	"github.com/basaltos/basalt/initsys/say"
 )
 
 // DefaultAddr is where the server listens on the device.

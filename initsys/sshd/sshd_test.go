@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"github.com/basaltos/basalt/initsys/say"
 	"net"
 	"os"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/basaltos/basalt/contract/config"
+	"github.com/basaltos/basalt/initsys/say"
 )
 
 // newKey returns a client signer and its authorized_keys line.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/basaltos/basalt/initsys/say"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"github.com/basaltos/basalt/initsys/devconfig"
 	"github.com/basaltos/basalt/initsys/identity"
 	"github.com/basaltos/basalt/initsys/mounts"
+	"github.com/basaltos/basalt/initsys/say"
 	"github.com/basaltos/basalt/initsys/sshd"
 	"github.com/basaltos/basalt/initsys/status"
 )

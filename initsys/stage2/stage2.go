@@ -10,7 +10,6 @@
 package stage2
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -136,7 +135,7 @@ func Main() {
 	if s.cmdline, err = stage1.ParseCmdline(s.cmdlineRaw); err != nil {
 		say.Printf("kernel command line: %v", err)
 	}
-	s.version = releaseValue(contract.ReleaseVersion)
+	s.version = release().Version
 	s.sup = supervise.New(supervise.Options{LogDir: contract.LogDir, LogMaxBytes: 1 << 20, LogKeep: 3,
 		Backoff: supervise.Backoff{Min: time.Second, Max: time.Minute, Reset: 2 * time.Minute}, Grace: stopGrace, Start: s.start})
 
@@ -284,7 +283,7 @@ func (s *system) clock() error {
 	off, err := clock.Sync(r, servers, ntpTimeout, floor)
 	if err != nil {
 		if ferr != nil {
-			return fmt.Errorf("%w; and %v", err, ferr)
+			return fmt.Errorf("%w; and %w", err, ferr)
 		}
 		return fmt.Errorf("%w; clock left at the build-epoch floor or later (%s)", err, floor.UTC().Format(time.RFC3339))
 	}
@@ -374,18 +373,17 @@ func (s *system) shutdownSequence(off bool) boot.Sequence {
 	}}
 }
 
-// releaseValue reads KEY= from contract.ReleaseFile.
-func releaseValue(key string) string {
-	f, err := os.Open(contract.ReleaseFile)
+// release reads contract.ReleaseFile; a root without one (or a broken
+// one) is said and leaves the version empty.
+func release() contract.Release {
+	b, err := os.ReadFile(contract.ReleaseFile)
 	if err != nil {
-		return ""
+		say.Printf("%v", err)
+		return contract.Release{}
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), key+"="); ok {
-			return strings.Trim(v, `"`)
-		}
+	rel, err := contract.ParseRelease(b)
+	if err != nil {
+		say.Printf("%v", err)
 	}
-	return ""
+	return rel
 }

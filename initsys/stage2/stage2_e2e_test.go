@@ -86,7 +86,7 @@ func initrd(t testing.TB, kdir, initBin string) string {
 			t.Fatal(err)
 		}
 	}
-	tr.AddBytes(prefix+modules.LoadFile, 0o644, []byte(strings.Join(want, "\n")+"\n"))
+	tr.AddBytes(prefix+contract.ModulesLoadFile, 0o644, []byte(strings.Join(want, "\n")+"\n"))
 	if err := tr.AddHostFile("init", initBin, 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/basaltos/basalt/initsys/say"
 	"io"
 	"os"
 	"os/exec"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/basaltos/basalt/initsys/reaper"
+	"github.com/basaltos/basalt/initsys/say"
 )
 
 // Options configure a Supervisor.

@@ -3,7 +3,6 @@ package supervise
 import (
 	"context"
 	"fmt"
-	"github.com/basaltos/basalt/initsys/say"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/basaltos/basalt/initsys/say"
 )
 
 // TestMain turns the test binary into a fake service when BASALT_HELPER is set.

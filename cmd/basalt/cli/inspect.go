@@ -187,13 +187,13 @@ func inspectSummary(w io.Writer, im *image) error {
 			return err
 		}
 		if fs != nil {
-			if rel, err := fs.ReadFile(fsPath(contract.ReleaseFile)); err == nil {
-				for _, line := range strings.Split(string(rel), "\n") {
-					if k, ok := strings.CutPrefix(line, "KERNEL="); ok {
-						kernel = k
+			if b, err := fs.ReadFile(fsPath(contract.ReleaseFile)); err == nil {
+				if rel, err := contract.ParseRelease(b); err == nil {
+					if rel.Kernel != "" {
+						kernel = rel.Kernel
 					}
-					if m, ok := strings.CutPrefix(line, ab.ReleaseKey+"="); ok && mech == "" {
-						mech = m
+					if mech == "" {
+						mech = rel.Get(ab.ReleaseKey)
 					}
 				}
 			}
