@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/basaltos/basalt/internal/errclass"
 )
 
 // Machine is a running QEMU.
@@ -48,7 +50,7 @@ func Start(ctx context.Context, c Config) (m *Machine, err error) {
 	q := c.Board.QEMU
 	bin, err := exec.LookPath(q.Binary)
 	if err != nil {
-		return nil, fmt.Errorf("%s not found: install the Debian packages %s: %w", q.Binary, strings.Join(q.HostPackages, ", "), err)
+		return nil, errclass.Missing(fmt.Errorf("%s not found: install the Debian packages %s: %w", q.Binary, strings.Join(q.HostPackages, ", "), err))
 	}
 	work, err := os.MkdirTemp("", "basalt-qemu-")
 	if err != nil {

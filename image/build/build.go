@@ -31,12 +31,8 @@ import (
 	"github.com/basaltos/basalt/boards"
 	"github.com/basaltos/basalt/image/debian"
 	"github.com/basaltos/basalt/image/spec"
+	"github.com/basaltos/basalt/internal/errclass"
 )
-
-// ErrInvalid marks errors caused by the user's input: unknown board, missing
-// file, wrong sha256, content that does not fit. Spec errors match
-// spec.ErrInvalid instead.
-var ErrInvalid = errors.New("invalid input")
 
 // DefaultEpoch is the time of every file when SOURCE_DATE_EPOCH is not
 // given: 2024-01-01T00:00:00Z. A constant, so that builds stay reproducible.
@@ -95,10 +91,9 @@ type Artifact struct {
 	SHA256   string
 }
 
-// invalidf returns an error matching ErrInvalid.
-func invalidf(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
-}
+// invalidf marks errors caused by the user's input (unknown board, missing
+// file, wrong sha256, content that does not fit): errclass.ErrInvalid.
+var invalidf = errclass.Invalidf
 
 // Build builds s for the boards of o and returns the artifacts, in board
 // order.

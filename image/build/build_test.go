@@ -19,6 +19,7 @@ import (
 	"github.com/basaltos/basalt/image/disk"
 	"github.com/basaltos/basalt/image/fat"
 	"github.com/basaltos/basalt/image/spec"
+	"github.com/basaltos/basalt/internal/errclass"
 	"github.com/basaltos/basalt/internal/testutil"
 )
 
@@ -293,8 +294,8 @@ func TestBuildBadInput(t *testing.T) {
 			if err == nil {
 				t.Fatal("Build succeeded")
 			}
-			if !errors.Is(err, ErrInvalid) {
-				t.Errorf("error does not match ErrInvalid: %v", err)
+			if !errors.Is(err, errclass.ErrInvalid) {
+				t.Errorf("error does not match errclass.ErrInvalid: %v", err)
 			}
 			msg := strings.ReplaceAll(strings.ReplaceAll(err.Error(), s.File, "BASE"), dir, "DIR")
 			if !strings.Contains(msg, tc.want) {

@@ -23,6 +23,7 @@ import (
 	"github.com/basaltos/basalt/image/initbin"
 	"github.com/basaltos/basalt/image/k3s"
 	"github.com/basaltos/basalt/image/k3s/k3stest"
+	"github.com/basaltos/basalt/internal/errclass"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -177,8 +178,8 @@ func TestBuildK3sRefused(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Build = %v, want an error with %q", err, tc.want)
 			}
-			if tc.name != "offline, nothing cached" && !errors.Is(err, ErrInvalid) {
-				t.Errorf("error is not ErrInvalid: %v", err)
+			if tc.name != "offline, nothing cached" && !errors.Is(err, errclass.ErrInvalid) {
+				t.Errorf("error is not errclass.ErrInvalid: %v", err)
 			}
 			if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("output left behind after a failed build")

@@ -23,11 +23,13 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/basaltos/basalt/internal/errclass"
 )
 
 // ErrOffline is returned (wrapped) when Offline mode needs something the
-// cache does not hold.
-var ErrOffline = errors.New("offline mode")
+// cache does not hold: a missing dependency (errclass.ErrMissing).
+var ErrOffline = errclass.Missing(errors.New("offline mode"))
 
 // ErrNotFound is returned (wrapped) when the server answers 404.
 var ErrNotFound = errors.New("not found on the server")

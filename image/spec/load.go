@@ -14,10 +14,9 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
-)
 
-// ErrInvalid marks every error caused by a bad spec (errors.Is).
-var ErrInvalid = errors.New("invalid spec")
+	"github.com/basaltos/basalt/internal/errclass"
+)
 
 // Issue is one problem found in a spec, located by file, line and YAML path.
 type Issue struct {
@@ -39,7 +38,8 @@ func (i Issue) String() string {
 	return b.String() + ": " + i.Msg
 }
 
-// Error holds every issue that makes a spec invalid. It matches ErrInvalid.
+// Error holds every issue that makes a spec invalid. It matches
+// errclass.ErrInvalid.
 type Error struct{ Issues []Issue }
 
 func (e *Error) Error() string {
@@ -50,8 +50,8 @@ func (e *Error) Error() string {
 	return strings.Join(lines, "\n")
 }
 
-// Is reports whether target is ErrInvalid.
-func (e *Error) Is(target error) bool { return target == ErrInvalid }
+// Is reports whether target is errclass.ErrInvalid.
+func (e *Error) Is(target error) bool { return target == errclass.ErrInvalid }
 
 //go:embed default.yaml
 var defaultYAML []byte
@@ -73,7 +73,7 @@ func Default(dir string) *Spec {
 func DefaultYAML() []byte { return bytes.Clone(defaultYAML) }
 
 // Load reads, decodes, defaults and validates the spec at path. It returns
-// the warnings, and an *Error (matching ErrInvalid) listing every problem.
+// the warnings, and an *Error (matching errclass.ErrInvalid) listing every problem.
 func Load(path string) (*Spec, []Issue, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {

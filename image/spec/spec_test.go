@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/basaltos/basalt/internal/errclass"
 )
 
 const head = "apiVersion: basalt.dev/v1alpha1\nkind: Image\nname: demo\nversion: 1.0.0\n"
@@ -134,8 +136,8 @@ func TestParseErrors(t *testing.T) {
 			if err == nil {
 				t.Fatalf("Parse = %+v, want errors", s)
 			}
-			if !errors.Is(err, ErrInvalid) {
-				t.Errorf("error does not match ErrInvalid: %v", err)
+			if !errors.Is(err, errclass.ErrInvalid) {
+				t.Errorf("error does not match errclass.ErrInvalid: %v", err)
 			}
 			var got []string
 			for _, l := range issues(err) {
@@ -249,8 +251,8 @@ func FuzzParse(f *testing.F) {
 		if err == nil && s == nil {
 			t.Fatal("nil spec without error")
 		}
-		if err != nil && !errors.Is(err, ErrInvalid) {
-			t.Fatalf("error does not match ErrInvalid: %v", err)
+		if err != nil && !errors.Is(err, errclass.ErrInvalid) {
+			t.Fatalf("error does not match errclass.ErrInvalid: %v", err)
 		}
 	})
 }

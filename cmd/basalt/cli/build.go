@@ -12,6 +12,7 @@ import (
 	"github.com/basaltos/basalt/boards"
 	"github.com/basaltos/basalt/image/build"
 	"github.com/basaltos/basalt/image/cache"
+	"github.com/basaltos/basalt/internal/errclass"
 )
 
 type buildOptions struct {
@@ -82,7 +83,7 @@ func runBuild(cmd *cobra.Command, g *globalOptions, o *buildOptions) error {
 	}
 	if v, ok := os.LookupEnv("SOURCE_DATE_EPOCH"); ok {
 		if opt.Epoch, err = strconv.ParseInt(v, 10, 64); err != nil || opt.Epoch <= 0 {
-			return invalidError{fmt.Errorf("SOURCE_DATE_EPOCH=%q: want a positive number of seconds", v)}
+			return errclass.Invalid(fmt.Errorf("SOURCE_DATE_EPOCH=%q: want a positive number of seconds", v))
 		}
 	}
 	stderr := cmd.ErrOrStderr()
@@ -110,7 +111,7 @@ func runBuild(cmd *cobra.Command, g *globalOptions, o *buildOptions) error {
 		fmt.Fprint(stderr, "\r\033[K")
 	}
 	if err != nil {
-		return invalid(err)
+		return err
 	}
 	for _, a := range arts {
 		fmt.Fprintf(cmd.OutOrStdout(), "%s  %s  (%d bytes, manifest %s)\n", a.SHA256, a.Image, a.Size, a.Manifest)

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/basaltos/basalt/contract/bundle"
+	"github.com/basaltos/basalt/internal/errclass"
 )
 
 func newBundleCmd(_ *globalOptions) *cobra.Command {
@@ -56,25 +57,25 @@ build machine and check bundles for audits.
 			for _, p := range pubs {
 				b, err := os.ReadFile(p)
 				if err != nil {
-					return invalidError{err}
+					return errclass.Invalid(err)
 				}
 				ks, err := bundle.ParsePublicKeys(b)
 				if err != nil {
-					return invalidError{fmt.Errorf("%s: %w", p, err)}
+					return errclass.Invalid(fmt.Errorf("%s: %w", p, err))
 				}
 				keys = append(keys, ks...)
 			}
 			if len(keys) == 0 {
-				return invalidError{fmt.Errorf("--key PUBLIC_KEY is required")}
+				return errclass.Invalid(fmt.Errorf("--key PUBLIC_KEY is required"))
 			}
 			f, err := os.Open(args[0])
 			if err != nil {
-				return invalidError{err}
+				return errclass.Invalid(err)
 			}
 			defer f.Close()
 			r, err := bundle.Open(f, keys)
 			if err != nil {
-				return invalidError{fmt.Errorf("%s: %w", args[0], err)}
+				return errclass.Invalid(fmt.Errorf("%s: %w", args[0], err))
 			}
 			for {
 				p, pr, err := r.Next()
@@ -85,7 +86,7 @@ build machine and check bundles for audits.
 					_, err = io.Copy(io.Discard, pr)
 				}
 				if err != nil {
-					return invalidError{fmt.Errorf("%s: %w", args[0], err)}
+					return errclass.Invalid(fmt.Errorf("%s: %w", args[0], err))
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "%-8s %12d  sha256 %s  ok\n", p.Name, p.Size, p.SHA256)
 			}
@@ -102,16 +103,16 @@ build machine and check bundles for audits.
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f, err := os.Open(args[0])
 			if err != nil {
-				return invalidError{err}
+				return errclass.Invalid(err)
 			}
 			defer f.Close()
 			raw, sig, err := bundle.ReadHead(tar.NewReader(f))
 			if err != nil {
-				return invalidError{fmt.Errorf("%s: %w", args[0], err)}
+				return errclass.Invalid(fmt.Errorf("%s: %w", args[0], err))
 			}
 			m, err := bundle.ParseManifest(raw)
 			if err != nil {
-				return invalidError{fmt.Errorf("%s: %w", args[0], err)}
+				return errclass.Invalid(fmt.Errorf("%s: %w", args[0], err))
 			}
 			w := cmd.OutOrStdout()
 			signed := "signed (not checked here)"
@@ -130,15 +131,15 @@ build machine and check bundles for audits.
 
 func loadPrivateKey(path string) (ed25519.PrivateKey, error) {
 	if path == "" {
-		return nil, invalidError{fmt.Errorf("no signing key: --key FILE or BASALT_SIGN_KEY (make one with basalt keygen)")}
+		return nil, errclass.Invalid(fmt.Errorf("no signing key: --key FILE or BASALT_SIGN_KEY (make one with basalt keygen)"))
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, invalidError{err}
+		return nil, errclass.Invalid(err)
 	}
 	k, err := bundle.ParsePrivateKey(b)
 	if err != nil {
-		return nil, invalidError{fmt.Errorf("%s: %w", path, err)}
+		return nil, errclass.Invalid(fmt.Errorf("%s: %w", path, err))
 	}
 	return k, nil
 }
@@ -147,12 +148,12 @@ func loadPrivateKey(path string) (ed25519.PrivateKey, error) {
 func signBundle(src, dst string, k ed25519.PrivateKey) error {
 	in, err := os.Open(src)
 	if err != nil {
-		return invalidError{err}
+		return errclass.Invalid(err)
 	}
 	defer in.Close()
 	raw, _, err := bundle.ReadHead(tar.NewReader(in))
 	if err != nil {
-		return invalidError{fmt.Errorf("%s: %w", src, err)}
+		return errclass.Invalid(fmt.Errorf("%s: %w", src, err))
 	}
 	if _, err := in.Seek(0, io.SeekStart); err != nil {
 		return err
@@ -164,7 +165,7 @@ func signBundle(src, dst string, k ed25519.PrivateKey) error {
 	defer os.Remove(tmp.Name())
 	if err := bundle.Resign(tmp, in, bundle.Sign(raw, k)); err != nil {
 		tmp.Close()
-		return invalidError{fmt.Errorf("%s: %w", src, err)}
+		return errclass.Invalid(fmt.Errorf("%s: %w", src, err))
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()

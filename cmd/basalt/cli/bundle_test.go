@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/basaltos/basalt/contract/bundle"
+	"github.com/basaltos/basalt/internal/errclass"
 )
 
 // writeTestBundle writes an unsigned bundle of version v for board with
@@ -51,8 +52,8 @@ func TestKeygenBundleSignVerify(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("private key: %v %v", fi, err)
 	}
-	if code, _, _ := runCLI("keygen", "-o", keys); code != exitInvalid {
-		t.Errorf("keygen over existing keys: exit %d, want %d", code, exitInvalid)
+	if code, _, _ := runCLI("keygen", "-o", keys); code != errclass.ExitInvalid {
+		t.Errorf("keygen over existing keys: exit %d, want %d", code, errclass.ExitInvalid)
 	}
 	other := filepath.Join(dir, "other")
 	runCLI("keygen", "-o", other)
@@ -60,7 +61,7 @@ func TestKeygenBundleSignVerify(t *testing.T) {
 	b := filepath.Join(dir, "demo-1.0.0-qemu-x86_64.bundle")
 	writeTestBundle(t, b, "1.0.0", "qemu-x86_64")
 	pub := filepath.Join(keys, keyPublicName)
-	if code, _, errs := runCLI("bundle", "verify", b, "--key", pub); code != exitInvalid || !strings.Contains(errs, "not signed") {
+	if code, _, errs := runCLI("bundle", "verify", b, "--key", pub); code != errclass.ExitInvalid || !strings.Contains(errs, "not signed") {
 		t.Errorf("verify unsigned: %d %s", code, errs)
 	}
 	if code, out, errs := runCLI("bundle", "sign", b, "--key", filepath.Join(keys, keyPrivateName)); code != 0 {
@@ -69,7 +70,7 @@ func TestKeygenBundleSignVerify(t *testing.T) {
 	if code, out, errs := runCLI("bundle", "verify", b, "--key", pub); code != 0 || !strings.Contains(out, "signature and payloads ok") {
 		t.Errorf("verify: %d %s %s", code, out, errs)
 	}
-	if code, _, errs := runCLI("bundle", "verify", b, "--key", filepath.Join(other, keyPublicName)); code != exitInvalid || !strings.Contains(errs, "signature does not verify") {
+	if code, _, errs := runCLI("bundle", "verify", b, "--key", filepath.Join(other, keyPublicName)); code != errclass.ExitInvalid || !strings.Contains(errs, "signature does not verify") {
 		t.Errorf("verify with an unknown key: %d %s", code, errs)
 	}
 	if code, _, errs := runCLI("bundle", "verify", b, "--key", filepath.Join(other, keyPublicName), "--key", pub); code != 0 {

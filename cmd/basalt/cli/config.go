@@ -22,6 +22,7 @@ import (
 	"github.com/basaltos/basalt/image/disk"
 	"github.com/basaltos/basalt/image/fat"
 	"github.com/basaltos/basalt/image/tree"
+	"github.com/basaltos/basalt/internal/errclass"
 )
 
 func newConfigCmd(g *globalOptions) *cobra.Command {
@@ -42,14 +43,14 @@ a NoCloud seed image.
 }
 
 // parseFiles parses and validates files, printing every issue to w; it
-// returns ErrInvalid when any file is invalid.
+// returns errclass.ErrInvalid when any file is invalid.
 func parseFiles(w io.Writer, files ...string) ([]*config.Document, error) {
 	var docs []*config.Document
 	bad := 0
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+			return nil, errclass.Invalidf("%w", err)
 		}
 		d, warns, err := config.Parse(f, b)
 		for _, x := range warns {
@@ -63,7 +64,7 @@ func parseFiles(w io.Writer, files ...string) ([]*config.Document, error) {
 		docs = append(docs, d)
 	}
 	if bad > 0 {
-		return nil, fmt.Errorf("%w: %d of %d files", ErrInvalid, bad, len(files))
+		return nil, errclass.Invalidf("%d of %d files", bad, len(files))
 	}
 	return docs, checkZones(w, docs)
 }
@@ -85,7 +86,7 @@ FILE:LINE: .yaml.path: reason; unsupported cloud-init keys print as warnings.
 			}
 			if errs := config.Merge(docs...).Validate(); len(errs) > 0 {
 				fmt.Fprintln(cmd.ErrOrStderr(), errs)
-				return fmt.Errorf("%w: merged config", ErrInvalid)
+				return errclass.Invalidf("merged config")
 			}
 			for _, d := range docs {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: valid\n", d.File)
@@ -111,7 +112,7 @@ func checkZones(w io.Writer, docs []*config.Document) error {
 		}
 	}
 	if bad > 0 {
-		return fmt.Errorf("%w: %d unknown time zone(s)", ErrInvalid, bad)
+		return errclass.Invalidf("%d unknown time zone(s)", bad)
 	}
 	return nil
 }
@@ -155,7 +156,7 @@ refused. A file of the same name is replaced.
 				name = filepath.Base(file)
 			}
 			if !dropInName.MatchString(name) {
-				return fmt.Errorf("%w: drop-in name %q: want NN-name.yaml (letters, digits, '.', '_', '-')", ErrInvalid, name)
+				return errclass.Invalidf("drop-in name %q: want NN-name.yaml (letters, digits, '.', '_', '-')", name)
 			}
 			if _, err := parseFiles(cmd.ErrOrStderr(), file); err != nil {
 				return err
@@ -166,7 +167,7 @@ refused. A file of the same name is replaced.
 			}
 			p, err := bootPartition(img)
 			if err != nil {
-				return fmt.Errorf("%w: %s is not a basalt disk image or card: %w", ErrInvalid, img, err)
+				return errclass.Invalidf("%s is not a basalt disk image or card: %w", img, err)
 			}
 			f, err := os.OpenFile(img, os.O_RDWR, 0)
 			if err != nil {
@@ -276,7 +277,7 @@ with secrets redacted; each line ends with the file and line that set it.
 				return err
 			}
 			if bad > 0 {
-				return fmt.Errorf("%w: %d invalid drop-ins (the device boots with its last good config)", ErrInvalid, bad)
+				return errclass.Invalidf("%d invalid drop-ins (the device boots with its last good config)", bad)
 			}
 			return nil
 		},
@@ -376,7 +377,7 @@ second drive in QEMU:
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.out == "" {
-				return fmt.Errorf("%w: -o seed.img is required", ErrInvalid)
+				return errclass.Invalidf("-o seed.img is required")
 			}
 			dir := args[0]
 			ud := filepath.Join(dir, "user-data")
@@ -395,7 +396,7 @@ second drive in QEMU:
 			}
 			if _, _, _, err := config.ParseMetaData(filepath.Join(dir, "meta-data"), metaData); err != nil {
 				fmt.Fprintln(cmd.ErrOrStderr(), err)
-				return fmt.Errorf("%w: meta-data", ErrInvalid)
+				return errclass.Invalidf("meta-data")
 			}
 			t := tree.New(epoch())
 			if err := t.AddBytes("user-data", 0o644, userData); err != nil {

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -17,25 +16,9 @@ import (
 	"github.com/basaltos/basalt/image/disk"
 	"github.com/basaltos/basalt/image/fat"
 	"github.com/basaltos/basalt/image/tree"
+	"github.com/basaltos/basalt/internal/errclass"
 	"github.com/basaltos/basalt/internal/testutil"
 )
-
-func run(args ...string) (int, string, string) {
-	var out, errb bytes.Buffer
-	root := newRootCmd()
-	root.SetArgs(args)
-	root.SetOut(&out)
-	root.SetErr(&errb)
-	code := 0
-	if err := root.Execute(); err != nil {
-		errb.WriteString(err.Error())
-		code = exitFailure
-		if strings.Contains(err.Error(), ErrInvalid.Error()) {
-			code = exitInvalid
-		}
-	}
-	return code, out.String(), errb.String()
-}
 
 func TestConfigAddShowValidate(t *testing.T) {
 	dir := t.TempDir()
@@ -55,22 +38,22 @@ func TestConfigAddShowValidate(t *testing.T) {
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("apiVersion: basalt.dev/v1alpha1\nkind: DeviceConfig\nhostname: -x\n"), 0o644)
 
-	if code, _, stderr := run("config", "validate", good, bad); code != exitInvalid || !strings.Contains(stderr, bad+`:3: .hostname: invalid hostname "-x"`) {
+	if code, _, stderr := runCLI("config", "validate", good, bad); code != errclass.ExitInvalid || !strings.Contains(stderr, bad+`:3: .hostname: invalid hostname "-x"`) {
 		t.Errorf("validate: code %d\n%s", code, stderr)
 	}
-	if code, stdout, stderr := run("config", "validate", good); code != 0 || stdout != good+": valid\n" {
+	if code, stdout, stderr := runCLI("config", "validate", good); code != 0 || stdout != good+": valid\n" {
 		t.Errorf("validate good: code %d, stdout %q, want %q\n%s", code, stdout, good+": valid\n", stderr)
 	}
 	mars := filepath.Join(dir, "mars.yaml")
 	os.WriteFile(mars, []byte("#cloud-config\ntimezone: Mars/Olympus\n"), 0o644)
-	if code, _, stderr := run("config", "validate", mars); code != exitInvalid || !strings.Contains(stderr, mars+`:2: .timezone: unknown time zone "Mars/Olympus"`) {
+	if code, _, stderr := runCLI("config", "validate", mars); code != errclass.ExitInvalid || !strings.Contains(stderr, mars+`:2: .timezone: unknown time zone "Mars/Olympus"`) {
 		t.Errorf("validate unknown zone: code %d\n%s", code, stderr)
 	}
-	if code, _, stderr := run("config", "add", img, bad); code != exitInvalid {
+	if code, _, stderr := runCLI("config", "add", img, bad); code != errclass.ExitInvalid {
 		t.Errorf("add bad: code %d\n%s", code, stderr)
 	}
-	if code, _, stderr := run("config", "add", good, good); code != exitInvalid || !strings.Contains(stderr, "is not a basalt disk image") {
-		t.Errorf("add to a non-image: code %d, want %d\n%s", code, exitInvalid, stderr)
+	if code, _, stderr := runCLI("config", "add", good, good); code != errclass.ExitInvalid || !strings.Contains(stderr, "is not a basalt disk image") {
+		t.Errorf("add to a non-image: code %d, want %d\n%s", code, errclass.ExitInvalid, stderr)
 	}
 	// The manifest next to the image: its sums follow the image's bytes.
 	lay, err := disk.Read(img)
@@ -82,7 +65,7 @@ func TestConfigAddShowValidate(t *testing.T) {
 		Partitions: []build.PartInfo{{Number: 1, Name: lay.Partitions[0].Name, Start: lay.Partitions[0].Start, Size: lay.Partitions[0].Size, SHA256: stale}}}
 	mj, _ := json.Marshal(m)
 	os.WriteFile(build.ManifestPath(img), mj, 0o644)
-	if code, _, stderr := run("config", "add", img, good, "--name", "50-site.yaml"); code != 0 {
+	if code, _, stderr := runCLI("config", "add", img, good, "--name", "50-site.yaml"); code != 0 {
 		t.Fatalf("add: code %d\n%s", code, stderr)
 	}
 	if err := json.Unmarshal(must(os.ReadFile(build.ManifestPath(img))), &m); err != nil {
@@ -96,7 +79,7 @@ func TestConfigAddShowValidate(t *testing.T) {
 	if want := fmt.Sprintf("%x", sha256.Sum256(data[p0.Start:p0.Start+p0.Size])); p0.SHA256 != want {
 		t.Errorf("after config add, manifest boot sha256 %s, bytes %s", p0.SHA256, want)
 	}
-	code, stdout, stderr := run("config", "show", img)
+	code, stdout, stderr := runCLI("config", "show", img)
 	if code != 0 {
 		t.Fatalf("show: code %d\n%s", code, stderr)
 	}
@@ -108,7 +91,7 @@ func TestConfigAddShowValidate(t *testing.T) {
 	if strings.Contains(stdout, "t0ps3cret") {
 		t.Errorf("show prints the secret:\n%s", stdout)
 	}
-	if code, stdout, stderr := run("inspect", img, "--ls", "boot:/basalt/config.d"); code != 0 || !strings.Contains(stdout, "50-site.yaml") {
+	if code, stdout, stderr := runCLI("inspect", img, "--ls", "boot:/basalt/config.d"); code != 0 || !strings.Contains(stdout, "50-site.yaml") {
 		t.Errorf("inspect --ls boot:/basalt/config.d: %d %q %s", code, stdout, stderr)
 	}
 	mtype := testutil.NeedTool(t, "mtype")
@@ -122,7 +105,7 @@ func TestConfigSeed(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "user-data"), []byte("#cloud-config\nhostname: seeded\n"), 0o644)
 	out := filepath.Join(dir, "seed.img")
-	if code, stdout, stderr := run("config", "seed", dir, "-o", out); code != 0 || !strings.Contains(stdout, out+": NoCloud seed") {
+	if code, stdout, stderr := runCLI("config", "seed", dir, "-o", out); code != 0 || !strings.Contains(stdout, out+": NoCloud seed") {
 		t.Fatalf("seed: %d %q %s", code, stdout, stderr)
 	}
 	if b, err := exec.Command(fsck, "-n", out).CombinedOutput(); err != nil {

@@ -70,7 +70,7 @@ func runFetch(cmd *cobra.Command, o *fetchOptions) error {
 		Progress: cache.TermProgress(os.Stderr),
 	})
 	if err != nil {
-		return invalid(err)
+		return err
 	}
 	w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "BOARD\tPACKAGE\tVERSION\tARCH\tSUITE\tSIZE\tSHA256")

@@ -17,6 +17,7 @@ import (
 	"github.com/basaltos/basalt/contract/ab"
 	"github.com/basaltos/basalt/image/disk"
 	"github.com/basaltos/basalt/image/fat"
+	"github.com/basaltos/basalt/internal/errclass"
 )
 
 type inspectOptions struct {
@@ -58,7 +59,7 @@ func (im *image) part(name string) (disk.Partition, error) {
 			return p, nil
 		}
 	}
-	return disk.Partition{}, invalidError{fmt.Errorf("%s: no partition %q", im.f.Name(), name)}
+	return disk.Partition{}, errclass.Invalid(fmt.Errorf("%s: no partition %q", im.f.Name(), name))
 }
 
 // slotFS opens the squashfs root of slot (nil, nil when the slot is empty).
@@ -84,7 +85,7 @@ func (im *image) slotFS(slot contract.Slot) (*dsquashfs.FileSystem, error) {
 func parseSlotPath(v string) (contract.Slot, string, error) {
 	s, p, ok := strings.Cut(v, ":")
 	if !ok || !contract.Slot(s).Valid() {
-		return "", "", invalidError{fmt.Errorf("%q: want SLOT:PATH with slot a or b, or boot:PATH for the boot partition, e.g. a:/etc, boot:/", v)}
+		return "", "", errclass.Invalid(fmt.Errorf("%q: want SLOT:PATH with slot a or b, or boot:PATH for the boot partition, e.g. a:/etc, boot:/", v))
 	}
 	return contract.Slot(s), fsPath(p), nil
 }
@@ -102,12 +103,12 @@ func fsPath(p string) string {
 func openImage(path string) (*image, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, invalidError{err}
+		return nil, errclass.Invalid(err)
 	}
 	l, err := disk.Read(path)
 	if err != nil {
 		f.Close()
-		return nil, invalidError{fmt.Errorf("%s: not a disk image: %w", path, err)}
+		return nil, errclass.Invalid(fmt.Errorf("%s: not a disk image: %w", path, err))
 	}
 	return &image{f: f, layout: l}, nil
 }
@@ -154,7 +155,7 @@ func runInspect(cmd *cobra.Command, o *inspectOptions, img string) error {
 		return inspectLs(w, im, o.ls)
 	case o.extract != "":
 		if o.out == "" {
-			return invalidError{fmt.Errorf("--extract needs -o FILE (or -o - for stdout)")}
+			return errclass.Invalid(fmt.Errorf("--extract needs -o FILE (or -o - for stdout)"))
 		}
 		return inspectExtract(w, im, o.extract, o.out)
 	}
@@ -283,7 +284,7 @@ func (im *image) slotPath(v string) (*dsquashfs.FileSystem, contract.Slot, strin
 	}
 	fs, err := im.slotFS(slot)
 	if err == nil && fs == nil {
-		err = invalidError{fmt.Errorf("slot %s is empty", slot)}
+		err = errclass.Invalid(fmt.Errorf("slot %s is empty", slot))
 	}
 	return fs, slot, p, err
 }
@@ -296,7 +297,7 @@ func inspectLs(w io.Writer, im *image, v string) error {
 		}
 		ents, err := boot.ReadDir(bp)
 		if err != nil {
-			return invalidError{fmt.Errorf("boot partition: %w", err)}
+			return errclass.Invalid(fmt.Errorf("boot partition: %w", err))
 		}
 		tw := tabwriter.NewWriter(w, 0, 4, 1, ' ', 0)
 		for _, e := range ents {
@@ -314,7 +315,7 @@ func inspectLs(w io.Writer, im *image, v string) error {
 	}
 	ents, err := fs.ReadDir(p)
 	if err != nil {
-		return invalidError{fmt.Errorf("slot %s: %s: %w", slot, p, err)}
+		return errclass.Invalid(fmt.Errorf("slot %s: %s: %w", slot, p, err))
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 1, ' ', 0)
 	for _, e := range ents {
@@ -335,7 +336,7 @@ func inspectExtract(w io.Writer, im *image, v, out string) error {
 			return err
 		}
 		if b, err = boot.ReadFile(bp); err != nil {
-			return invalidError{fmt.Errorf("boot partition: %w", err)}
+			return errclass.Invalid(fmt.Errorf("boot partition: %w", err))
 		}
 	} else {
 		fs, slot, p, err := im.slotPath(v)
@@ -343,7 +344,7 @@ func inspectExtract(w io.Writer, im *image, v, out string) error {
 			return err
 		}
 		if b, err = fs.ReadFile(p); err != nil {
-			return invalidError{fmt.Errorf("slot %s: %s: %w", slot, p, err)}
+			return errclass.Invalid(fmt.Errorf("slot %s: %s: %w", slot, p, err))
 		}
 	}
 	if out == "-" {

@@ -69,7 +69,7 @@ func TestInspectVerity(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	code, out, stderr := run("inspect", img)
+	code, out, stderr := runCLI("inspect", img)
 	if want := "verity: root hash " + p.RootHash + ": verifies"; code != 0 || !strings.Contains(out, want) {
 		t.Fatalf("inspect: code %d, want %q in:\n%s%s", code, want, out, stderr)
 	}
@@ -81,7 +81,7 @@ func TestInspectVerity(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	if _, out, _ := run("inspect", img); !strings.Contains(out, p.RootHash+": FAILS: verity: the stored hash tree does not match the data") {
+	if _, out, _ := runCLI("inspect", img); !strings.Contains(out, p.RootHash+": FAILS: verity: the stored hash tree does not match the data") {
 		t.Errorf("inspect of a flipped byte:\n%s", out)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/basaltos/basalt/contract/bundle"
+	"github.com/basaltos/basalt/internal/errclass"
 )
 
 // Key file names in the directory `basalt keygen -o DIR` writes.
@@ -52,7 +53,7 @@ Existing key files are never overwritten.
 			kp, pp := filepath.Join(out, keyPrivateName), filepath.Join(out, keyPublicName)
 			for _, p := range []string{kp, pp} {
 				if _, err := os.Stat(p); err == nil {
-					return invalidError{fmt.Errorf("%s exists: not overwriting a key (choose another -o)", p)}
+					return errclass.Invalid(fmt.Errorf("%s exists: not overwriting a key (choose another -o)", p))
 				} else if !errors.Is(err, fs.ErrNotExist) {
 					return err
 				}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/basaltos/basalt/boards"
 	"github.com/basaltos/basalt/image/disk"
+	"github.com/basaltos/basalt/internal/errclass"
 	"github.com/basaltos/basalt/qemu"
 )
 
@@ -111,23 +112,23 @@ func runQemu(cmd *cobra.Command, o *qemuOptions, image string) error {
 // config turns the flags into a qemu.Config; every error is invalid input.
 func (o *qemuOptions) config(image string) (qemu.Config, error) {
 	if err := checkImage(image); err != nil {
-		return qemu.Config{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return qemu.Config{}, errclass.Invalidf("%w", err)
 	}
 	name := o.board
 	if name == "" {
 		var err error
 		if name, err = imageBoard(image); err != nil {
-			return qemu.Config{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+			return qemu.Config{}, errclass.Invalidf("%w", err)
 		}
 	}
 	b, err := boards.Get(name)
 	if err != nil {
-		return qemu.Config{}, fmt.Errorf("%w: --board: %w", ErrInvalid, err)
+		return qemu.Config{}, errclass.Invalidf("--board: %w", err)
 	}
 	c := qemu.Config{Board: b, Image: image, Memory: o.memory, SMP: o.smp, Snapshot: o.snapshot, NoReboot: o.noReboot}
 	if o.diskSize != "" {
 		if c.DiskSize, err = parseSize(o.diskSize); err != nil {
-			return qemu.Config{}, fmt.Errorf("%w: --disk-size: %w", ErrInvalid, err)
+			return qemu.Config{}, errclass.Invalidf("--disk-size: %w", err)
 		}
 	}
 	switch o.net {
@@ -138,36 +139,36 @@ func (o *qemuOptions) config(image string) (qemu.Config, error) {
 	case "outside":
 		c.Net.User, c.Net.Outside = true, true
 	default:
-		return qemu.Config{}, fmt.Errorf("%w: --net %q: want none, user or outside", ErrInvalid, o.net)
+		return qemu.Config{}, errclass.Invalidf("--net %q: want none, user or outside", o.net)
 	}
 	if o.seed != "" {
 		if fi, err := os.Stat(o.seed); err != nil || !fi.Mode().IsRegular() {
-			return qemu.Config{}, fmt.Errorf("%w: --seed %s: want a seed image file (basalt config seed DIR -o seed.img)", ErrInvalid, o.seed)
+			return qemu.Config{}, errclass.Invalidf("--seed %s: want a seed image file (basalt config seed DIR -o seed.img)", o.seed)
 		}
 		c.ExtraDrives = append(c.ExtraDrives, o.seed)
 	}
 	for _, s := range o.forwards {
 		fw, err := qemu.ParseForward(s)
 		if err != nil {
-			return qemu.Config{}, fmt.Errorf("%w: --forward: %w", ErrInvalid, err)
+			return qemu.Config{}, errclass.Invalidf("--forward: %w", err)
 		}
 		c.Net.Forwards = append(c.Net.Forwards, fw)
 	}
 	if o.cluster < 0 || o.cluster > 16 {
-		return qemu.Config{}, fmt.Errorf("%w: --cluster %d: want 1 to 16 VMs", ErrInvalid, o.cluster)
+		return qemu.Config{}, errclass.Invalidf("--cluster %d: want 1 to 16 VMs", o.cluster)
 	}
 	if o.seed != "" && o.cluster > 0 {
-		return qemu.Config{}, fmt.Errorf("%w: --seed and --cluster: the cluster makes each VM's seed", ErrInvalid)
+		return qemu.Config{}, errclass.Invalidf("--seed and --cluster: the cluster makes each VM's seed")
 	}
 	if o.token != "" && o.cluster == 0 {
-		return qemu.Config{}, fmt.Errorf("%w: --token needs --cluster", ErrInvalid)
+		return qemu.Config{}, errclass.Invalidf("--token needs --cluster")
 	}
 	switch o.accel {
 	case "auto":
 	case "kvm", "tcg":
 		c.Accel = qemu.Accel(o.accel)
 	default:
-		return qemu.Config{}, fmt.Errorf("%w: --accel %q: want auto, kvm or tcg", ErrInvalid, o.accel)
+		return qemu.Config{}, errclass.Invalidf("--accel %q: want auto, kvm or tcg", o.accel)
 	}
 	return c, nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/basaltos/basalt/contract/config"
+	"github.com/basaltos/basalt/internal/errclass"
 	"github.com/basaltos/basalt/qemu"
 )
 
@@ -84,7 +85,7 @@ func TestQemuConfig(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := tt.o.config(tt.image)
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, ErrInvalid) {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, errclass.ErrInvalid) {
 					t.Fatalf("err = %v, want invalid input with %q", err, tt.wantErr)
 				}
 				return

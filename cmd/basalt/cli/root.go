@@ -11,16 +11,9 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
-)
 
-// Exit codes: scripts can tell bad input from a failure of the machine.
-const (
-	exitFailure = 1 // I/O, network, tool failure
-	exitInvalid = 2 // invalid input: spec, flags, files
+	"github.com/basaltos/basalt/internal/errclass"
 )
-
-// ErrInvalid marks errors caused by the user's input (exit code 2).
-var ErrInvalid = errors.New("invalid input")
 
 // globalOptions are the flags every verb has.
 type globalOptions struct {
@@ -35,7 +28,11 @@ func newRootCmd() *cobra.Command {
 		Long: `basalt turns one declarative YAML spec into a bootable disk image per board
 (and, with --sign-key, a signed A/B update bundle), without root, Docker or
 loop devices. Debian inputs are verified, cached and pinned in basalt.lock.
-Shell completion: basalt completion bash|zsh|fish|powershell --help.`,
+Shell completion: basalt completion bash|zsh|fish|powershell --help.
+
+Exit codes: 0 ok, 1 failure, 2 invalid input (spec, flags, files given),
+3 missing dependency (a host tool, or an input --offline needs that the
+cache lacks).`,
 		Example: `  basalt boards                                   # boards, bootloaders, A/B mechanisms
   basalt build -o out                             # the embedded default spec (qemu-x86_64)
   basalt qemu out/basalt-demo-0.1.0-qemu-x86_64.img   # boot it; quit with Ctrl-A X
@@ -77,16 +74,15 @@ func Run(args []string) int {
 	defer stop()
 	root := newRootCmd()
 	root.SetArgs(args)
-	if err := root.ExecuteContext(ctx); err != nil {
+	err := root.ExecuteContext(ctx)
+	if err != nil {
 		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 			fmt.Fprintln(os.Stderr, "basalt: interrupted; nothing was left behind")
-			return exitFailure
+			return errclass.ExitFailure
 		}
 		fmt.Fprintln(os.Stderr, "basalt:", err)
-		if errors.Is(err, ErrInvalid) {
-			return exitInvalid
-		}
-		return exitFailure
 	}
-	return 0
+	// Exit codes (errclass): 2 invalid input, 3 missing dependency, 1 other
+	// failures, so scripts can tell bad input from a failure of the machine.
+	return errclass.Code(err)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/basaltos/basalt/contract/bundle"
+	"github.com/basaltos/basalt/internal/errclass"
 )
 
 func newServeCmd(_ *globalOptions) *cobra.Command {
@@ -41,7 +42,7 @@ index.json into DIR and exits, for any web server, CDN or object store.
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := args[0]
 			if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-				return invalidError{fmt.Errorf("%s: not a directory", dir)}
+				return errclass.Invalid(fmt.Errorf("%s: not a directory", dir))
 			}
 			if writeIndex {
 				idx, err := indexChannels(dir)

@@ -1,13 +1,11 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
 
-	"github.com/basaltos/basalt/image/build"
 	"github.com/basaltos/basalt/image/spec"
 )
 
@@ -62,21 +60,7 @@ func loadSpec(cmd *cobra.Command, file string) (*spec.Spec, error) {
 		fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
 	}
 	if err != nil {
-		return nil, invalid(err)
+		return nil, err // a spec error matches errclass.ErrInvalid
 	}
 	return s, nil
-}
-
-// invalidError keeps an error's message and makes it match ErrInvalid.
-type invalidError struct{ error }
-
-func (e invalidError) Is(target error) bool { return target == ErrInvalid }
-func (e invalidError) Unwrap() error        { return e.error }
-
-// invalid tags errors caused by bad input (spec or build) for exit code 2.
-func invalid(err error) error {
-	if err != nil && (errors.Is(err, spec.ErrInvalid) || errors.Is(err, build.ErrInvalid)) {
-		return invalidError{err}
-	}
-	return err
 }

@@ -3,11 +3,12 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/basaltos/basalt/internal/errclass"
 )
 
 // runCLI runs the command line and returns its exit code and outputs.
@@ -20,10 +21,7 @@ func runCLI(args ...string) (int, string, string) {
 	code := 0
 	if err := root.Execute(); err != nil {
 		errb.WriteString(err.Error())
-		code = exitFailure
-		if errors.Is(err, ErrInvalid) {
-			code = exitInvalid
-		}
+		code = errclass.Code(err)
 	}
 	return code, out.String(), errb.String()
 }
