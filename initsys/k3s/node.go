@@ -3,7 +3,6 @@ package k3s
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/basaltos/basalt/contract"
 	"github.com/basaltos/basalt/contract/config"
+	"github.com/basaltos/basalt/initsys/say"
 	"github.com/basaltos/basalt/initsys/supervise"
 )
 
@@ -35,8 +35,6 @@ type Options struct {
 	Env []string
 	// Sup supervises k3s.
 	Sup *supervise.Supervisor
-	// Console gets the health transitions (contract markers).
-	Console io.Writer
 	// ProcNetRoute is the kernel's IPv4 route table (/proc/net/route).
 	ProcNetRoute string
 }
@@ -154,13 +152,13 @@ func (n *Node) set(state, reason string) {
 		n.health = Health{State: state, Reason: reason, Since: time.Now()}
 	}
 	n.mu.Unlock()
-	if old.State != state && n.o.Console != nil {
+	if old.State != state { // said as contract markers
 		role := Role(n.config().Cluster)
 		switch state {
 		case Ready:
-			fmt.Fprintf(n.o.Console, "%s (k3s %s)\n", contract.MarkerOrchestratorReady, role)
+			say.Mark(contract.MarkerOrchestratorReady, " (k3s %s)", role)
 		default:
-			fmt.Fprintf(n.o.Console, "%sorchestrator %s (k3s %s): %s\n", contract.MarkerPrefix, state, role, reason)
+			say.Printf("orchestrator %s (k3s %s): %s", state, role, reason)
 		}
 	}
 }

@@ -302,10 +302,10 @@ func (s *system) services() error {
 // orchestrator starts k3s when the image has it (contract.K3sBin).
 func (s *system) orchestrator() error {
 	if !k3s.Present("/") {
-		fmt.Println("basalt: no orchestrator in this image")
+		say.Printf("no orchestrator in this image")
 		return nil
 	}
-	n, err := k3s.Start(s.ctx, k3s.Options{Root: "/", Config: s.config(), Env: serviceEnv(nil), Sup: s.sup, Console: os.Stdout})
+	n, err := k3s.Start(s.ctx, k3s.Options{Root: "/", Config: s.config(), Env: serviceEnv(nil), Sup: s.sup})
 	if err != nil {
 		return err
 	}

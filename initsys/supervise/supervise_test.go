@@ -291,6 +291,7 @@ func TestParseRestart(t *testing.T) {
 // the service runs.
 func TestCheckFailsStartWithBackoff(t *testing.T) {
 	var console syncBuf
+	t.Cleanup(say.Use(say.New(&console, "")))
 	rec := &delays{}
 	var mu sync.Mutex
 	calls := 0
@@ -303,7 +304,7 @@ func TestCheckFailsStartWithBackoff(t *testing.T) {
 		}
 		return nil
 	}
-	s := New(Options{Console: &console, Backoff: Backoff{Min: 10 * time.Millisecond, Max: 80 * time.Millisecond}, Grace: 200 * time.Millisecond, Wait: rec.wait})
+	s := New(Options{Backoff: Backoff{Min: 10 * time.Millisecond, Max: 80 * time.Millisecond}, Grace: 200 * time.Millisecond, Wait: rec.wait})
 	if err := s.Start([]Service{svc}); err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +322,8 @@ func TestCheckFailsStartWithBackoff(t *testing.T) {
 // a new one.
 func TestRestartService(t *testing.T) {
 	var console syncBuf
-	s := New(Options{Console: &console, Backoff: Backoff{Min: 10 * time.Millisecond, Max: 80 * time.Millisecond}, Grace: 200 * time.Millisecond})
+	t.Cleanup(say.Use(say.New(&console, "")))
+	s := New(Options{Backoff: Backoff{Min: 10 * time.Millisecond, Max: 80 * time.Millisecond}, Grace: 200 * time.Millisecond})
 	if err := s.Start([]Service{helperService("sleeper", "ok-sleep", Always)}); err != nil {
 		t.Fatal(err)
 	}
