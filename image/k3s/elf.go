@@ -16,7 +16,7 @@ var ErrNotRunnable = errors.New("binary cannot run on the board")
 func CheckBinary(path string, arch boards.Arch) error {
 	f, err := elf.Open(path)
 	if err != nil {
-		return fmt.Errorf("%s: not an ELF executable (%v): %w", path, err, ErrNotRunnable)
+		return fmt.Errorf("%s: not an ELF executable (%w): %w", path, err, ErrNotRunnable)
 	}
 	defer f.Close()
 	want, class := elf.EM_X86_64, elf.ELFCLASS64

@@ -49,7 +49,7 @@ func ReadTable(r io.ReaderAt, diskSize, sectorSize int64) (*Table, error) {
 	}
 	t, berr := readHeaderAt(r, diskSize/sectorSize-1, diskSize, sectorSize)
 	if berr != nil {
-		return nil, fmt.Errorf("no valid GPT: primary: %v; backup: %w", perr, berr)
+		return nil, fmt.Errorf("no valid GPT: primary: %w; backup: %w", perr, berr)
 	}
 	t.FromBackup = true
 	return t, nil

@@ -171,7 +171,7 @@ func Unmount() error {
 		}
 		if err := unix.Unmount(t, 0); err != nil {
 			if rerr := unix.Mount("", t, "", unix.MS_REMOUNT|unix.MS_RDONLY, ""); rerr != nil {
-				errs = append(errs, fmt.Errorf("unmount %s: %v; remount read-only: %w", t, err, rerr))
+				errs = append(errs, fmt.Errorf("unmount %s: %w; remount read-only: %w", t, err, rerr))
 			}
 		}
 	}

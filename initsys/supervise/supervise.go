@@ -194,12 +194,12 @@ func (s *Supervisor) runOnce(r *running) error {
 			s.mu.Lock()
 			r.state.Phase, r.state.LastExit = "failed", err.Error()
 			s.mu.Unlock()
-			return fmt.Errorf("%w: %v", errStart, err)
+			return fmt.Errorf("%w: %w", errStart, err)
 		}
 	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
-		return fmt.Errorf("%w: pipe: %v", errStart, err)
+		return fmt.Errorf("%w: pipe: %w", errStart, err)
 	}
 	cmd := exec.Command(r.svc.Path, r.svc.Args...)
 	cmd.Env = r.svc.Env
@@ -228,7 +228,7 @@ func (s *Supervisor) runOnce(r *running) error {
 		s.mu.Lock()
 		r.state.Phase, r.state.LastExit = "failed", err.Error()
 		s.mu.Unlock()
-		return fmt.Errorf("%w: %v", errStart, err)
+		return fmt.Errorf("%w: %w", errStart, err)
 	}
 	s.eventf("[%s] started pid %d", r.svc.Name, cmd.Process.Pid)
 	copied := make(chan struct{})
