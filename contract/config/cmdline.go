@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/basaltos/basalt/contract"
 )
 
 // CmdlineFile is the Document.File of the kernel command-line source.
@@ -47,7 +49,7 @@ var configPrefixes = []string{"basalt.hostname", "basalt.fqdn", "basalt.timezone
 func ParseCmdline(cmdline string) (*Document, Issues, error) {
 	tree := map[string]any{}
 	var warns Issues
-	for _, word := range splitCmdline(cmdline) {
+	for _, word := range contract.CmdlineFields(cmdline) {
 		k, val, _ := strings.Cut(word, "=")
 		if !hasAnyPrefix(k, configPrefixes) {
 			continue
@@ -135,34 +137,6 @@ func hasAnyPrefix(s string, ps []string) bool {
 		}
 	}
 	return false
-}
-
-// splitCmdline splits a kernel command line into words; double quotes
-// group spaces into a word and are removed.
-func splitCmdline(s string) []string {
-	var words []string
-	var b strings.Builder
-	quoted, in := false, false
-	for _, r := range s {
-		switch {
-		case r == '"':
-			quoted = !quoted
-			in = true
-		case (r == ' ' || r == '\t' || r == '\n') && !quoted:
-			if in {
-				words = append(words, b.String())
-				b.Reset()
-				in = false
-			}
-		default:
-			b.WriteRune(r)
-			in = true
-		}
-	}
-	if in {
-		words = append(words, b.String())
-	}
-	return words
 }
 
 // MetaData is a NoCloud meta-data document.

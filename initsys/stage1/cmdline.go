@@ -34,7 +34,7 @@ type Cmdline struct {
 func ParseCmdline(s string) (Cmdline, error) {
 	c := Cmdline{Slot: contract.SlotA}
 	var slot, root, blocks string
-	for _, f := range splitCmdline(s) {
+	for _, f := range contract.CmdlineFields(s) {
 		k, v, hasValue := strings.Cut(f, "=")
 		switch k {
 		case contract.CmdlineSlot:
@@ -73,32 +73,4 @@ func ParseCmdline(s string) (Cmdline, error) {
 		c.VerityRoot, c.VerityBlocks = h, n
 	}
 	return c, nil
-}
-
-// splitCmdline splits on whitespace outside double quotes and drops the
-// quotes, as the kernel does (key="a b" is one parameter).
-func splitCmdline(s string) []string {
-	var out []string
-	var cur strings.Builder
-	inQuote, inField := false, false
-	for _, r := range s {
-		switch {
-		case r == '"':
-			inQuote = !inQuote
-			inField = true
-		case !inQuote && (r == ' ' || r == '\t' || r == '\n'):
-			if inField {
-				out = append(out, cur.String())
-				cur.Reset()
-				inField = false
-			}
-		default:
-			cur.WriteRune(r)
-			inField = true
-		}
-	}
-	if inField {
-		out = append(out, cur.String())
-	}
-	return out
 }

@@ -49,13 +49,6 @@ func TestParseCmdline(t *testing.T) {
 	}
 }
 
-func TestSplitCmdline(t *testing.T) {
-	got := splitCmdline("  a=1\tb=\"x y\"  \"c d\"=2 e\n")
-	if diff := cmp.Diff([]string{"a=1", "b=x y", "c d=2", "e"}, got); diff != "" {
-		t.Errorf("(-want +got):\n%s", diff)
-	}
-}
-
 func FuzzParseCmdline(f *testing.F) {
 	f.Add("console=ttyS0 basalt.slot=b basalt.debug=1")
 	f.Add(`a="b c basalt.slot=x`)
