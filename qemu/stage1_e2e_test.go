@@ -174,11 +174,11 @@ func writeInitramfs(t testing.TB, b *boards.Board, kdir, out string) {
 	}
 	builtin := map[string]bool{}
 	for _, l := range strings.Fields(string(mustRead(t, filepath.Join(mdir, "modules.builtin")))) {
-		builtin[modules.Name(l)] = true
+		builtin[contract.ModuleName(l)] = true
 	}
 	var load []string
 	for _, n := range b.Modules {
-		if _, ok := deps[modules.Name(n)]; ok {
+		if _, ok := deps[contract.ModuleName(n)]; ok {
 			load = append(load, n)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/basaltos/basalt/contract"
 	"github.com/basaltos/basalt/image/kmod"
 	"github.com/basaltos/basalt/image/tree"
 )
@@ -61,11 +62,11 @@ func bootModules(ix *kmod.Index, want []string) (closure []*kmod.Module, load []
 // *_generic one, else the first by name; "" when none does. Names compare
 // with '-' and '_' alike (kmod normalises softdep names).
 func aliasModule(ix *kmod.Index, a string) string {
-	a = kmod.Normalize(a)
+	a = contract.ModuleName(a)
 	var names []string
 	for _, m := range ix.Modules() {
 		for _, x := range m.Aliases {
-			if kmod.Normalize(x) == a {
+			if contract.ModuleName(x) == a {
 				names = append(names, m.Name)
 			}
 		}

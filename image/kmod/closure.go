@@ -6,16 +6,18 @@ import (
 	"io"
 	"sort"
 	"strings"
+
+	"github.com/basaltos/basalt/contract"
 )
 
 // Module returns the module called name ('-' or '_').
 func (ix *Index) Module(name string) (*Module, bool) {
-	m, ok := ix.modules[Normalize(name)]
+	m, ok := ix.modules[contract.ModuleName(name)]
 	return m, ok
 }
 
 // Builtin reports whether name is built into the kernel (modules.builtin).
-func (ix *Index) Builtin(name string) bool { return ix.builtin[Normalize(name)] }
+func (ix *Index) Builtin(name string) bool { return ix.builtin[contract.ModuleName(name)] }
 
 // Modules returns every module of the tree in depmod's order
 // (modules.order, then by path).
@@ -88,7 +90,7 @@ func (ix *Index) Closure(names []string) ([]*Module, error) {
 	done := map[string]bool{}
 	var add func(name, parent string, soft bool) error
 	add = func(name, parent string, soft bool) error {
-		name = Normalize(name)
+		name = contract.ModuleName(name)
 		if done[name] {
 			return nil
 		}

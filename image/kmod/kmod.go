@@ -21,6 +21,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+
+	"github.com/basaltos/basalt/contract"
 )
 
 // Module is one loadable module of the tree.
@@ -42,12 +44,6 @@ type Index struct {
 	level   map[string]int // longest dependency chain below a module
 }
 
-// Normalize returns the canonical module name: depmod and modprobe treat
-// '-' and '_' alike.
-func Normalize(name string) string { return strings.ReplaceAll(name, "-", "_") }
-
-var suffixes = []string{".ko", ".ko.xz", ".ko.zst", ".ko.gz"}
-
 // Scan reads every module below dir (lib/modules/<release>) and the
 // modules.builtin and modules.order files when present.
 func Scan(dir string) (*Index, error) {
@@ -59,7 +55,7 @@ func Scan(dir string) (*Index, error) {
 		if d.IsDir() && p != dir && (d.Name() == "build" || d.Name() == "source") {
 			return fs.SkipDir
 		}
-		stem, ok := moduleStem(d.Name())
+		stem, ok := contract.ModuleStem(d.Name())
 		if !ok || !d.Type().IsRegular() {
 			return nil
 		}
@@ -70,7 +66,7 @@ func Scan(dir string) (*Index, error) {
 		}
 		m.Path = filepath.ToSlash(rel)
 		if m.Name == "" {
-			m.Name = Normalize(stem)
+			m.Name = contract.ModuleName(stem)
 		}
 		if old, dup := ix.modules[m.Name]; dup {
 			return fmt.Errorf("module %s twice: %s and %s", m.Name, old.Path, m.Path)
@@ -85,8 +81,8 @@ func Scan(dir string) (*Index, error) {
 		return nil, fmt.Errorf("scan modules: no .ko files below %s", dir)
 	}
 	if err := readLines(filepath.Join(dir, "modules.builtin"), func(i int, l string) {
-		if stem, ok := moduleStem(filepath.Base(l)); ok {
-			ix.builtin[Normalize(stem)] = true
+		if stem, ok := contract.ModuleStem(filepath.Base(l)); ok {
+			ix.builtin[contract.ModuleName(stem)] = true
 		}
 	}); err != nil {
 		return nil, err
@@ -99,15 +95,6 @@ func Scan(dir string) (*Index, error) {
 		return nil, err
 	}
 	return ix, ix.computeLevels()
-}
-
-func moduleStem(name string) (string, bool) {
-	for _, s := range suffixes {
-		if stem, ok := strings.CutSuffix(name, s); ok {
-			return stem, true
-		}
-	}
-	return "", false
 }
 
 func readLines(path string, fn func(i int, line string)) error {
@@ -186,11 +173,11 @@ func ParseModule(data []byte) (*Module, error) {
 		}
 		switch k {
 		case "name":
-			m.Name = Normalize(v)
+			m.Name = contract.ModuleName(v)
 		case "depends":
 			for _, d := range strings.Split(v, ",") {
 				if d = strings.TrimSpace(d); d != "" {
-					m.Depends = append(m.Depends, Normalize(d))
+					m.Depends = append(m.Depends, contract.ModuleName(d))
 				}
 			}
 		case "alias":
@@ -212,7 +199,7 @@ func softdepPre(v string) []string {
 		case strings.HasSuffix(f, ":"):
 			pre = f == "pre:"
 		case pre:
-			out = append(out, Normalize(f))
+			out = append(out, contract.ModuleName(f))
 		}
 	}
 	return out

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 
+	"github.com/basaltos/basalt/contract"
 	"github.com/basaltos/basalt/internal/testutil"
 )
 
@@ -256,7 +258,7 @@ func TestRealDepmod(t *testing.T) {
 		for i, d := range deps {
 			m, _ := ix.Module(strings.TrimSuffix(filepath.Base(d), ".ko"))
 			for _, earlier := range deps[:i] {
-				if contains(m.Depends, Normalize(strings.TrimSuffix(filepath.Base(earlier), ".ko"))) {
+				if slices.Contains(m.Depends, contract.ModuleName(earlier)) {
 					t.Errorf("%s: %s listed after %s, which it needs", line, d, earlier)
 				}
 			}
@@ -268,15 +270,6 @@ func sortedLines(b []byte) []string {
 	l := strings.Split(strings.TrimSpace(string(b)), "\n")
 	sort.Strings(l)
 	return l
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // TestRealClosure: the closure of the boot modules equals what

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/basaltos/basalt/contract"
 	"github.com/basaltos/basalt/initsys/modules"
 )
 
@@ -113,7 +114,7 @@ func (ix *Index) run(o Options, stdout, stderr io.Writer, load func(file, params
 		}
 		for _, m := range plan {
 			params := ""
-			if slices.Contains(named, modules.Name(m.Path)) {
+			if slices.Contains(named, contract.ModuleName(m.Path)) {
 				params = o.Params // parameters go to the named module, not its deps
 			}
 			file := filepath.Join(ix.Dir, m.Path)

@@ -61,7 +61,7 @@ func Open(dir string) (*Index, error) {
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "modules.builtin")); err == nil {
 		for _, l := range strings.Fields(string(b)) {
-			ix.Builtin[modules.Name(l)] = true
+			ix.Builtin[contract.ModuleName(l)] = true
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("modprobe: %w", err)
@@ -78,7 +78,7 @@ func ParseAliases(r io.Reader) ([]Alias, error) {
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
 		if len(f) == 3 && f[0] == "alias" {
-			out = append(out, Alias{Pattern: f[1], Module: modules.Name(f[2])})
+			out = append(out, Alias{Pattern: f[1], Module: contract.ModuleName(f[2])})
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -91,7 +91,7 @@ func ParseAliases(r io.Reader) ([]Alias, error) {
 // a module (loadable or built in), else every module one of whose aliases
 // matches it, in modules.alias order. It is an error when none does.
 func (ix *Index) Resolve(name string) ([]string, error) {
-	n := modules.Name(name)
+	n := contract.ModuleName(name)
 	if _, ok := ix.Deps[n]; ok || ix.Builtin[n] {
 		return []string{n}, nil
 	}

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 
@@ -30,25 +29,8 @@ type Module struct {
 	Deps []string
 }
 
-// Deps maps module names (underscored, see Name) to their modules.dep entry.
+// Deps maps module names (contract.ModuleName) to their modules.dep entry.
 type Deps map[string]Module
-
-// Name returns the canonical module name of a module file path or name:
-// the base name without .ko[.xz|.zst|.gz], with '-' replaced by '_'
-// (the kernel treats them as the same).
-func Name(p string) string {
-	b := path.Base(p)
-	for {
-		t := strings.TrimSuffix(b, ".ko")
-		for _, ext := range []string{".ko.xz", ".ko.zst", ".ko.gz"} {
-			t = strings.TrimSuffix(t, ext)
-		}
-		if t == b {
-			return strings.ReplaceAll(b, "-", "_")
-		}
-		b = t
-	}
-}
 
 // ParseDep reads modules.dep ("path: dep-path dep-path ...", one module a line).
 func ParseDep(r io.Reader) (Deps, error) {
@@ -67,9 +49,9 @@ func ParseDep(r io.Reader) (Deps, error) {
 		}
 		m := Module{Path: p}
 		for _, dp := range strings.Fields(rest) {
-			m.Deps = append(m.Deps, Name(dp))
+			m.Deps = append(m.Deps, contract.ModuleName(dp))
 		}
-		d[Name(p)] = m
+		d[contract.ModuleName(p)] = m
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("modules.dep: %w", err)
@@ -100,7 +82,7 @@ func (d Deps) Order(names []string, builtin map[string]bool) ([]Module, error) {
 	state := map[string]int{} // 1 visiting, 2 done
 	var visit func(name string, chain []string) error
 	visit = func(name string, chain []string) error {
-		name = Name(name)
+		name = contract.ModuleName(name)
 		switch state[name] {
 		case 2:
 			return nil
@@ -192,7 +174,7 @@ func readBuiltin(file string) (map[string]bool, error) {
 	}
 	m := map[string]bool{}
 	for _, l := range strings.Fields(string(data)) {
-		m[Name(l)] = true
+		m[contract.ModuleName(l)] = true
 	}
 	return m, nil
 }

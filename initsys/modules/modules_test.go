@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/basaltos/basalt/contract"
 )
 
 // A real excerpt of the Debian 6.1 cloud-amd64 modules.dep (depmod), with
@@ -127,7 +129,7 @@ func FuzzParseDep(f *testing.F) {
 					t.Fatalf("%s loaded before its dependency %s", m.Path, dep)
 				}
 			}
-			seen[Name(m.Path)] = true
+			seen[contract.ModuleName(m.Path)] = true
 		}
 	})
 }
