@@ -7,6 +7,7 @@ import (
 
 	"github.com/basaltos/basalt/contract/verity"
 	"github.com/basaltos/basalt/initsys/dm"
+	"github.com/basaltos/basalt/initsys/say"
 	"github.com/basaltos/basalt/initsys/status"
 )
 
@@ -31,7 +32,7 @@ func (s *system) watchVerity() error {
 		for !corrupt {
 			time.Sleep(verityPoll)
 			if corrupt, err = rootCorrupt(); err != nil {
-				fmt.Printf("basalt: verity: %v\n", err)
+				say.Printf("verity: %v", err)
 				return
 			}
 		}
@@ -45,7 +46,7 @@ func (s *system) watchVerity() error {
 // back to a slot on trial is for the A/B step that knows the trial state).
 func (s *system) verityCorrupt(root string) {
 	detail := fmt.Sprintf("a block of slot %s's root did not match its hash tree; reads of it fail with EIO; reflash or update this slot", s.cmdline.Slot)
-	fmt.Printf("basalt: verity: ROOT CORRUPT: %s\n", detail)
+	say.Printf("verity: ROOT CORRUPT: %s", detail)
 	s.setVerity(status.Verity{State: status.VerityCorrupt, RootHash: root, Detail: detail})
 }
 
