@@ -417,23 +417,34 @@ second drive in QEMU:
 }
 
 func writeSeed(out string, t *tree.Tree) error {
-	f, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp*")
+	return writeAtomic(out, 0o644, func(f *os.File) error {
+		if err := f.Truncate(seedSize); err != nil {
+			return err
+		}
+		return fat.Write(f, seedSize, t, fat.Options{Label: devconfigSeedLabel, VolumeID: 0xC1DA7A00})
+	})
+}
+
+// writeAtomic writes path through fill on a temp file next to it, then a
+// rename: no half-written file is left behind.
+func writeAtomic(path string, mode os.FileMode, fill func(*os.File) error) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(f.Name())
-	err = f.Truncate(seedSize)
+	err = fill(f)
 	if err == nil {
-		err = fat.Write(f, seedSize, t, fat.Options{Label: devconfigSeedLabel, VolumeID: 0xC1DA7A00})
+		err = f.Chmod(mode)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(f.Name(), out)
+		err = os.Rename(f.Name(), path)
 	}
 	if err != nil {
-		return fmt.Errorf("write %s: %w", out, err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
 }

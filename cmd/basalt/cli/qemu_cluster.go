@@ -89,8 +89,8 @@ func (c clusterNode) userData() ([]byte, error) {
 	return doc, nil
 }
 
-// seed writes the node's NoCloud seed image (it holds the token: 0600,
-// in a private directory).
+// seed writes the node's NoCloud seed image (it holds the token: in a
+// private 0700 directory).
 func (c clusterNode) seed(dir string) (string, error) {
 	ud, err := c.userData()
 	if err != nil {
@@ -104,10 +104,7 @@ func (c clusterNode) seed(dir string) (string, error) {
 		return "", err
 	}
 	p := filepath.Join(dir, c.name+"-seed.img")
-	if err := writeSeed(p, t); err != nil {
-		return "", err
-	}
-	return p, os.Chmod(p, 0o600)
+	return p, writeSeed(p, t)
 }
 
 func newToken() string {
