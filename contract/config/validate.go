@@ -203,7 +203,7 @@ func (v *validator) writeFile(p string, f WriteFile) {
 	case !path.IsAbs(f.Path) || path.Clean(f.Path) != f.Path || f.Path == "/":
 		v.add(p+".path", fmt.Sprintf("path %q must be absolute and clean (no '..', no trailing '/')", f.Path))
 	}
-	if f.Encoding != "" && !contains(Encodings, strings.ToLower(f.Encoding)) {
+	if f.Encoding != "" && !slices.Contains(Encodings, strings.ToLower(f.Encoding)) {
 		v.add(p+".encoding", fmt.Sprintf("unknown encoding %q", f.Encoding), Encodings...)
 	} else if _, err := DecodeContent(f); err != nil {
 		v.add(p+".content", err.Error())
@@ -339,7 +339,7 @@ func (v *validator) cluster(c *Cluster) {
 		switch {
 		case !ok || !labelKey.MatchString(k) || !labelVal.MatchString(val):
 			v.add(p, fmt.Sprintf("invalid taint %q: key[=value]:Effect", t))
-		case !contains(taintEffects, effect):
+		case !slices.Contains(taintEffects, effect):
 			v.add(p, fmt.Sprintf("invalid taint effect %q", effect), taintEffects...)
 		}
 	}
@@ -352,7 +352,7 @@ func (v *validator) cluster(c *Cluster) {
 		// Not url.Parse: k3s' MySQL endpoint is a DSN, mysql://u:p@tcp(host:3306)/db.
 		ds := string(*c.Datastore)
 		scheme, rest, _ := strings.Cut(ds, "://")
-		if ds != DatastoreSQLite && ds != DatastoreEtcd && (rest == "" || !contains([]string{"postgres", "mysql", "http", "https"}, scheme)) {
+		if ds != DatastoreSQLite && ds != DatastoreEtcd && (rest == "" || !slices.Contains([]string{"postgres", "mysql", "http", "https"}, scheme)) {
 			v.add(".cluster.datastore", "invalid datastore endpoint", DatastoreSQLite, DatastoreEtcd, "postgres://...", "mysql://...", "https://etcd...")
 		}
 	}
@@ -385,7 +385,7 @@ func (v *validator) update(u *Update) {
 			v.add(".update.window.duration", fmt.Sprintf("duration %q must be a duration between 1s and 24h, such as 2h", w.Duration))
 		}
 		for i, d := range w.Days {
-			if !contains(Weekdays, d) {
+			if !slices.Contains(Weekdays, d) {
 				v.add(fmt.Sprintf(".update.window.days[%d]", i), fmt.Sprintf("unknown day %q", d), Weekdays...)
 			}
 		}
@@ -414,13 +414,4 @@ func (v *validator) registries(r *Registries) {
 			}
 		}
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

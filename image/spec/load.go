@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -341,7 +342,7 @@ func (w *walker) walkStruct(n *yaml.Node, t reflect.Type, path string) {
 				vals = v.Content
 			}
 			for _, e := range vals {
-				if e.Kind == yaml.ScalarNode && !contains(allowed, e.Value) {
+				if e.Kind == yaml.ScalarNode && !slices.Contains(allowed, e.Value) {
 					w.add(e, p, "%q is not allowed (allowed: %s)", e.Value, strings.Join(allowed, ", "))
 				}
 			}
@@ -387,13 +388,4 @@ func yamlName(f reflect.StructField) string {
 		return ""
 	}
 	return name
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -154,7 +154,7 @@ func (c *checker) override(p, board string) *boards.Board {
 		c.errf(p, "unknown board %q (allowed: %s)", board, strings.Join(boards.Names(), ", "))
 		return nil
 	}
-	if !contains(c.s.Boards, board) {
+	if !slices.Contains(c.s.Boards, board) {
 		c.warnf(p, "board %q is not in .boards; this override is unused", board)
 	}
 	return b
@@ -333,7 +333,7 @@ func (c *checker) later() {
 
 func (c *checker) url(p, raw string, schemes ...string) {
 	u, err := url.Parse(raw)
-	if err != nil || !contains(schemes, u.Scheme) || (u.Host == "" && u.Scheme != "file") {
+	if err != nil || !slices.Contains(schemes, u.Scheme) || (u.Host == "" && u.Scheme != "file") {
 		c.errf(p, "%q: want a URL (allowed schemes: %s)", raw, strings.Join(schemes, ", "))
 	}
 }

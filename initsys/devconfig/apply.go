@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -255,7 +256,7 @@ func applyUsers(users []config.User, o ApplyOptions) error {
 				sg = []string{name, "x", strconv.Itoa(gr.freeID(2, map[int]bool{})), ""}
 				gr.rows = append(gr.rows, sg)
 			}
-			if len(sg) == 4 && !containsStr(strings.Split(sg[3], ","), u.Name) {
+			if len(sg) == 4 && !slices.Contains(strings.Split(sg[3], ","), u.Name) {
 				sg[3] = strings.TrimPrefix(sg[3]+","+u.Name, ",")
 			}
 		}
@@ -309,13 +310,4 @@ func writeHome(home string, keys []string, uid, gid int, chown bool) error {
 		}
 	}
 	return nil
-}
-
-func containsStr(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

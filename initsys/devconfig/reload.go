@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/basaltos/basalt/contract/config"
@@ -103,7 +104,7 @@ func Reload(ctx context.Context, cur *config.Config, o ReloadOptions) (ReloadRes
 	res.Changed = changedKeys(cur, next)
 	changed := func(keys ...string) bool {
 		for _, k := range keys {
-			if containsStr(res.Changed, k) {
+			if slices.Contains(res.Changed, k) {
 				return true
 			}
 		}
@@ -126,7 +127,7 @@ func Reload(ctx context.Context, cur *config.Config, o ReloadOptions) (ReloadRes
 	if changed("write_files") {
 		var errs []string
 		for _, f := range next.WriteFiles {
-			if !containsFile(cur.WriteFiles, f) {
+			if !slices.Contains(cur.WriteFiles, f) {
 				if err := writeFile(f, o.Apply); err != nil {
 					errs = append(errs, err.Error())
 				}
@@ -156,7 +157,7 @@ func Reload(ctx context.Context, cur *config.Config, o ReloadOptions) (ReloadRes
 		applied(o.RestartOrchestrator(next), "cluster", "registries")
 	}
 	for _, k := range rebootKeys {
-		if changed(k) && !containsStr(res.Applied, k) {
+		if changed(k) && !slices.Contains(res.Applied, k) {
 			res.NeedsReboot = append(res.NeedsReboot, k)
 		}
 	}
@@ -188,15 +189,6 @@ func isEmpty(v reflect.Value) bool {
 		return v.Len() == 0
 	}
 	return v.IsZero()
-}
-
-func containsFile(list []config.WriteFile, f config.WriteFile) bool {
-	for _, x := range list {
-		if x == f {
-			return true
-		}
-	}
-	return false
 }
 
 // Summary is the text `basalt-init config reload` prints.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,7 +55,7 @@ func lookup(etc, name string) (account, error) {
 		a.home = "/"
 	}
 	err = eachRow(filepath.Join(etc, "group"), func(f []string) {
-		if len(f) >= 4 && containsStr(strings.Split(f[3], ","), name) {
+		if len(f) >= 4 && slices.Contains(strings.Split(f[3], ","), name) {
 			if gid, err := strconv.ParseUint(f[2], 10, 32); err == nil {
 				a.groups = append(a.groups, uint32(gid))
 			}
@@ -80,15 +81,6 @@ func eachRow(path string, fn func([]string)) error {
 		return fmt.Errorf("sshd: read %s: %w", path, err)
 	}
 	return nil
-}
-
-func containsStr(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // session is one session channel: at most one pty, then one process.

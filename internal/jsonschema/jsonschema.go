@@ -14,6 +14,7 @@ import (
 	"go/parser"
 	"go/token"
 	"reflect"
+	"slices"
 	"strings"
 )
 
@@ -188,7 +189,7 @@ func Check(s map[string]any, v any, path string) []string {
 		show = "."
 	}
 	var out []string
-	if e, ok := s["enum"].([]any); ok && !containsAny(e, v) {
+	if e, ok := s["enum"].([]any); ok && !slices.Contains(e, v) {
 		out = append(out, fmt.Sprintf("%s: %v not in enum %v", show, v, e))
 	}
 	var types []string
@@ -215,7 +216,7 @@ func Check(s map[string]any, v any, path string) []string {
 	case bool:
 		kind = "boolean"
 	}
-	if !containsStr(types, kind) && !(kind == "integer" && containsStr(types, "number")) {
+	if !slices.Contains(types, kind) && !(kind == "integer" && slices.Contains(types, "number")) {
 		return append(out, fmt.Sprintf("%s: want %s, got %s", show, strings.Join(types, " or "), kind))
 	}
 	switch x := v.(type) {
@@ -243,22 +244,4 @@ func Check(s map[string]any, v any, path string) []string {
 		}
 	}
 	return out
-}
-
-func containsAny(list []any, v any) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
-func containsStr(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
