@@ -10,6 +10,7 @@ import (
 	"github.com/basaltos/basalt/contract"
 	"github.com/basaltos/basalt/contract/ab"
 	cv "github.com/basaltos/basalt/contract/verity"
+	"github.com/basaltos/basalt/image/compress"
 	"github.com/basaltos/basalt/image/debian"
 	"github.com/basaltos/basalt/image/initramfs"
 	"github.com/basaltos/basalt/image/kmod"
@@ -62,7 +63,7 @@ func writeInitramfs(t *tree.Tree, path string) error {
 	if err != nil {
 		return err
 	}
-	if err := initramfs.Write(f, t, initramfs.Zstd); err != nil {
+	if err := initramfs.Write(f, t, compress.Zstd); err != nil {
 		f.Close()
 		return err
 	}

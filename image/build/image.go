@@ -13,6 +13,7 @@ import (
 	"github.com/basaltos/basalt/boards"
 	"github.com/basaltos/basalt/contract"
 	cv "github.com/basaltos/basalt/contract/verity"
+	"github.com/basaltos/basalt/image/compress"
 	"github.com/basaltos/basalt/image/disk"
 	"github.com/basaltos/basalt/image/ext4"
 	"github.com/basaltos/basalt/image/fat"
@@ -66,7 +67,7 @@ type PartInfo struct {
 // (klauspost/compress's default encoder), 128 KiB blocks. Measured on the
 // cloud-amd64 kernel's modules (docs/spec.md): level 3 writes in 1.6 s what
 // level 15 (mksquashfs's default) writes in 9.3 s, for 8 % more bytes.
-var rootSquashfs = squashfs.Options{Compression: squashfs.Zstd, Level: 3, BlockSize: 128 << 10}
+var rootSquashfs = squashfs.Options{Compression: compress.Zstd, Level: 3, BlockSize: 128 << 10}
 
 // ImageName returns the base name of a board's image: NAME-VERSION-BOARD.
 func ImageName(s *spec.Spec, board string) string {

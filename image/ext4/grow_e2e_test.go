@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/basaltos/basalt/boards"
+	"github.com/basaltos/basalt/image/compress"
 	"github.com/basaltos/basalt/image/initramfs"
 	"github.com/basaltos/basalt/image/tree"
 	"github.com/basaltos/basalt/qemu"
@@ -56,7 +57,7 @@ func growInitrd(t *testing.T, kdir string) string {
 		}
 	}
 	var buf bytes.Buffer
-	if err := initramfs.Write(&buf, tr, initramfs.Zstd); err != nil {
+	if err := initramfs.Write(&buf, tr, compress.Zstd); err != nil {
 		t.Fatal(err)
 	}
 	p := filepath.Join(work, "initrd")

@@ -22,51 +22,22 @@ import (
 	"io"
 	"math"
 
+	"github.com/basaltos/basalt/image/compress"
 	"github.com/basaltos/basalt/image/tree"
 	"github.com/klauspost/compress/zstd"
 )
 
-// Compression selects how the archive is compressed.
-type Compression int
-
-const (
-	Zstd Compression = iota // the default
-	Gzip
-	None
-)
-
-func (c Compression) String() string {
+// Write writes t to w as a newc cpio archive compressed with c (zstd,
+// gzip or none: the kernel's xz needs options we do not write).
+func Write(w io.Writer, t *tree.Tree, c compress.Compression) error {
 	switch c {
-	case Zstd:
-		return "zstd"
-	case Gzip:
-		return "gzip"
-	case None:
-		return "none"
-	}
-	return fmt.Sprintf("compression(%d)", int(c))
-}
-
-// ParseCompression returns the Compression named "zstd", "gzip" or "none".
-func ParseCompression(s string) (Compression, error) {
-	for _, c := range []Compression{Zstd, Gzip, None} {
-		if c.String() == s {
-			return c, nil
-		}
-	}
-	return 0, fmt.Errorf("compression %q: want zstd, gzip or none", s)
-}
-
-// Write writes t to w as a newc cpio archive compressed with c.
-func Write(w io.Writer, t *tree.Tree, c Compression) error {
-	switch c {
-	case None:
+	case compress.None:
 		bw := bufio.NewWriterSize(w, 1<<20)
 		if err := writeCpio(bw, t); err != nil {
 			return err
 		}
 		return bw.Flush()
-	case Gzip:
+	case compress.Gzip:
 		zw, err := gzip.NewWriterLevel(w, gzip.BestCompression)
 		if err != nil {
 			return err
@@ -75,7 +46,7 @@ func Write(w io.Writer, t *tree.Tree, c Compression) error {
 			return err
 		}
 		return zw.Close()
-	case Zstd:
+	case compress.Zstd:
 		// One goroutine keeps the output independent of scheduling; the
 		// 8 MiB window is far below the kernel unzstd limit (128 MiB).
 		zw, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedBetterCompression),
@@ -89,7 +60,7 @@ func Write(w io.Writer, t *tree.Tree, c Compression) error {
 		}
 		return zw.Close()
 	}
-	return fmt.Errorf("initramfs: unknown compression %v", c)
+	return fmt.Errorf("initramfs: compression %v not supported: want zstd, gzip or none", c)
 }
 
 // Unix file type bits of a newc mode.

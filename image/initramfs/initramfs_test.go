@@ -9,11 +9,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/basaltos/basalt/image/compress"
 	"github.com/basaltos/basalt/image/tree"
 	"github.com/basaltos/basalt/internal/testutil"
 	"github.com/google/go-cmp/cmp"
@@ -70,7 +70,7 @@ func build(t *testing.T, seed int64) *tree.Tree {
 	return tr
 }
 
-func archive(t *testing.T, tr *tree.Tree, c Compression) []byte {
+func archive(t *testing.T, tr *tree.Tree, c compress.Compression) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	if err := Write(&buf, tr, c); err != nil {
@@ -149,7 +149,7 @@ func cpioList(t *testing.T, archive []byte, verbose bool) []string {
 
 func TestListing(t *testing.T) {
 	tr := build(t, 0)
-	a := archive(t, tr, None)
+	a := archive(t, tr, compress.None)
 	var wantNames []string
 	for _, e := range tr.Sorted() {
 		wantNames = append(wantNames, pathName(e))
@@ -164,7 +164,7 @@ func TestListing(t *testing.T) {
 
 func TestExtract(t *testing.T) {
 	tr := build(t, 0)
-	a := archive(t, tr, None)
+	a := archive(t, tr, compress.None)
 	dir := t.TempDir()
 	cmd := exec.Command(testutil.NeedTool(t, "cpio"), "-idm", "--quiet", "--no-absolute-filenames")
 	cmd.Dir, cmd.Stdin = dir, bytes.NewReader(a)
@@ -231,7 +231,7 @@ func TestExtract(t *testing.T) {
 }
 
 func TestReproducible(t *testing.T) {
-	for _, c := range []Compression{None, Gzip, Zstd} {
+	for _, c := range []compress.Compression{compress.None, compress.Gzip, compress.Zstd} {
 		t.Run(c.String(), func(t *testing.T) {
 			sums := map[[32]byte][]int64{}
 			for _, seed := range []int64{0, 1, 2, 3} {
@@ -247,11 +247,11 @@ func TestReproducible(t *testing.T) {
 
 func TestCompressedReadable(t *testing.T) {
 	tr := build(t, 0)
-	plain := cpioList(t, archive(t, tr, None), false)
+	plain := cpioList(t, archive(t, tr, compress.None), false)
 	for _, c := range []struct {
-		c    Compression
+		c    compress.Compression
 		tool string
-	}{{Zstd, "zstd"}, {Gzip, "gzip"}} {
+	}{{compress.Zstd, "zstd"}, {compress.Gzip, "gzip"}} {
 		t.Run(c.c.String(), func(t *testing.T) {
 			cmd := exec.Command(testutil.NeedTool(t, c.tool), "-dc")
 			cmd.Stdin = bytes.NewReader(archive(t, tr, c.c))
@@ -282,23 +282,9 @@ func TestErrors(t *testing.T) {
 		if err := tr.Add(c.e); err != nil {
 			t.Fatal(err)
 		}
-		err := Write(new(bytes.Buffer), tr, None)
+		err := Write(new(bytes.Buffer), tr, compress.None)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: got %v, want error containing %q", c.name, err, c.want)
 		}
-	}
-}
-
-func TestParseCompression(t *testing.T) {
-	var got []string
-	for _, s := range []string{"zstd", "gzip", "none", "xz"} {
-		c, err := ParseCompression(s)
-		got = append(got, fmt.Sprint(c, err))
-	}
-	sort.Strings(got)
-	want := []string{"gzip <nil>", "none <nil>", `zstd <nil>`, `zstd compression "xz": want zstd, gzip or none`}
-	sort.Strings(want)
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Error(diff)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"github.com/klauspost/compress/zlib"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+
+	"github.com/basaltos/basalt/image/compress"
 )
 
 // compressor compresses one block; it is safe for concurrent use.
@@ -29,7 +31,7 @@ const (
 
 func newCompressor(opt Options) (compressor, error) {
 	switch opt.Compression {
-	case Zstd:
+	case compress.Zstd:
 		// Entropy-coding literals even where no match was found costs
 		// no measurable time and keeps blocks without matches (machine
 		// code, tables) as small as libzstd makes them: 2.5% on kernel
@@ -44,13 +46,13 @@ func newCompressor(opt Options) (compressor, error) {
 			return nil, fmt.Errorf("squashfs: zstd: %w", err)
 		}
 		return zstdComp{enc}, nil
-	case Gzip:
+	case compress.Gzip:
 		return &zlibComp{level: opt.Level}, nil
-	case XZ:
+	case compress.XZ:
 		// The kernel preallocates a dictionary of max(block size, 8 KiB)
 		// and rejects streams that declare more; it checks CRC32 only.
 		return xzComp{xz.WriterConfig{DictCap: max(opt.BlockSize, metaSize), CheckSum: xz.CRC32}}, nil
-	case None:
+	case compress.None:
 		return noComp{}, nil
 	}
 	return nil, fmt.Errorf("squashfs: unknown compression %v", opt.Compression)

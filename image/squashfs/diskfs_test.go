@@ -12,13 +12,14 @@ import (
 	dsquash "github.com/diskfs/go-diskfs/filesystem/squashfs"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/basaltos/basalt/image/compress"
 	"github.com/basaltos/basalt/image/tree"
 )
 
 // TestDiskfsReadsImage checks that go-diskfs's squashfs reader (what
 // `basalt inspect` can use) lists our images and reads their content.
 func TestDiskfsReadsImage(t *testing.T) {
-	for _, c := range []Compression{Zstd, Gzip, XZ} {
+	for _, c := range []compress.Compression{compress.Zstd, compress.Gzip, compress.XZ} {
 		t.Run(c.String(), func(t *testing.T) {
 			tr := everyType(t)
 			img := writeImage(t, tr, Options{Compression: c})

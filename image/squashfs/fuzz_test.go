@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/basaltos/basalt/image/compress"
 	"github.com/basaltos/basalt/image/tree"
 )
 
@@ -81,9 +82,9 @@ func FuzzWrite(f *testing.F) {
 		img := filepath.Join(t.TempDir(), "img")
 		// Coverage instrumentation makes the codecs very slow; the layout
 		// is what is fuzzed, so mostly store blocks uncompressed.
-		opt := Options{BlockSize: 4096, Workers: 3, Compression: None}
+		opt := Options{BlockSize: 4096, Workers: 3, Compression: compress.None}
 		if len(data)%4 == 1 {
-			opt.Compression, opt.Level = Gzip, 1
+			opt.Compression, opt.Level = compress.Gzip, 1
 		}
 		if _, err := WriteFile(img, tr, opt); err != nil {
 			t.Fatal(err)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/u-root/u-root/pkg/cpio"
 
+	"github.com/basaltos/basalt/image/compress"
 	"github.com/basaltos/basalt/image/tree"
 	"github.com/basaltos/basalt/internal/testutil"
 )
@@ -211,7 +212,7 @@ func TestE2EKernelMountsSquashfs(t *testing.T) {
 	kos := moduleClosure(t, modDir, "virtio_pci", "virtio_blk", "squashfs")
 	tr := e2eTree(t)
 	initrd := initramfs(t, modDir, kos, manifest(t, tr))
-	for _, c := range []Compression{Zstd, Gzip, XZ} {
+	for _, c := range []compress.Compression{compress.Zstd, compress.Gzip, compress.XZ} {
 		t.Run(c.String(), func(t *testing.T) {
 			img := writeImage(t, tr, Options{Compression: c})
 			verdict, log := bootCheck(t, filepath.Join(kdir, "vmlinuz"), initrd, img)

@@ -21,39 +21,16 @@ import (
 	"path/filepath"
 	"runtime"
 
+	"github.com/basaltos/basalt/image/compress"
 	"github.com/basaltos/basalt/image/tree"
 )
-
-// Compression selects the codec for data and metadata blocks.
-type Compression uint8
-
-const (
-	// Zstd is the default.
-	Zstd Compression = iota
-	Gzip
-	XZ
-	// None stores every block uncompressed.
-	None
-)
-
-func (c Compression) String() string {
-	switch c {
-	case Zstd:
-		return "zstd"
-	case Gzip:
-		return "gzip"
-	case XZ:
-		return "xz"
-	case None:
-		return "none"
-	}
-	return fmt.Sprintf("compression(%d)", uint8(c))
-}
 
 // Options tune the image; the zero value gives zstd level 15, 128 KiB blocks,
 // one worker per CPU and no export table.
 type Options struct {
-	Compression Compression
+	// Compression is the codec of data and metadata blocks: zstd, gzip,
+	// xz or none (every block stored uncompressed).
+	Compression compress.Compression
 	// Level is the compression level on the scale of the reference tools:
 	// zstd 1-22 (default 15; mapped onto klauspost/compress's four encoder
 	// levels with zstd.EncoderLevelFromZstd: 1-2 fastest, 3-5 default, 6-9
@@ -97,21 +74,21 @@ func (o Options) withDefaults() (Options, error) {
 		o.Workers = runtime.GOMAXPROCS(0)
 	}
 	switch o.Compression {
-	case Zstd:
+	case compress.Zstd:
 		if o.Level == 0 {
 			o.Level = 15
 		}
 		if o.Level < 1 || o.Level > 22 {
 			return o, fmt.Errorf("squashfs: zstd level %d: want 1-22", o.Level)
 		}
-	case Gzip:
+	case compress.Gzip:
 		if o.Level == 0 {
 			o.Level = 9
 		}
 		if o.Level < 1 || o.Level > 9 {
 			return o, fmt.Errorf("squashfs: gzip level %d: want 1-9", o.Level)
 		}
-	case XZ, None:
+	case compress.XZ, compress.None:
 	default:
 		return o, fmt.Errorf("squashfs: unknown compression %v", o.Compression)
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/basaltos/basalt/image/compress"
 	"github.com/basaltos/basalt/image/tree"
 )
 
@@ -79,12 +80,12 @@ func TestWriteMatchesUnsquashfs(t *testing.T) {
 		{"one-file", oneFile, Options{}},
 		{"deep", deep, Options{}},
 		{"every-type-zstd", everyType, Options{}},
-		{"every-type-gzip", everyType, Options{Compression: Gzip}},
-		{"every-type-xz", everyType, Options{Compression: XZ}},
-		{"every-type-none", everyType, Options{Compression: None}},
+		{"every-type-gzip", everyType, Options{Compression: compress.Gzip}},
+		{"every-type-xz", everyType, Options{Compression: compress.XZ}},
+		{"every-type-none", everyType, Options{Compression: compress.None}},
 		{"every-type-4k", everyType, Options{BlockSize: 4096}},
 		{"every-type-1m", everyType, Options{BlockSize: 1 << 20, ExportTable: true}},
-		{"every-type-export", everyType, Options{ExportTable: true, Compression: Gzip}},
+		{"every-type-export", everyType, Options{ExportTable: true, Compression: compress.Gzip}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tr := tc.tree(t)

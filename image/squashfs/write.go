@@ -6,6 +6,7 @@ import (
 	"io"
 	"sync"
 
+	"github.com/basaltos/basalt/image/compress"
 	"github.com/basaltos/basalt/image/tree"
 )
 
@@ -82,7 +83,7 @@ func (b *builder) write() error {
 		return err
 	}
 	s := sb{exportStart: noTable, xattrStart: noTable, flags: flagAlwaysFrags | flagDuplicates}
-	if b.opt.Compression == None {
+	if b.opt.Compression == compress.None {
 		s.flags |= flagNoInodeComp | flagNoDataComp | flagNoFragComp | flagNoXattrComp | flagNoIDComp
 	}
 	inodes, dirs, err := b.inodeAndDirTables()

@@ -17,6 +17,7 @@ import (
 
 	"github.com/basaltos/basalt/boards"
 	"github.com/basaltos/basalt/contract"
+	"github.com/basaltos/basalt/image/compress"
 	"github.com/basaltos/basalt/image/initramfs"
 	"github.com/basaltos/basalt/image/tree"
 	"github.com/basaltos/basalt/initsys/modules"
@@ -91,7 +92,7 @@ func initrd(t testing.TB, kdir, initBin string) string {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	if err := initramfs.Write(&buf, tr, initramfs.Zstd); err != nil {
+	if err := initramfs.Write(&buf, tr, compress.Zstd); err != nil {
 		t.Fatal(err)
 	}
 	p := filepath.Join(t.TempDir(), "initrd")
