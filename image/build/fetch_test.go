@@ -43,6 +43,7 @@ func fakeDebian(t *testing.T, suite string) *debiantest.FakeMirror {
 		debiantest.Pkg{Name: "systemd-boot-efi", Version: "1", Files: map[string][]byte{"usr/lib/systemd/boot/efi/systemd-bootx64.efi": must(os.ReadFile(efi))}},
 		debiantest.Pkg{Name: busyboxPackage, Version: "1", Files: map[string][]byte{"bin/busybox": must(os.ReadFile(busybox))}},
 		debiantest.Pkg{Name: tzdataPackage, Version: "1", Files: map[string][]byte{"usr/share/zoneinfo/Europe/Paris": must(os.ReadFile(paris))}},
+		debiantest.Pkg{Name: caPackage, Version: "1", Files: map[string][]byte{"usr/share/ca-certificates/mozilla/Stand-in.crt": []byte("-----BEGIN CERTIFICATE-----\nstand-in\n-----END CERTIFICATE-----\n")}},
 	)
 	m.AddSuite(t, suite+"-updates", "amd64")
 	t.Setenv("BASALT_DEBIAN_SECURITY_MIRROR", "none")

@@ -111,6 +111,7 @@ type resolved struct {
 	boot    []bootFile
 	busybox []byte // nil: no shell in the image
 	zones   *zoneFiles
+	caCerts []byte   // the CA bundle (k3s images), nil: none
 	k3s     *k3sRoot // nil: orchestrator kind none
 	list    []Input
 }
@@ -118,7 +119,8 @@ type resolved struct {
 // DebianInputs is the one list of the Debian packages board b needs for
 // spec s: its kernel (unless the spec names a local one), the packages of
 // its boot files (unless the spec overrides the bootloader), busybox-static
-// when the image gets a shell and tzdata when it carries time zones.
+// when the image gets a shell, tzdata when it carries time zones and
+// ca-certificates when it runs k3s.
 // `basalt build` and `basalt fetch` both resolve exactly this list, so a
 // fetch followed by `build --offline` finds everything in the cache.
 func DebianInputs(s *spec.Spec, b *boards.Board) []debian.Input {
@@ -145,6 +147,9 @@ func DebianInputs(s *spec.Spec, b *boards.Board) []debian.Input {
 	}
 	if len(zones(s)) > 0 {
 		add(debian.Input{Name: tzdataPackage})
+	}
+	if s.Orchestrator != nil && s.Orchestrator.Kind == "k3s" {
+		add(debian.Input{Name: caPackage})
 	}
 	return want
 }
@@ -233,6 +238,11 @@ func (in *inputs) resolve(b *boards.Board) (*resolved, error) {
 	}
 	if zs := zones(in.s); len(zs) > 0 {
 		if r.zones, err = readZones(debs[tzdataPackage], zs, in.s.Where(".timezones")); err != nil {
+			return nil, err
+		}
+	}
+	if f, ok := debs[caPackage]; ok {
+		if r.caCerts, err = readCACerts(f); err != nil {
 			return nil, err
 		}
 	}

@@ -16,14 +16,18 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/basaltos/basalt/boards"
 	"github.com/basaltos/basalt/contract"
 	"github.com/basaltos/basalt/image/cache"
+	"github.com/basaltos/basalt/image/debian/debiantest"
 	"github.com/basaltos/basalt/image/disk"
 	"github.com/basaltos/basalt/image/initbin"
 	"github.com/basaltos/basalt/image/k3s"
 	"github.com/basaltos/basalt/image/k3s/k3stest"
 	"github.com/basaltos/basalt/internal/errclass"
+	"github.com/basaltos/basalt/image/spec"
+	"github.com/basaltos/basalt/internal/testutil"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -52,6 +56,24 @@ func k3sRelease(t testing.TB, dir string) (hash string, airgap []byte) {
 	return hash, airgap
 }
 
+// caMirror serves a fake Debian mirror with ca-certificates (the one
+// Debian input of a k3s image whose kernel and bootloader are local) and
+// returns the keyring its indexes are signed with.
+func caMirror(t testing.TB) openpgp.KeyRing {
+	t.Helper()
+	const cert = "/usr/share/ca-certificates/mozilla/ISRG_Root_X1.crt"
+	testutil.NeedFile(t, cert, "apt-get install ca-certificates")
+	m := debiantest.NewFakeMirror(t)
+	m.AddSuite(t, spec.DefaultSuite, "amd64", debiantest.Pkg{Name: caPackage, Version: "1", Files: map[string][]byte{
+		"usr/share/ca-certificates/mozilla/ISRG_Root_X1.crt": must(os.ReadFile(cert)),
+		"usr/share/ca-certificates/mozilla/Other.crt":        []byte("-----BEGIN CERTIFICATE-----\nstand-in\n-----END CERTIFICATE-----\n"),
+	}})
+	m.AddSuite(t, spec.DefaultSuite+"-updates", "amd64")
+	t.Setenv("BASALT_DEBIAN_SECURITY_MIRROR", "none")
+	t.Setenv("BASALT_DEBIAN_MIRROR", m.URL)
+	return m.Keyring
+}
+
 // rootListing returns `unsquashfs -lls` of the image's root-a.
 func rootListing(t testing.TB, img string) string {
 	t.Helper()
@@ -74,11 +96,12 @@ func TestBuildK3sLocal(t *testing.T) {
 	rel := t.TempDir()
 	hash, airgap := k3sRelease(t, rel)
 	t.Setenv(K3sEnv, rel)
+	keyring := caMirror(t)
 	dir := t.TempDir()
 	s := writeSpec(t, dir, k3sSpec)
 	var sums []string
 	for i := range 2 {
-		arts, err := Build(context.Background(), s, Options{OutDir: filepath.Join(dir, fmt.Sprint("out", i)), CacheDir: filepath.Join(dir, "cache")})
+		arts, err := Build(context.Background(), s, Options{OutDir: filepath.Join(dir, fmt.Sprint("out", i)), CacheDir: filepath.Join(dir, "cache"), Keyring: keyring})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,6 +125,7 @@ func TestBuildK3sLocal(t *testing.T) {
 			data + "/cni/cni -> ../" + hash + "/bin/cni\n",
 			data + "/cni/host-local -> ../" + hash + "/bin/cni\n",
 			fmt.Sprintf("%s/k3s-airgap-images-amd64-%x.tar.zst\n", contract.K3sRootImages, sum[:6]),
+			" /" + caBundle + "\n",
 		} {
 			if !strings.Contains(ls, want) {
 				t.Errorf("root listing lacks %q", want)
@@ -130,7 +154,7 @@ func TestBuildK3sFetch(t *testing.T) {
 	defer srv.Close()
 	dir := t.TempDir()
 	s := writeSpec(t, dir, "orchestrator: {kind: k3s, version: v1.33.1+k3s1, mirror: "+srv.URL+"}\n")
-	o := Options{OutDir: filepath.Join(dir, "out"), CacheDir: filepath.Join(dir, "cache")}
+	o := Options{OutDir: filepath.Join(dir, "out"), CacheDir: filepath.Join(dir, "cache"), Keyring: caMirror(t)}
 	if _, err := Build(context.Background(), s, o); err != nil {
 		t.Fatal(err)
 	}
@@ -164,21 +188,22 @@ func TestBuildK3sRefused(t *testing.T) {
 		name, env, yaml, want string
 	}{
 		{"no version", "", "orchestrator: {kind: k3s}\n", "BASALT_K3S"},
-		{"offline, nothing cached", "", k3sSpec, "orchestrator: {kind: none}"},
+		{"release unreachable", "", "orchestrator: {kind: k3s, version: v1.33.1+k3s1, mirror: http://127.0.0.1:1}\n", "orchestrator: {kind: none}"},
 		{"wrong arch", filepath.Join(dir, "k3s-arm64"), k3sSpec, "the board's architecture is amd64"},
 		{"dynamic", "/bin/ls", k3sSpec, "no libc"},
 		{"no data archive", filepath.Join(dir, "no-data"), k3sSpec, "no k3s data archive"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv(K3sEnv, tc.env)
+			keyring := caMirror(t)
 			d := t.TempDir()
 			s := writeSpec(t, d, tc.yaml)
 			out := filepath.Join(d, "out")
-			_, err := Build(context.Background(), s, Options{OutDir: out, Offline: true, CacheDir: filepath.Join(d, "cache")})
+			_, err := Build(context.Background(), s, Options{OutDir: out, CacheDir: filepath.Join(d, "cache"), Keyring: keyring})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Build = %v, want an error with %q", err, tc.want)
 			}
-			if tc.name != "offline, nothing cached" && !errors.Is(err, errclass.ErrInvalid) {
+			if tc.name != "release unreachable" && !errors.Is(err, errclass.ErrInvalid) {
 				t.Errorf("error is not errclass.ErrInvalid: %v", err)
 			}
 			if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
@@ -216,7 +241,7 @@ func TestBuildK3sImagesManifests(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "m", "charts", "web-1.0.0.tgz"), []byte("chart bytes"), 0o644)
 	os.WriteFile(filepath.Join(dir, "helm-web.yaml"), []byte("apiVersion: helm.cattle.io/v1\nkind: HelmChart\nmetadata: {name: web, namespace: kube-system}\nspec:\n  chart: m/charts/web-1.0.0.tgz\n  targetNamespace: app\n"), 0o644)
 	s := writeSpec(t, dir, k3sSpec+"images:\n  - ref: "+ref+"\n  - path: local.tar\nmanifests:\n  - path: app.yaml\n  - path: m\n  - path: helm-*.yaml\n")
-	o := Options{OutDir: filepath.Join(dir, "out"), CacheDir: filepath.Join(dir, "cache")}
+	o := Options{OutDir: filepath.Join(dir, "out"), CacheDir: filepath.Join(dir, "cache"), Keyring: caMirror(t)}
 	arts, err := Build(context.Background(), s, o)
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"github.com/basaltos/basalt/image/kmod"
 	"github.com/basaltos/basalt/image/spec"
 	"github.com/basaltos/basalt/image/tree"
+	"github.com/basaltos/basalt/overlays"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -46,15 +47,11 @@ func releaseText(s *spec.Spec, b *boards.Board, kernel string, kr *k3sRoot, epoc
 	return string(rel.Marshal())
 }
 
-// etcFiles is the /etc skeleton: what a k3s node needs to find users,
-// groups and hosts, and the os-release of the image. /etc/machine-id is
-// not there: the init creates it on first boot (initsys/identity).
+// etcFiles are the generated files of /etc: the os-release of the image and
+// basalt's release file; the static skeleton is overlays.Base. /etc/machine-id
+// is not there: the init creates it on first boot (initsys/identity).
 func etcFiles(s *spec.Spec, b *boards.Board, kernel string, kr *k3sRoot, epoch int64) map[string]string {
 	return map[string]string{
-		"etc/passwd":        "root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n",
-		"etc/group":         "root:x:0:\nnogroup:x:65534:\n",
-		"etc/hosts":         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
-		"etc/nsswitch.conf": "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\nnetworks: files\nprotocols: files\nservices: files\n",
 		"etc/os-release": fmt.Sprintf("NAME=basalt\nID=basalt\nPRETTY_NAME=\"%s %s (basalt)\"\nIMAGE_ID=%s\nIMAGE_VERSION=%s\nVARIANT_ID=%s\n",
 			s.Name, s.Version, s.Name, s.Version, b.Name),
 		strings.TrimPrefix(contract.ReleaseFile, "/"): releaseText(s, b, kernel, kr, epoch),
@@ -81,6 +78,9 @@ func rootTree(s *spec.Spec, b *boards.Board, r *resolved, ix *kmod.Index, initBi
 	if err := t.AddSymlink("sbin/modprobe", path.Base(contract.InitPath)); err != nil {
 		return nil, nil, err
 	}
+	if err := addFS(t, overlays.Base); err != nil {
+		return nil, nil, fmt.Errorf("overlays/base: %w", err)
+	}
 	etc := etcFiles(s, b, k.Release, r.k3s, epoch)
 	for _, p := range slices.Sorted(maps.Keys(etc)) {
 		if err := t.AddBytes(p, 0o644, []byte(etc[p])); err != nil {
@@ -106,6 +106,11 @@ func rootTree(s *spec.Spec, b *boards.Board, r *resolved, ix *kmod.Index, initBi
 	}
 	if err := r.zones.add(t); err != nil {
 		return nil, nil, err
+	}
+	if r.caCerts != nil {
+		if err := t.AddBytes(caBundle, 0o644, r.caCerts); err != nil {
+			return nil, nil, err
+		}
 	}
 	if r.k3s != nil {
 		if err := addK3s(t, r.k3s); err != nil {
@@ -262,6 +267,23 @@ func addHost(t *tree.Tree, dst, src string, mode *fs.FileMode, uid, gid uint32, 
 			return fmt.Errorf("%s: %w", p, err)
 		}
 		return nil
+	})
+}
+
+// addFS adds an embedded tree of root files: files 0644, directories 0755.
+func addFS(t *tree.Tree, fsys fs.FS) error {
+	return fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == "." {
+			return err
+		}
+		if d.IsDir() {
+			return t.Mkdir(p, 0o755)
+		}
+		b, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return err
+		}
+		return t.AddBytes(p, 0o644, b)
 	})
 }
 
