@@ -215,26 +215,37 @@ type Fetched struct {
 	debian.Fetched
 }
 
-// Fetch resolves and downloads the Debian inputs (DebianInputs) of the
-// boards of o into the cache and writes the lock, exactly as Build does
-// before it builds: a Fetch online makes a Build with o.Offline work.
-func Fetch(ctx context.Context, s *spec.Spec, o Options) ([]Fetched, error) {
+// Fetch resolves and downloads the inputs of the boards of o into the cache
+// and writes the lock, exactly as Build does before it builds: the Debian
+// inputs (DebianInputs) and, for k3s images, k3s, its air-gap archive and
+// the images: (returned apart, as manifest inputs). A Fetch online makes a
+// Build with o.Offline work.
+func Fetch(ctx context.Context, s *spec.Spec, o Options) ([]Fetched, []Input, error) {
 	bs, err := specBoards(s, o.Boards)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	in := newInputs(ctx, s, o)
 	var out []Fetched
+	var other []Input
 	for _, b := range bs {
 		got, err := in.fetch(b)
 		if err != nil {
-			return nil, fmt.Errorf("board %s: %w", b.Name, err)
+			return nil, nil, fmt.Errorf("board %s: %w", b.Name, err)
 		}
 		for _, f := range got {
 			out = append(out, Fetched{Board: b.Name, Fetched: f})
 		}
+		_, list, err := in.k3s(b)
+		if err != nil {
+			return nil, nil, fmt.Errorf("board %s: %w", b.Name, err)
+		}
+		for _, l := range list {
+			l.Name = b.Name + " " + l.Name
+			other = append(other, l)
+		}
 	}
-	return out, in.saveLock()
+	return out, other, in.saveLock()
 }
 
 // stepper times the steps of one board and stops before a step once ctx

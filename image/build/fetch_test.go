@@ -69,7 +69,7 @@ func TestFetchThenOfflineBuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := Options{CacheDir: filepath.Join(dir, "cache"), Keyring: m.Keyring}
-	got, err := Fetch(context.Background(), s, o)
+	got, _, err := Fetch(context.Background(), s, o)
 	if err != nil {
 		t.Fatal(err)
 	}

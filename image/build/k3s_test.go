@@ -155,8 +155,13 @@ func TestBuildK3sFetch(t *testing.T) {
 	dir := t.TempDir()
 	s := writeSpec(t, dir, "orchestrator: {kind: k3s, version: v1.33.1+k3s1, mirror: "+srv.URL+"}\n")
 	o := Options{OutDir: filepath.Join(dir, "out"), CacheDir: filepath.Join(dir, "cache"), Keyring: caMirror(t)}
-	if _, err := Build(context.Background(), s, o); err != nil {
+	// basalt fetch: the same inputs as the build, into the cache and lock.
+	_, other, err := Fetch(context.Background(), s, o)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if len(other) != 2 || other[0].Name != "qemu-x86_64 k3s" || other[1].Kind != "k3s-airgap" {
+		t.Errorf("Fetch k3s inputs = %+v", other)
 	}
 	l, err := cache.ReadLock(filepath.Join(dir, cache.LockName))
 	if err != nil {
@@ -165,7 +170,7 @@ func TestBuildK3sFetch(t *testing.T) {
 	if len(l.Files) != 2 || !strings.HasSuffix(l.Files[0].URL, "/v1.33.1%2Bk3s1/k3s") {
 		t.Errorf("lock files = %+v, want k3s and its air-gap archive", l.Files)
 	}
-	// Second build offline, with the server gone: from the cache by the lock.
+	// The build offline, with the server gone: from the cache by the lock.
 	srv.Close()
 	o.Offline = true
 	o.OutDir = filepath.Join(dir, "out2")

@@ -65,7 +65,7 @@ func runFetch(cmd *cobra.Command, o *fetchOptions) error {
 	if o.mirror != "" {
 		s.Debian.Mirror = o.mirror
 	}
-	got, err := build.Fetch(cmd.Context(), s, build.Options{
+	got, other, err := build.Fetch(cmd.Context(), s, build.Options{
 		Boards: o.boards, Offline: o.offline, UpdateLock: o.updateLock, CacheDir: o.cacheDir,
 		Progress: cache.TermProgress(os.Stderr),
 	})
@@ -76,6 +76,18 @@ func runFetch(cmd *cobra.Command, o *fetchOptions) error {
 	fmt.Fprintln(w, "BOARD\tPACKAGE\tVERSION\tARCH\tSUITE\tSIZE\tSHA256")
 	for _, f := range got {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", f.Board, f.Package.Name, f.Version, f.Package.Arch, f.Source.Suite, f.Size, f.SHA256)
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if len(other) == 0 {
+		return nil
+	}
+	// k3s release files and container images.
+	w = tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "\nBOARD INPUT\tKIND\tVERSION\tSOURCE\tSHA256")
+	for _, in := range other {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", in.Name, in.Kind, in.Version, in.Source, in.SHA256)
 	}
 	return w.Flush()
 }
