@@ -25,6 +25,7 @@ import (
 	"github.com/basaltos/basalt/image/initbin"
 	"github.com/basaltos/basalt/image/k3s"
 	"github.com/basaltos/basalt/image/k3s/k3stest"
+	"github.com/basaltos/basalt/image/kmod"
 	"github.com/basaltos/basalt/image/spec"
 	"github.com/basaltos/basalt/internal/errclass"
 	"github.com/basaltos/basalt/internal/testutil"
@@ -290,5 +291,36 @@ func TestBuildK3sImagesManifests(t *testing.T) {
 	}
 	if arts2[0].SHA256 != arts[0].SHA256 {
 		t.Errorf("offline rebuild differs: %s vs %s", arts2[0].SHA256, arts[0].SHA256)
+	}
+}
+
+func TestCheckK3sModules(t *testing.T) {
+	k, _ := localInputs(t)
+	mods, err := releaseDir(filepath.Join(k, "lib", "modules"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix, err := kmod.Scan(mods)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkK3sModules(ix, "test"); err != nil {
+		t.Errorf("the test kernel: %v", err)
+	}
+	// A kernel with overlay only.
+	m, ok := ix.Module("overlay")
+	if !ok {
+		t.Fatal("no overlay module in the test kernel")
+	}
+	bare := t.TempDir()
+	os.MkdirAll(filepath.Join(bare, filepath.Dir(m.Path)), 0o755)
+	os.WriteFile(filepath.Join(bare, m.Path), must(os.ReadFile(filepath.Join(mods, m.Path))), 0o644)
+	ix, err = kmod.Scan(bare)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = checkK3sModules(ix, "6.1.0-bare")
+	if err == nil || !strings.Contains(err.Error(), "kernel 6.1.0-bare lacks modules k3s needs") || strings.Contains(err.Error(), "overlay,") || !strings.Contains(err.Error(), "br_netfilter") {
+		t.Errorf("checkK3sModules(bare kernel) = %v", err)
 	}
 }
