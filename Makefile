@@ -20,16 +20,16 @@ INIT_ARCHES := amd64 arm64 armhf
 # Host packages: QEMU and firmware to boot, and the real tools the tests check images with.
 HOST_PKGS := qemu-system-x86 qemu-system-arm qemu-utils ovmf qemu-efi-aarch64 qemu-efi-arm \
 	u-boot-qemu u-boot-tools squashfs-tools gdisk dosfstools e2fsprogs mtools kmod cpio \
-	zstd xz-utils busybox-static systemd-boot-efi cryptsetup-bin
+	zstd xz-utils busybox-static systemd-boot-efi cryptsetup-bin fdisk
 # One file per package that proves it is installed.
 HOST_CHECK := /usr/bin/qemu-system-x86_64 /usr/bin/qemu-system-aarch64 /usr/bin/qemu-img \
 	/usr/share/OVMF/OVMF_CODE_4M.fd /usr/share/AAVMF/AAVMF_CODE.fd /usr/share/AAVMF/AAVMF32_CODE.fd \
 	/usr/lib/u-boot/qemu_arm/u-boot.bin /usr/bin/mkimage /usr/bin/unsquashfs /usr/sbin/sgdisk \
-	/usr/sbin/fsck.vfat /usr/sbin/e2fsck /usr/bin/mdir /usr/sbin/depmod /usr/bin/cpio \
+	/usr/sbin/fsck.vfat /usr/sbin/sfdisk /usr/sbin/e2fsck /usr/bin/mdir /usr/sbin/depmod /usr/bin/cpio \
 	/usr/bin/zstd /usr/bin/xz /bin/busybox /usr/lib/systemd/boot/efi/systemd-bootx64.efi \
 	/usr/sbin/veritysetup
 
-.PHONY: all build deps demo test unit e2e unit-run e2e-run testdata tour-inputs bench lint clean
+.PHONY: all build deps demo test unit e2e unit-run e2e-run testdata tour-inputs pi-inputs bench lint clean
 
 all: build
 
@@ -71,7 +71,7 @@ demo: deps build
 
 # ---- tests ------------------------------------------------------------------
 # Inputs the boot tests use, fetched before the tests run (tests touch no network).
-testdata: deps tour-inputs $(CACHE)/test-orchestrator/k3s
+testdata: deps tour-inputs pi-inputs $(CACHE)/test-orchestrator/k3s
 	@bash scripts/testkernel.sh amd64 $(CACHE)/testkernel/amd64
 	@bash scripts/testkernel.sh arm64 $(CACHE)/testkernel/arm64
 	@bash scripts/testkernel.sh armhf $(CACHE)/testkernel/armhf
@@ -81,6 +81,12 @@ testdata: deps tour-inputs $(CACHE)/test-orchestrator/k3s
 ORCHESTRATOR_SRC := $(wildcard initsys/k3s/testdata/orchestrator/*.go initsys/k3s/testdata/orchestrator/wrapper/*.go) scripts/test-orchestrator.sh
 $(CACHE)/test-orchestrator/k3s: $(ORCHESTRATOR_SRC)
 	@bash scripts/test-orchestrator.sh $(CACHE)/test-orchestrator
+
+# The Raspberry Pi example's Debian inputs (trixie arm64 kernel,
+# raspi-firmware, u-boot-rpi) and lock, for the Pi build and boot tests.
+pi-inputs: build
+	@rm -rf $(CACHE)/pi && mkdir -p $(CACHE)/pi && cp examples/raspberry-pi/basalt.yaml $(CACHE)/pi/
+	@BASALT_CACHE_DIR=$(CACHE)/basalt $(CURDIR)/$(BIN)/basalt fetch -f $(CACHE)/pi/basalt.yaml >/dev/null
 
 # The README tour's Debian inputs, fetched online once by the real builds; the
 # e2e tour test (cmd/basalt/cli) then runs every README command offline.

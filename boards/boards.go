@@ -75,8 +75,13 @@ type Board struct {
 	// Cmdline holds kernel arguments besides console= and basalt.*.
 	Cmdline []string `yaml:"cmdline"`
 	Kernel  Kernel   `yaml:"kernel"`
-	// BootFiles are files from Debian packages copied onto the boot partition.
+	// BootFiles are files from Debian packages copied onto the boot
+	// partition (systemd-boot, the Raspberry Pi firmware, U-Boot).
 	BootFiles []PackageFile `yaml:"bootFiles"`
+	// FirmwareConfig are the lines of the Raspberry Pi firmware's
+	// config.txt on boards where it chains to another loader (rpi3: U-Boot);
+	// with tryboot (rpi4, rpi5) contract/ab writes config.txt.
+	FirmwareConfig []string `yaml:"firmwareConfig"`
 	// DTBs lists device trees (paths under the kernel's dtbs dir) to install.
 	DTBs []string `yaml:"dtbs"`
 	// Modules are the kernel modules (by name) the initramfs loads before

@@ -33,6 +33,9 @@ func TestBoardsAreComplete(t *testing.T) {
 				t.Errorf("%s: uboot-script needs uboot-state", b.Name)
 			}
 		case RPiFirmware:
+			if b.AB != RPiTryboot || b.Table != "mbr" || len(b.DTBs) == 0 {
+				t.Errorf("%s: the Pi firmware needs rpi-tryboot, an MBR and device trees", b.Name)
+			}
 		default:
 			t.Errorf("%s: bootloader %q", b.Name, b.Bootloader)
 		}
@@ -53,7 +56,7 @@ func TestUnknownBoardListsKnown(t *testing.T) {
 	if err == nil {
 		t.Fatal("want error")
 	}
-	if got := err.Error(); got != `unknown board "nope" (known: pc-x86_64, qemu-arm64, qemu-armv7, qemu-x86_64, uefi-arm64)` {
+	if got := err.Error(); got != `unknown board "nope" (known: pc-x86_64, qemu-arm64, qemu-armv7, qemu-x86_64, rpi3, rpi4, rpi5, uefi-arm64)` {
 		t.Errorf("error: %s", got)
 	}
 }

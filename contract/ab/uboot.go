@@ -167,9 +167,15 @@ func (m UBoot) Commit(d Dir, env Env) error {
 // cmdline (with SlotPlaceholder where the slot goes): read the state file;
 // a slot on trial with tries left is booted (tries counted down and saved
 // first); with none left the committed slot boots. Then load the slot's
-// kernel and initrd and bootz with U-Boot's own device tree (QEMU virt
-// passes one).
-func BootScript(board, cmdline string) string {
+// kernel and initrd and boot them (bootSlot).
+//
+// Without booti, a zImage boots with bootz on U-Boot's own device tree
+// (QEMU virt passes one). With booti (arm64: rpi3), vmlinuz is Debian's
+// gzip'd Image, unpacked and booted by booti on the slot's device tree
+// named by ${fdtfile} (U-Boot's name for the board it runs on, e.g.
+// broadcom/bcm2837-rpi-3-b.dtb), or on U-Boot's own tree when the slot
+// has none of that name.
+func BootScript(board, cmdline string, booti bool) string {
 	dev := "${devtype} ${devnum}:${distro_bootpart}"
 	return strings.Join([]string{
 		"# basalt A/B boot (" + board + ")",
@@ -186,12 +192,34 @@ func BootScript(board, cmdline string) string {
 		"  fi",
 		"fi",
 		"echo \"basalt: booting slot ${slot}\"",
-		"load " + dev + " ${kernel_addr_r} ${slot}/" + contract.KernelFile,
 		"setenv " + uBootArgsVar,
 		"if load " + dev + " ${scriptaddr} ${slot}/" + contract.SlotArgsFile + "; then env import -t ${scriptaddr} ${filesize} " + uBootArgsVar + "; fi",
-		"load " + dev + " ${ramdisk_addr_r} ${slot}/" + contract.InitrdFile,
-		"setenv bootargs \"" + cmdline + " ${" + uBootArgsVar + "}\"",
-		"bootz ${kernel_addr_r} ${ramdisk_addr_r}:${filesize} ${fdtcontroladdr}",
+		bootSlot(dev, cmdline+" ${"+uBootArgsVar+"}", booti),
 		"",
+	}, "\n")
+}
+
+// bootSlot loads and boots ${slot}'s kernel and initrd (see BootScript).
+func bootSlot(dev, cmdline string, booti bool) string {
+	if !booti {
+		return strings.Join([]string{
+			"load " + dev + " ${kernel_addr_r} ${slot}/" + contract.KernelFile,
+			"load " + dev + " ${ramdisk_addr_r} ${slot}/" + contract.InitrdFile,
+			"setenv bootargs \"" + cmdline + "\"",
+			"bootz ${kernel_addr_r} ${ramdisk_addr_r}:${filesize} ${fdtcontroladdr}",
+		}, "\n")
+	}
+	// The Pi's default addresses leave 37 MiB for the kernel below
+	// scriptaddr; trixie's arm64 Image is 38 MiB (bookworm's is gzip'd). Kernel at
+	// 2 MiB, device tree and initrd at 128 MiB, the gzip'd kernel copied
+	// to 192 MiB for booti to unpack (all within the Pi 3's 948 MiB).
+	return strings.Join([]string{
+		"setenv kernel_addr_r 0x00200000; setenv fdt_addr_r 0x08000000; setenv ramdisk_addr_r 0x08100000",
+		"setenv kernel_comp_addr_r 0x0c000000; setenv kernel_comp_size 0x04000000",
+		"load " + dev + " ${kernel_addr_r} ${slot}/" + contract.KernelFile,
+		"if load " + dev + " ${fdt_addr_r} ${slot}/" + contract.DTBDir + "/${fdtfile}; then setenv basalt_fdt ${fdt_addr_r}; else setenv basalt_fdt ${fdtcontroladdr}; fi",
+		"load " + dev + " ${ramdisk_addr_r} ${slot}/" + contract.InitrdFile,
+		"setenv bootargs \"" + cmdline + "\"",
+		"booti ${kernel_addr_r} ${ramdisk_addr_r}:${filesize} ${basalt_fdt}",
 	}, "\n")
 }

@@ -3,6 +3,7 @@ package build
 import (
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 
@@ -105,8 +106,21 @@ func bootTree(s *spec.Spec, b *boards.Board, r *resolved, initrd string, vp *cv.
 		if r.kernel.DTBs == "" {
 			return nil, fmt.Errorf("board wants device tree %s, but kernel %s ships none", d, r.kernel.Release)
 		}
-		if err := t.AddHostFile(sd+"/"+contract.DTBDir+"/"+d, filepath.Join(r.kernel.DTBs, filepath.FromSlash(d)), 0o644); err != nil {
+		src := filepath.Join(r.kernel.DTBs, filepath.FromSlash(d))
+		// The Pi firmware looks for the tree by its name after os_prefix.
+		dst := sd + "/" + contract.DTBDir + "/" + d
+		if b.Bootloader == boards.RPiFirmware {
+			dst = sd + "/" + path.Base(d)
+		}
+		if err := t.AddHostFile(dst, src, 0o644); err != nil {
 			return nil, fmt.Errorf("device tree: %w", err)
+		}
+		// Chained to U-Boot (rpi3), the firmware hands U-Boot the tree it
+		// finds at the FAT's root.
+		if len(b.FirmwareConfig) > 0 {
+			if err := t.AddHostFile(path.Base(d), src, 0o644); err != nil {
+				return nil, fmt.Errorf("device tree: %w", err)
+			}
 		}
 	}
 	if err := t.Mkdir(contract.BootConfigDir, 0o755); err != nil {
@@ -121,15 +135,22 @@ func bootTree(s *spec.Spec, b *boards.Board, r *resolved, initrd string, vp *cv.
 			return nil, err
 		}
 	}
-	switch b.Bootloader {
-	case boards.SystemdBoot:
-		for _, f := range r.boot {
-			if err := t.AddBytes(f.To, 0o644, f.Data); err != nil {
-				return nil, err
-			}
+	// systemd-boot, or the Pi firmware (and U-Boot on rpi3).
+	for _, f := range r.boot {
+		if err := t.AddBytes(f.To, 0o644, f.Data); err != nil {
+			return nil, err
 		}
+	}
+	if len(b.FirmwareConfig) > 0 {
+		cfg := "# Raspberry Pi firmware settings of board " + b.Name + " (basalt)\n" + strings.Join(b.FirmwareConfig, "\n") + "\n"
+		if err := t.AddBytes(ab.PiConfigFile, 0o644, []byte(cfg)); err != nil {
+			return nil, err
+		}
+	}
+	switch b.Bootloader {
+	case boards.SystemdBoot, boards.RPiFirmware:
 	case boards.UBootScript:
-		scr := uboot.Script(s.Name+" "+s.Version, []byte(ab.BootScript(b.Name, cmdline(b, ab.SlotPlaceholder))), epoch)
+		scr := uboot.Script(s.Name+" "+s.Version, []byte(ab.BootScript(b.Name, cmdline(b, ab.SlotPlaceholder), b.Arch == boards.ARM64)), epoch)
 		if err := t.AddBytes("boot.scr", 0o644, scr); err != nil {
 			return nil, err
 		}

@@ -250,6 +250,19 @@ func diskLayout(s *spec.Spec, b *boards.Board, rootContent int64) (disk.Layout, 
 			{Name: contract.PartData, Type: disk.TypeLinuxFS, GUID: disk.DeriveGUID(sd, contract.PartData), Size: int64(s.Disk.Data)},
 		},
 	}
+	if b.Table == "mbr" {
+		// The Pi firmware reads MBR only: the boot FAT first and active,
+		// the disk signature derived like the GUIDs (PARTUUID=<id>-02 is
+		// root a). The device finds the partitions by position
+		// (contract.MBRPartitions).
+		id := sha256.Sum256([]byte("basalt-mbr-disk-id\x00" + sd))
+		l.Scheme, l.DiskGUID, l.DiskID = disk.MBR, "", binary.LittleEndian.Uint32(id[:4])
+		for i := range l.Partitions {
+			p := &l.Partitions[i]
+			p.Type, p.GUID, p.Attributes, p.MBRType = "", "", 0, disk.MBRTypeLinux
+		}
+		l.Partitions[0].MBRType, l.Partitions[0].Bootable = disk.MBRTypeFAT32LBA, true
+	}
 	if s.Disk.Total != 0 {
 		l.Partitions[3].Size = 0 // the rest of the disk
 	}

@@ -137,8 +137,8 @@ func DebianInputs(s *spec.Spec, b *boards.Board) []debian.Input {
 		pkg = ks.Package
 	}
 	add(debian.Input{Name: pkg, Kernel: true})
-	if _, hasBoot := s.Bootloader[b.Name]; b.Bootloader == boards.SystemdBoot && !hasBoot {
-		for _, f := range b.BootFiles {
+	if _, hasBoot := s.Bootloader[b.Name]; b.Bootloader != boards.SystemdBoot || !hasBoot {
+		for _, f := range b.BootFiles { // systemd-boot, raspi-firmware, u-boot-rpi
 			add(debian.Input{Name: f.Package})
 		}
 	}
@@ -249,6 +249,13 @@ func (in *inputs) resolve(b *boards.Board) (*resolved, error) {
 
 	// The bootloader.
 	if b.Bootloader != boards.SystemdBoot {
+		for _, f := range b.BootFiles {
+			data, err := readDebFile(debs[f.Package].Path, f.From)
+			if err != nil {
+				return nil, err
+			}
+			r.boot = append(r.boot, bootFile{To: f.To, Data: data})
+		}
 		return r, nil
 	}
 	bwhere := func(field string) string { return in.s.Where(".bootloader." + b.Name + field) }
