@@ -19,6 +19,12 @@ const (
 	DataFSLabel = "basalt-data"
 )
 
+// MBRPartitions are the partitions of an MBR disk (Pi boards) in table
+// order: MBR has no partition names, so both sides name partition N+1
+// MBRPartitions[N] on a disk whose first partition is the FAT labelled
+// BootFSLabel.
+var MBRPartitions = [4]string{PartBoot, PartRootA, PartRootB, PartData}
+
 // Slot names a root slot.
 type Slot string
 

@@ -99,7 +99,7 @@ func TestBuildKernelDebCached(t *testing.T) {
 			t.Fatalf("build %d: %v", i, err)
 		}
 		sums = append(sums, arts[0].SHA256)
-		trees, err := filepath.Glob(filepath.Join(cacheDir, "tree", "kernel-v1-*", "root", "boot", "vmlinuz-*"))
+		trees, err := filepath.Glob(filepath.Join(cacheDir, "tree", "kernel-v2-*", "root", "boot", "vmlinuz-*"))
 		if err != nil || len(trees) != 1 {
 			t.Fatalf("build %d: cached kernel trees: %v, %v; want one", i, trees, err)
 		}

@@ -1,6 +1,9 @@
 // Package blockdev finds block devices on the device by GPT partition name
 // (PARTLABEL), from the kernel's /sys/class/block/*/uevent files, waiting for
 // them to appear: disk drivers probe asynchronously after their module loads.
+// MBR partitions have no names: on a disk whose first partition is the FAT
+// labelled contract.BootFSLabel they are named by position
+// (contract.MBRPartitions), so both tables are found the same way.
 package blockdev
 
 import (
@@ -13,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/basaltos/basalt/contract"
 )
 
 // Uevent is the parsed KEY=VALUE content of a sysfs uevent file.
@@ -46,7 +51,9 @@ type Dev struct {
 // Path returns the device node path under devDir (normally /dev).
 func (d Dev) Path(devDir string) string { return filepath.Join(devDir, d.Name) }
 
-// List returns the block devices under sysDir (normally /sys), sorted by name.
+// List returns the block devices under sysDir (normally /sys), sorted by
+// name, with the partitions of a basalt MBR disk named (nameMBR; the device
+// nodes are in the dev directory beside sysDir).
 func List(sysDir string) ([]Dev, error) {
 	dir := filepath.Join(sysDir, "class", "block")
 	ents, err := os.ReadDir(dir)
@@ -75,7 +82,46 @@ func List(sysDir string) ([]Dev, error) {
 		out = append(out, d)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	nameMBR(out, filepath.Join(filepath.Dir(filepath.Clean(sysDir)), "dev"))
 	return out, nil
+}
+
+// nameMBR gives the unnamed partitions of every disk whose partition 1 is
+// a FAT labelled contract.BootFSLabel their contract names by number.
+func nameMBR(devs []Dev, devDir string) {
+	basalt := map[string]bool{}
+	for _, d := range devs {
+		if d.PartN == 1 && d.PartName == "" && d.Disk != "" && FATLabel(d.Path(devDir)) == contract.BootFSLabel {
+			basalt[d.Disk] = true
+		}
+	}
+	for i := range devs {
+		d := &devs[i]
+		if basalt[d.Disk] && d.PartName == "" && d.PartN >= 1 && d.PartN <= len(contract.MBRPartitions) {
+			d.PartName = contract.MBRPartitions[d.PartN-1]
+		}
+	}
+}
+
+// FATLabel returns the volume label in the boot sector of the FAT at path
+// ("" when it is not a FAT or cannot be read).
+func FATLabel(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	b := make([]byte, 512)
+	if _, err := f.ReadAt(b, 0); err != nil || b[510] != 0x55 || b[511] != 0xaa {
+		return ""
+	}
+	switch {
+	case string(b[82:87]) == "FAT32":
+		return strings.TrimRight(string(b[71:82]), " ")
+	case string(b[54:57]) == "FAT":
+		return strings.TrimRight(string(b[43:54]), " ")
+	}
+	return ""
 }
 
 // Find returns the devices carrying each label among devs. A label carried by

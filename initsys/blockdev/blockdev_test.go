@@ -129,3 +129,43 @@ func FuzzParseUevent(f *testing.F) {
 		}
 	})
 }
+
+// fatBootSector is the first sector of a FAT32 filesystem labelled label.
+func fatBootSector(label string) []byte {
+	b := make([]byte, 512)
+	copy(b[71:82], label+"           ")
+	copy(b[82:], "FAT32   ")
+	b[510], b[511] = 0x55, 0xaa
+	return b
+}
+
+// TestMBRByPosition: an MBR disk (no PARTNAME) whose partition 1 is the FAT
+// labelled BASALT has its partitions named by position; another MBR disk
+// is left alone.
+func TestMBRByPosition(t *testing.T) {
+	root := t.TempDir()
+	sys, dev := filepath.Join(root, "sys"), filepath.Join(root, "dev")
+	mbr := func(name string) string {
+		return "DEVNAME=" + name + "\nDEVTYPE=partition\nPARTN=" + name[len(name)-1:] + "\n"
+	}
+	fakeSys(t, sys, map[string]string{"sda": "DEVNAME=sda\nDEVTYPE=disk\n", "sda1": mbr("sda1"), "sda2": mbr("sda2"), "sda3": mbr("sda3"), "sda4": mbr("sda4"),
+		"sdb1": mbr("sdb1"), "sdb2": mbr("sdb2")})
+	os.MkdirAll(dev, 0o755)
+	os.WriteFile(filepath.Join(dev, "sda1"), fatBootSector("BASALT"), 0o644)
+	os.WriteFile(filepath.Join(dev, "sdb1"), fatBootSector("CAMERA"), 0o644)
+	devs, err := List(sys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, d := range devs {
+		got[d.Name] = d.PartName
+	}
+	want := map[string]string{"sda": "", "sda1": "basalt-boot", "sda2": "basalt-root-a", "sda3": "basalt-root-b", "sda4": "basalt-data", "sdb1": "", "sdb2": ""}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("names (-want +got):\n%s", diff)
+	}
+	if l := FATLabel(filepath.Join(dev, "sdb1")); l != "CAMERA" {
+		t.Errorf("FATLabel = %q", l)
+	}
+}

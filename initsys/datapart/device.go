@@ -1,6 +1,7 @@
 package datapart
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -67,10 +68,13 @@ func GrowPartition(dev Device, label string) (string, error) {
 	return fmt.Sprintf("%s, kernel told %d -> %d bytes", msg, cur, length), nil
 }
 
-// GrowTable reads the GPT from f (a disk of size bytes) and, when the
+// GrowTable reads the MBR or GPT from f (a disk of size bytes) and, when the
 // partition named label does not reach the end yet, rewrites it. It returns
 // whether it wrote and the partition as it now is.
 func GrowTable(f readerWriterAt, sync func() error, size, sectorSize int64, label string) (bool, Partition, error) {
+	if did, p, err := growMBR(f, sync, size, sectorSize, label); !errors.Is(err, errNoMBR) {
+		return did, p, err // the Pi boards' MBR
+	}
 	t, err := ReadTable(f, size, sectorSize)
 	if err != nil {
 		return false, Partition{}, err

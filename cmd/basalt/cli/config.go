@@ -19,8 +19,8 @@ import (
 	"github.com/basaltos/basalt/contract"
 	"github.com/basaltos/basalt/contract/config"
 	"github.com/basaltos/basalt/image/build"
-	"github.com/basaltos/basalt/image/disk"
 	"github.com/basaltos/basalt/image/fat"
+	"github.com/basaltos/basalt/image/imgfile"
 	"github.com/basaltos/basalt/image/tree"
 	"github.com/basaltos/basalt/internal/errclass"
 )
@@ -117,21 +117,6 @@ func checkZones(w io.Writer, docs []*config.Document) error {
 	return nil
 }
 
-// bootPartition finds the boot partition of a disk image or device node:
-// GPT name contract.PartBoot, or the first FAT32 partition of an MBR disk.
-func bootPartition(img string) (disk.Partition, error) {
-	l, err := disk.Read(img)
-	if err != nil {
-		return disk.Partition{}, err
-	}
-	for _, p := range l.Partitions {
-		if p.Name == contract.PartBoot || (l.Scheme == disk.MBR && p.MBRType == disk.MBRTypeFAT32LBA) {
-			return p, nil
-		}
-	}
-	return disk.Partition{}, fmt.Errorf("%s: no %s partition", img, contract.PartBoot)
-}
-
 var dropInName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*\.yaml$`)
 
 type configAddOptions struct{ name string }
@@ -165,7 +150,7 @@ refused. A file of the same name is replaced.
 			if err != nil {
 				return err
 			}
-			p, err := bootPartition(img)
+			p, err := imgfile.BootPartition(img)
 			if err != nil {
 				return errclass.Invalidf("%s is not a basalt disk image or card: %w", img, err)
 			}
@@ -230,7 +215,7 @@ with secrets redacted; each line ends with the file and line that set it.
 			if err != nil {
 				return err
 			}
-			p, err := bootPartition(args[0])
+			p, err := imgfile.BootPartition(args[0])
 			if err != nil {
 				return err
 			}
@@ -292,15 +277,15 @@ func bakedConfig(stderr io.Writer, img, file string) ([]*config.Document, error)
 	if file != "" {
 		return parseFiles(stderr, file)
 	}
-	im, err := openImage(img)
+	im, err := imgfile.Open(img)
 	if err != nil {
 		return nil, err
 	}
-	defer im.f.Close()
-	if _, err := im.part(contract.PartRootA); err != nil {
+	defer im.Close()
+	if _, err := im.Part(contract.PartRootA); err != nil {
 		return nil, nil // a bare boot partition (no slots): nothing baked to show
 	}
-	b, err := im.readSlotFile(contract.SlotA, contract.BakedConfig)
+	b, err := im.ReadSlotFile(contract.SlotA, contract.BakedConfig)
 	if err != nil || b == nil {
 		return nil, err
 	}

@@ -3,20 +3,18 @@ package cli
 import (
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path"
 	"strings"
 	"text/tabwriter"
 
-	"github.com/diskfs/go-diskfs/backend/file"
 	dsquashfs "github.com/diskfs/go-diskfs/filesystem/squashfs"
 	"github.com/spf13/cobra"
 
 	"github.com/basaltos/basalt/contract"
 	"github.com/basaltos/basalt/contract/ab"
 	"github.com/basaltos/basalt/image/disk"
-	"github.com/basaltos/basalt/image/fat"
+	"github.com/basaltos/basalt/image/imgfile"
 	"github.com/basaltos/basalt/internal/errclass"
 )
 
@@ -47,108 +45,20 @@ it verifies against its dm-verity root hash, the boot entries and A/B state, and
 	return cmd
 }
 
-// image is an opened basalt disk image.
-type image struct {
-	f      *os.File
-	layout disk.Layout
-}
-
-func (im *image) part(name string) (disk.Partition, error) {
-	for _, p := range im.layout.Partitions {
-		if p.Name == name {
-			return p, nil
-		}
-	}
-	return disk.Partition{}, errclass.Invalid(fmt.Errorf("%s: no partition %q", im.f.Name(), name))
-}
-
-// slotFS opens the squashfs root of slot (nil, nil when the slot is empty).
-func (im *image) slotFS(slot contract.Slot) (*dsquashfs.FileSystem, error) {
-	p, err := im.part(slot.PartLabel())
-	if err != nil {
-		return nil, err
-	}
-	magic := make([]byte, 4)
-	if _, err := im.f.ReadAt(magic, p.Start); err != nil {
-		return nil, err
-	}
-	if string(magic) != "hsqs" {
-		return nil, nil
-	}
-	fs, err := dsquashfs.Read(file.New(im.f, true), p.Size, p.Start, 0)
-	if err != nil {
-		return nil, fmt.Errorf("slot %s: %w", slot, err)
-	}
-	return fs, nil
-}
-
 func parseSlotPath(v string) (contract.Slot, string, error) {
 	s, p, ok := strings.Cut(v, ":")
 	if !ok || !contract.Slot(s).Valid() {
 		return "", "", errclass.Invalid(fmt.Errorf("%q: want SLOT:PATH with slot a or b, or boot:PATH for the boot partition, e.g. a:/etc, boot:/", v))
 	}
-	return contract.Slot(s), fsPath(p), nil
-}
-
-// fsPath turns a root path ("/etc") into the io/fs form the squashfs
-// reader wants ("etc"; "." for the root).
-func fsPath(p string) string {
-	if p = strings.TrimPrefix(path.Clean("/"+p), "/"); p == "" {
-		return "."
-	}
-	return p
-}
-
-// openImage opens a basalt disk image and reads its partition table.
-func openImage(path string) (*image, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, errclass.Invalid(err)
-	}
-	l, err := disk.Read(path)
-	if err != nil {
-		f.Close()
-		return nil, errclass.Invalid(fmt.Errorf("%s: not a disk image: %w", path, err))
-	}
-	return &image{f: f, layout: l}, nil
-}
-
-// readSlotFile returns a file of a slot's root (nil, nil when the slot is
-// empty or the file absent).
-func (im *image) readSlotFile(slot contract.Slot, name string) ([]byte, error) {
-	fsys, err := im.slotFS(slot)
-	if err != nil || fsys == nil {
-		return nil, err
-	}
-	p := fsPath(name)
-	if !exists(fsys, p) {
-		return nil, nil
-	}
-	return fs.ReadFile(fsys, p)
-}
-
-// exists reports whether p is in fsys, looking it up in its parent's
-// listing: go-diskfs's squashfs reader reports a missing directory on the
-// way with an error that is not fs.ErrNotExist.
-func exists(fsys fs.ReadDirFS, p string) bool {
-	ents, err := fsys.ReadDir(path.Dir(p))
-	if err != nil {
-		return false
-	}
-	for _, e := range ents {
-		if e.Name() == path.Base(p) {
-			return true
-		}
-	}
-	return false
+	return contract.Slot(s), imgfile.FSPath(p), nil
 }
 
 func runInspect(cmd *cobra.Command, o *inspectOptions, img string) error {
-	im, err := openImage(img)
+	im, err := imgfile.Open(img)
 	if err != nil {
 		return err
 	}
-	defer im.f.Close()
+	defer im.Close()
 	w := cmd.OutOrStdout()
 	switch {
 	case o.ls != "":
@@ -162,16 +72,23 @@ func runInspect(cmd *cobra.Command, o *inspectOptions, img string) error {
 	return inspectSummary(w, im)
 }
 
-func inspectSummary(w io.Writer, im *image) error {
+func inspectSummary(w io.Writer, im *imgfile.Image) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "%s: %s, %d bytes\n\n#\tNAME\tSTART\tSIZE\tTYPE\tGUID\n", im.f.Name(), im.layout.Scheme, im.layout.Size)
-	for i, p := range im.layout.Partitions {
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%s\t%s\n", i+1, p.Name, p.Start, p.Size, p.Type, p.GUID)
+	fmt.Fprintf(tw, "%s: %s, %d bytes\n\n#\tNAME\tSTART\tSIZE\tTYPE\tGUID\n", im.File.Name(), im.Layout.Scheme, im.Layout.Size)
+	for i, p := range im.Layout.Partitions {
+		typ := p.Type
+		if im.Layout.Scheme == disk.MBR {
+			typ = fmt.Sprintf("0x%02x", p.MBRType)
+			if p.Bootable {
+				typ += " (active)"
+			}
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%s\t%s\n", i+1, p.Name, p.Start, p.Size, typ, p.GUID)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	boot, err := im.bootFS()
+	boot, err := im.BootFS()
 	if err != nil {
 		return err
 	}
@@ -183,12 +100,12 @@ func inspectSummary(w io.Writer, im *image) error {
 			ver = strings.TrimSpace(string(b))
 		}
 		kernel := "-"
-		fs, err := im.slotFS(s)
+		fs, err := im.SlotFS(s)
 		if err != nil {
 			return err
 		}
 		if fs != nil {
-			if b, err := fs.ReadFile(fsPath(contract.ReleaseFile)); err == nil {
+			if b, err := fs.ReadFile(imgfile.FSPath(contract.ReleaseFile)); err == nil {
 				if rel, err := contract.ParseRelease(b); err == nil {
 					if rel.Kernel != "" {
 						kernel = rel.Kernel
@@ -226,7 +143,7 @@ func inspectSummary(w io.Writer, im *image) error {
 	}
 	fmt.Fprintln(w, "\nconfig:")
 	n := 0
-	if b, err := im.readSlotFile(contract.SlotA, contract.BakedConfig); err == nil && b != nil {
+	if b, err := im.ReadSlotFile(contract.SlotA, contract.BakedConfig); err == nil && b != nil {
 		fmt.Fprintf(w, "  a:%s (baked from the spec, %d bytes)\n", contract.BakedConfig, len(b))
 		n++
 	}
@@ -244,19 +161,6 @@ func inspectSummary(w io.Writer, im *image) error {
 		fmt.Fprintln(w, "  none (the device runs on defaults; add drop-ins with basalt config add)")
 	}
 	return nil
-}
-
-// bootFS opens the FAT boot partition.
-func (im *image) bootFS() (*fat.FS, error) {
-	bp, err := im.part(contract.PartBoot)
-	if err != nil {
-		return nil, err
-	}
-	boot, err := fat.Open(im.f, bp.Start, bp.Size)
-	if err != nil {
-		return nil, fmt.Errorf("boot partition: %w", err)
-	}
-	return boot, nil
 }
 
 // bootPath returns the boot-partition path of "boot:PATH" ("" for the root).
@@ -277,21 +181,21 @@ func indent(s, pre string) string {
 }
 
 // slotPath opens the slot named by SLOT:PATH and returns its root and the path.
-func (im *image) slotPath(v string) (*dsquashfs.FileSystem, contract.Slot, string, error) {
+func slotPath(im *imgfile.Image, v string) (*dsquashfs.FileSystem, contract.Slot, string, error) {
 	slot, p, err := parseSlotPath(v)
 	if err != nil {
 		return nil, "", "", err
 	}
-	fs, err := im.slotFS(slot)
+	fs, err := im.SlotFS(slot)
 	if err == nil && fs == nil {
 		err = errclass.Invalid(fmt.Errorf("slot %s is empty", slot))
 	}
 	return fs, slot, p, err
 }
 
-func inspectLs(w io.Writer, im *image, v string) error {
+func inspectLs(w io.Writer, im *imgfile.Image, v string) error {
 	if bp, ok := bootPath(v); ok {
-		boot, err := im.bootFS()
+		boot, err := im.BootFS()
 		if err != nil {
 			return err
 		}
@@ -309,7 +213,7 @@ func inspectLs(w io.Writer, im *image, v string) error {
 		}
 		return tw.Flush()
 	}
-	fs, slot, p, err := im.slotPath(v)
+	fs, slot, p, err := slotPath(im, v)
 	if err != nil {
 		return err
 	}
@@ -328,10 +232,10 @@ func inspectLs(w io.Writer, im *image, v string) error {
 	return tw.Flush()
 }
 
-func inspectExtract(w io.Writer, im *image, v, out string) error {
+func inspectExtract(w io.Writer, im *imgfile.Image, v, out string) error {
 	var b []byte
 	if bp, ok := bootPath(v); ok {
-		boot, err := im.bootFS()
+		boot, err := im.BootFS()
 		if err != nil {
 			return err
 		}
@@ -339,7 +243,7 @@ func inspectExtract(w io.Writer, im *image, v, out string) error {
 			return errclass.Invalid(fmt.Errorf("boot partition: %w", err))
 		}
 	} else {
-		fs, slot, p, err := im.slotPath(v)
+		fs, slot, p, err := slotPath(im, v)
 		if err != nil {
 			return err
 		}

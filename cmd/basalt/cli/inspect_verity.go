@@ -6,15 +6,17 @@ import (
 	"strings"
 
 	"github.com/basaltos/basalt/contract"
+	"github.com/basaltos/basalt/contract/ab"
 	cv "github.com/basaltos/basalt/contract/verity"
 	"github.com/basaltos/basalt/image/fat"
+	"github.com/basaltos/basalt/image/imgfile"
 	"github.com/basaltos/basalt/image/verity"
 )
 
 // slotVerity says, for people, whether slot's root verifies against the
 // root hash its boot files give the kernel: the hash tree after the
 // squashfs is recomputed from the data and compared, as the device would.
-func slotVerity(im *image, boot *fat.FS, slot contract.Slot) string {
+func slotVerity(im *imgfile.Image, boot *fat.FS, slot contract.Slot) string {
 	args := slotKernelArgs(boot, slot)
 	var root, blocks string
 	for _, f := range strings.Fields(args) {
@@ -33,11 +35,11 @@ func slotVerity(im *image, boot *fat.FS, slot contract.Slot) string {
 	if err != nil {
 		return "FAILS: " + err.Error()
 	}
-	p, err := im.part(slot.PartLabel())
+	p, err := im.Part(slot.PartLabel())
 	if err != nil {
 		return "FAILS: " + err.Error()
 	}
-	r := io.NewSectionReader(im.f, p.Start, p.Size)
+	r := io.NewSectionReader(im.File, p.Start, p.Size)
 	if _, _, err := verity.Verify(r, int64(n)*cv.BlockSize, hash); err != nil {
 		return fmt.Sprintf("root hash %s: FAILS: %v", root, err)
 	}
@@ -46,11 +48,15 @@ func slotVerity(im *image, boot *fat.FS, slot contract.Slot) string {
 
 // slotKernelArgs returns the kernel arguments the boot partition gives
 // slot: its systemd-boot entry's options, or its contract.SlotArgsFile
-// (boot.scr). "" when it has none.
+// (boot.scr), or its cmdline.txt (Pi tryboot). "" when it has none.
 func slotKernelArgs(boot *fat.FS, slot contract.Slot) string {
 	if b, err := boot.ReadFile(contract.SlotDir(slot) + "/" + contract.SlotArgsFile); err == nil {
 		_, v, _ := strings.Cut(strings.TrimSpace(string(b)), "=")
 		return v
+	}
+	// The Pi firmware's tryboot: the slot's whole command line.
+	if b, err := boot.ReadFile(contract.SlotDir(slot) + "/" + ab.PiCmdlineFile); err == nil {
+		return strings.TrimSpace(string(b))
 	}
 	ents, err := boot.ReadDir("loader/entries")
 	if err != nil {
