@@ -53,7 +53,7 @@ func CheckArchive(path string) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
-		if w > MaxZstdWindow {
+		if w > uint64(MaxZstdWindow) {
 			return fmt.Errorf("%s: zstd window %d MiB, k3s decodes at most %d MiB: recompress with --long=25 or less", path, w>>20, MaxZstdWindow>>20)
 		}
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
@@ -86,15 +86,15 @@ func CheckArchive(path string) error {
 
 // ZstdWindow returns the window size a zstd frame header declares (RFC
 // 8878 3.1.1.1.2; a single-segment frame's window is its content size).
-func ZstdWindow(h []byte) (int64, error) {
+func ZstdWindow(h []byte) (uint64, error) {
 	if len(h) < 6 || h[0] != 0x28 || h[1] != 0xb5 || h[2] != 0x2f || h[3] != 0xfd {
 		return 0, errors.New("not zstd data")
 	}
 	fhd := h[4]
 	if fhd&0x20 == 0 { // window descriptor follows
 		wd := h[5]
-		exp, mant := int64(wd>>3), int64(wd&7)
-		base := int64(1) << (10 + exp)
+		exp, mant := uint64(wd>>3), uint64(wd&7)
+		base := uint64(1) << (10 + exp)
 		return base + base/8*mant, nil
 	}
 	// Single segment: the frame content size, after the dictionary id.
@@ -103,9 +103,9 @@ func ZstdWindow(h []byte) (int64, error) {
 	if len(h) < off+size {
 		return 0, errors.New("short zstd header")
 	}
-	var v int64
+	var v uint64
 	for i := size - 1; i >= 0; i-- {
-		v = v<<8 | int64(h[off+i])
+		v = v<<8 | uint64(h[off+i])
 	}
 	if size == 2 {
 		v += 256

@@ -220,3 +220,15 @@ func TestZstdWindowRealTool(t *testing.T) {
 		}
 	}
 }
+
+// FuzzZstdWindow: the header of a local .tar.zst is untrusted.
+func FuzzZstdWindow(f *testing.F) {
+	f.Add([]byte{0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x80})
+	f.Add([]byte{0x28, 0xb5, 0x2f, 0xfd, 0xe4, 0x00, 0x01})
+	f.Fuzz(func(t *testing.T, h []byte) {
+		w, err := ZstdWindow(h)
+		if err == nil && len(h) >= 6 && h[4]&0x20 == 0 && w > 1<<42 {
+			t.Fatalf("window %d above zstd's largest window descriptor", w)
+		}
+	})
+}
