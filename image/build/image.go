@@ -237,18 +237,9 @@ func diskLayout(s *spec.Spec, b *boards.Board, rootContent int64) (disk.Layout, 
 		return disk.Layout{}, invalidf("root filesystem of %d bytes (%s) does not fit a root slot of %d bytes (%s: %s); raise it or remove it to size automatically",
 			rootContent, spec.Size(rootContent), slot, s.Where(".disk.rootSlot"), s.Disk.RootSlot)
 	}
-	goarch, _ := b.Arch.GOARCH()
-	sd := seed(s, b)
-	l := disk.Layout{
-		Scheme:   disk.GPT,
-		Size:     int64(s.Disk.Total),
-		DiskGUID: disk.DeriveGUID(sd, "disk"),
-		Partitions: []disk.Partition{
-			{Name: contract.PartBoot, Type: disk.TypeESP, GUID: disk.DeriveGUID(sd, contract.PartBoot), Size: int64(s.Disk.Boot)},
-			{Name: contract.PartRootA, Type: disk.RootType(goarch), GUID: disk.DeriveGUID(sd, contract.PartRootA), Size: slot, Attributes: disk.AttrReadOnly},
-			{Name: contract.PartRootB, Type: disk.RootType(goarch), GUID: disk.DeriveGUID(sd, contract.PartRootB), Size: slot, Attributes: disk.AttrReadOnly},
-			{Name: contract.PartData, Type: disk.TypeLinuxFS, GUID: disk.DeriveGUID(sd, contract.PartData), Size: int64(s.Disk.Data)},
-		},
+	l, err := partitions(s, b, slot)
+	if err != nil {
+		return l, err
 	}
 	if b.Table == "mbr" {
 		// The Pi firmware reads MBR only: the boot FAT first and active,
@@ -264,19 +255,60 @@ func diskLayout(s *spec.Spec, b *boards.Board, rootContent int64) (disk.Layout, 
 		l.Partitions[0].MBRType, l.Partitions[0].Bootable = disk.MBRTypeFAT32LBA, true
 	}
 	if s.Disk.Total != 0 {
-		l.Partitions[3].Size = 0 // the rest of the disk
+		sizes := []int64{int64(s.Disk.Boot), slot, slot, int64(s.Disk.Data)}
+		if need := disk.MinSize(l.Scheme, sizes...); int64(s.Disk.Total) < need {
+			return l, invalidf("%s: %s cannot hold boot %s + 2 x root slot %s + data %s + %s of tables (%s)", s.Where(".disk.total"), s.Disk.Total,
+				s.Disk.Boot, spec.Size(slot), s.Disk.Data, spec.Size(need-sizes[0]-2*slot-sizes[3]), spec.Size(need))
+		}
+		l.Partitions[3].Size = 0 // the rest of the disk: at least .disk.data, by MinSize
 	}
 	res, err := l.Resolve()
 	if err != nil {
-		if s.Disk.Total != 0 {
-			return l, invalidf("%s: %s does not hold boot %s + 2 x root slot %s + data %s: %v", s.Where(".disk.total"), s.Disk.Total, s.Disk.Boot, spec.Size(slot), s.Disk.Data, err)
-		}
 		return l, err
 	}
-	if got := res.Partitions[3].Size; got < int64(s.Disk.Data) {
-		return l, invalidf("%s: %s leaves %s for data, less than %s (%s)", s.Where(".disk.total"), s.Disk.Total, spec.Size(got), s.Disk.Data, s.Where(".disk.data"))
-	}
 	return res, nil
+}
+
+// partitions are DESIGN.md's four on the board's table, sizes from the
+// spec (the data partition's may grow to the disk's end). GPT names them
+// (PARTLABEL) and gives each a GUID; MBR has only type bytes, an active
+// flag on boot, and a disk signature (PARTUUID=SIGNATURE-NN): all derived
+// from the spec and the board, never random.
+func partitions(s *spec.Spec, b *boards.Board, slot int64) (disk.Layout, error) {
+	scheme, err := disk.ParseScheme(b.Table)
+	if err != nil {
+		return disk.Layout{}, fmt.Errorf("board %s: %w", b.Name, err)
+	}
+	goarch, _ := b.Arch.GOARCH()
+	sd := seed(s, b)
+	l := disk.Layout{Scheme: scheme, Size: int64(s.Disk.Total)}
+	sizes := []int64{int64(s.Disk.Boot), slot, slot, int64(s.Disk.Data)}
+	for i, name := range []string{contract.PartBoot, contract.PartRootA, contract.PartRootB, contract.PartData} {
+		p := disk.Partition{Name: name, Size: sizes[i]}
+		if scheme == disk.MBR {
+			p.MBRType, p.Bootable = disk.MBRTypeLinux, i == 0
+			if i == 0 {
+				p.MBRType = disk.MBRTypeFAT32LBA
+			}
+		} else {
+			p.GUID = disk.DeriveGUID(sd, name)
+			switch name {
+			case contract.PartBoot:
+				p.Type = disk.TypeESP
+			case contract.PartData:
+				p.Type = disk.TypeLinuxFS
+			default:
+				p.Type, p.Attributes = disk.RootType(goarch), disk.AttrReadOnly
+			}
+		}
+		l.Partitions = append(l.Partitions, p)
+	}
+	if scheme == disk.MBR {
+		l.DiskID = disk.DeriveDiskID(sd)
+	} else {
+		l.DiskGUID = disk.DeriveGUID(sd, "disk")
+	}
+	return l, nil
 }
 
 // writeDisk writes the sparse image: FAT32 boot, squashfs root A, root B

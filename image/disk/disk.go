@@ -10,6 +10,7 @@ package disk
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -37,6 +38,43 @@ func (s Scheme) String() string {
 		return "mbr"
 	}
 	return "gpt"
+}
+
+// ParseScheme returns the Scheme a board's table: names, "gpt" or "mbr".
+func ParseScheme(name string) (Scheme, error) {
+	switch name {
+	case "gpt":
+		return GPT, nil
+	case "mbr":
+		return MBR, nil
+	}
+	return GPT, fmt.Errorf("partition table %q: want gpt or mbr", name)
+}
+
+// tail is the space the table keeps at the end of the disk: GPT's backup
+// (32 sectors of entries plus the header); MBR keeps none.
+func (s Scheme) tail() int64 {
+	if s == GPT {
+		return 33 * SectorSize
+	}
+	return 0
+}
+
+func alignUp(n int64) int64 { return (n + Align - 1) / Align * Align }
+
+// MinSize is the smallest disk, a whole number of MiB, that holds
+// partitions of these sizes in this order on a table of scheme s: the first
+// starts at 1 MiB, each next one on the next MiB boundary, and the table's
+// tail follows the last. It is Resolve's arithmetic for a layout without
+// starts or a disk size; spec validation checks sizes with it before a
+// build, so the two never disagree about what fits.
+func MinSize(s Scheme, sizes ...int64) int64 {
+	next, end := int64(Align), int64(Align)
+	for _, n := range sizes {
+		end = next + n
+		next = alignUp(end)
+	}
+	return alignUp(end + s.tail())
 }
 
 // GPT partition type GUIDs (UEFI spec and the Discoverable Partitions
@@ -115,10 +153,6 @@ type Layout struct {
 	Partitions []Partition
 }
 
-// gptTail is the space the backup GPT takes at the end of the disk:
-// 32 sectors of entries plus the header.
-const gptTail = 33 * SectorSize
-
 // Resolve checks l and returns a copy with every partition's Start and Size
 // and the disk Size filled in.
 func (l Layout) Resolve() (Layout, error) {
@@ -136,10 +170,7 @@ func (l Layout) Resolve() (Layout, error) {
 	if len(out.Partitions) > maxParts {
 		return out, fmt.Errorf("layout: %d partitions, a %s table holds at most %d", len(out.Partitions), l.Scheme, maxParts)
 	}
-	tail := int64(0)
-	if l.Scheme == GPT {
-		tail = gptTail
-	}
+	tail := l.Scheme.tail()
 	next := int64(Align)
 	for i := range out.Partitions {
 		p := &out.Partitions[i]
@@ -175,12 +206,12 @@ func (l Layout) Resolve() (Layout, error) {
 		if p.Size < 0 || p.Size%SectorSize != 0 {
 			return out, fmt.Errorf("layout: %s: size %d is not a positive multiple of %d", name, p.Size, SectorSize)
 		}
-		next = (p.Start + p.Size + Align - 1) / Align * Align
+		next = alignUp(p.Start + p.Size)
 	}
 	last := out.Partitions[len(out.Partitions)-1]
 	need := last.Start + last.Size + tail
 	if out.Size == 0 {
-		out.Size = (need + Align - 1) / Align * Align
+		out.Size = alignUp(need)
 	}
 	if out.Size < need {
 		return out, fmt.Errorf("layout: disk of %d bytes is too small, the partitions need %d", out.Size, need)
@@ -305,6 +336,13 @@ func (w *Window) ReadAt(p []byte, off int64) (int, error) {
 		err = io.EOF
 	}
 	return n, err
+}
+
+// DeriveDiskID returns the MBR disk signature for seed (the partitions'
+// PARTUUIDs are SIGNATURE-NN): derived like the GPT GUIDs, never random.
+func DeriveDiskID(seed string) uint32 {
+	h := sha256.Sum256([]byte("basalt-mbr-disk-id\x00" + seed))
+	return binary.LittleEndian.Uint32(h[:4])
 }
 
 // DeriveGUID returns a GUID derived from sha256(seed, what), formatted

@@ -273,3 +273,28 @@ func TestWindowRead(t *testing.T) {
 		t.Errorf("ReadAt = %d %v %q", n, err, buf[:n])
 	}
 }
+
+// TestMinSize: MinSize is what Resolve gives a layout without a disk size.
+func TestMinSize(t *testing.T) {
+	sizes := []int64{256 * MiB, 100*MiB + 512, 100 * MiB, 64 * MiB}
+	for _, sc := range []Scheme{GPT, MBR} {
+		l := Layout{Scheme: sc, DiskGUID: DeriveGUID("t", "disk")}
+		for i, n := range sizes {
+			l.Partitions = append(l.Partitions, Partition{Name: fmt.Sprint(i), Type: TypeLinuxFS, GUID: DeriveGUID("t", fmt.Sprint(i)), MBRType: MBRTypeLinux, Size: n})
+		}
+		r, err := l.Resolve()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := MinSize(sc, sizes...); got != r.Size {
+			t.Errorf("%s: MinSize %d, Resolve %d", sc, got, r.Size)
+		}
+		l.Size = r.Size - Align
+		if _, err := l.Resolve(); err == nil {
+			t.Errorf("%s: a disk 1 MiB under MinSize resolved", sc)
+		}
+	}
+	if MinSize(GPT, 1*MiB) != 3*MiB || MinSize(MBR, 1*MiB) != 2*MiB {
+		t.Errorf("one 1 MiB partition: GPT %d, MBR %d", MinSize(GPT, MiB), MinSize(MBR, MiB))
+	}
+}

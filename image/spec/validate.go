@@ -15,6 +15,7 @@ import (
 	_ "time/tzdata" // zone names are checked without the host's zoneinfo
 
 	"github.com/basaltos/basalt/boards"
+	"github.com/basaltos/basalt/image/disk"
 )
 
 var (
@@ -238,10 +239,18 @@ func (c *checker) disk() {
 		}
 	}
 	if d.Total != 0 && d.RootSlot != 0 {
-		// 1 MiB before the first partition, 1 MiB for the backup GPT.
-		need := d.Boot + 2*d.RootSlot + d.Data + 2<<20
+		// The layout's own arithmetic (alignment, tables), for the most
+		// demanding table among the spec's boards.
+		need := Size(0)
+		for _, name := range c.s.Boards {
+			if b, err := boards.Get(name); err == nil {
+				if sc, err := disk.ParseScheme(b.Table); err == nil {
+					need = max(need, Size(disk.MinSize(sc, int64(d.Boot), int64(d.RootSlot), int64(d.RootSlot), int64(d.Data))))
+				}
+			}
+		}
 		if d.Total < need {
-			c.errf(".disk.total", "%s cannot hold boot %s + 2 x rootSlot %s + data %s + 2MiB of tables (%s)", d.Total, d.Boot, d.RootSlot, d.Data, need)
+			c.errf(".disk.total", "%s cannot hold boot %s + 2 x rootSlot %s + data %s + %s of tables (%s)", d.Total, d.Boot, d.RootSlot, d.Data, need-d.Boot-2*d.RootSlot-d.Data, need)
 		}
 	}
 }
