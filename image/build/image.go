@@ -241,19 +241,6 @@ func diskLayout(s *spec.Spec, b *boards.Board, rootContent int64) (disk.Layout, 
 	if err != nil {
 		return l, err
 	}
-	if b.Table == "mbr" {
-		// The Pi firmware reads MBR only: the boot FAT first and active,
-		// the disk signature derived like the GUIDs (PARTUUID=<id>-02 is
-		// root a). The device finds the partitions by position
-		// (contract.MBRPartitions).
-		id := sha256.Sum256([]byte("basalt-mbr-disk-id\x00" + sd))
-		l.Scheme, l.DiskGUID, l.DiskID = disk.MBR, "", binary.LittleEndian.Uint32(id[:4])
-		for i := range l.Partitions {
-			p := &l.Partitions[i]
-			p.Type, p.GUID, p.Attributes, p.MBRType = "", "", 0, disk.MBRTypeLinux
-		}
-		l.Partitions[0].MBRType, l.Partitions[0].Bootable = disk.MBRTypeFAT32LBA, true
-	}
 	if s.Disk.Total != 0 {
 		sizes := []int64{int64(s.Disk.Boot), slot, slot, int64(s.Disk.Data)}
 		if need := disk.MinSize(l.Scheme, sizes...); int64(s.Disk.Total) < need {
@@ -271,9 +258,11 @@ func diskLayout(s *spec.Spec, b *boards.Board, rootContent int64) (disk.Layout, 
 
 // partitions are DESIGN.md's four on the board's table, sizes from the
 // spec (the data partition's may grow to the disk's end). GPT names them
-// (PARTLABEL) and gives each a GUID; MBR has only type bytes, an active
-// flag on boot, and a disk signature (PARTUUID=SIGNATURE-NN): all derived
-// from the spec and the board, never random.
+// (PARTLABEL) and gives each a GUID; MBR (the Pi firmware reads only MBR)
+// has type bytes, the boot FAT first and active, and a disk signature
+// (PARTUUID=SIGNATURE-02 is root a): all derived from the spec and the
+// board, never random. On MBR the device finds the partitions by position
+// (contract.MBRPartitions).
 func partitions(s *spec.Spec, b *boards.Board, slot int64) (disk.Layout, error) {
 	scheme, err := disk.ParseScheme(b.Table)
 	if err != nil {
