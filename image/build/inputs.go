@@ -16,7 +16,7 @@ import (
 // Input is one input of an image, as the manifest lists it.
 type Input struct {
 	Name    string `json:"name"`
-	Kind    string `json:"kind"` // deb, vmlinuz, modules, file, overlay, init
+	Kind    string `json:"kind"` // deb, vmlinuz, modules, file, overlay, init, k3s, k3s-airgap, image, manifest
 	Version string `json:"version,omitempty"`
 	Source  string `json:"source"`
 	SHA256  string `json:"sha256,omitempty"`
