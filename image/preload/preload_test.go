@@ -4,10 +4,12 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/basaltos/basalt/boards"
 	"github.com/basaltos/basalt/internal/testutil"
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -231,4 +234,37 @@ func FuzzZstdWindow(f *testing.F) {
 			t.Fatalf("window %d above zstd's largest window descriptor", w)
 		}
 	})
+}
+
+// TestPullDockerCredentials: a registry that wants basic auth is pulled
+// from with the credentials of $DOCKER_CONFIG/config.json (the host's
+// docker login), and refused without them.
+func TestPullDockerCredentials(t *testing.T) {
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != "ops" || p != "s3cret" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	ref := host + "/private/app:1"
+	img, _ := random.Image(512, 1)
+	r, _ := name.ParseReference(ref)
+	if err := remote.Write(r, img, remote.WithAuth(&authn.Basic{Username: "ops", Password: "s3cret"})); err != nil {
+		t.Fatal(err)
+	}
+	cfg := t.TempDir()
+	t.Setenv("DOCKER_CONFIG", cfg)
+	if _, err := Pull(context.Background(), ref, Platform(boards.AMD64), ""); err == nil {
+		t.Fatal("pull without credentials succeeded")
+	}
+	auth := base64.StdEncoding.EncodeToString([]byte("ops:s3cret"))
+	os.WriteFile(filepath.Join(cfg, "config.json"), []byte(`{"auths":{"`+host+`":{"auth":"`+auth+`"}}}`), 0o600)
+	if _, err := Pull(context.Background(), ref, Platform(boards.AMD64), ""); err != nil {
+		t.Fatalf("pull with docker credentials: %v", err)
+	}
 }
