@@ -13,75 +13,40 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 
 	"github.com/basaltos/basalt/contract"
 	"github.com/basaltos/basalt/image/cache"
 	"github.com/basaltos/basalt/image/disk"
-	"golang.org/x/sys/unix"
 )
-
-// extent is a byte range [start, end) of a file.
-type extent struct{ start, end int64 }
-
-// dataExtents returns the ranges of f (size bytes) that may hold data, in
-// order, from SEEK_DATA/SEEK_HOLE: everything else is a hole and reads as
-// zeros. Where the file system cannot tell, the whole file is one extent.
-func dataExtents(f *os.File, size int64) ([]extent, error) {
-	var ext []extent
-	for off := int64(0); off < size; {
-		start, err := f.Seek(off, unix.SEEK_DATA)
-		if errors.Is(err, syscall.ENXIO) { // no data after off
-			break
-		}
-		if errors.Is(err, syscall.EINVAL) && off == 0 { // not supported
-			return []extent{{0, size}}, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: seek data at %d: %w", f.Name(), off, err)
-		}
-		end, err := f.Seek(start, unix.SEEK_HOLE)
-		if err != nil {
-			return nil, fmt.Errorf("%s: seek hole at %d: %w", f.Name(), start, err)
-		}
-		end = min(end, size)
-		if start >= end {
-			break
-		}
-		ext = append(ext, extent{start, end})
-		off = end
-	}
-	return ext, nil
-}
 
 // zeros feeds holes to hashes; never written.
 var zeros = make([]byte, disk.Align)
 
 // hashRange writes bytes [off, end) of f to h: data extents (ext, from
-// dataExtents) are read with buf, holes are fed from zeros without reading.
+// disk.DataExtents) are read with buf, holes are fed from zeros without reading.
 // It stops when ctx is done (checked once per chunk: an image is GiBs).
-func hashRange(ctx context.Context, h hash.Hash, f *os.File, ext []extent, off, end int64, buf []byte) error {
+func hashRange(ctx context.Context, h hash.Hash, f *os.File, ext []disk.Extent, off, end int64, buf []byte) error {
 	// The first extent that ends after off.
-	i := sort.Search(len(ext), func(i int) bool { return ext[i].end > off })
+	i := sort.Search(len(ext), func(i int) bool { return ext[i].End > off })
 	for off < end {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if i < len(ext) && ext[i].start <= off {
-			n := min(int64(len(buf)), ext[i].end-off, end-off)
+		if i < len(ext) && ext[i].Start <= off {
+			n := min(int64(len(buf)), ext[i].End-off, end-off)
 			if _, err := f.ReadAt(buf[:n], off); err != nil {
 				return fmt.Errorf("%s: read at %d: %w", f.Name(), off, err)
 			}
 			h.Write(buf[:n])
 			off += n
-			if off == ext[i].end {
+			if off == ext[i].End {
 				i++
 			}
 			continue
 		}
 		hole := end
 		if i < len(ext) {
-			hole = min(hole, ext[i].start)
+			hole = min(hole, ext[i].Start)
 		}
 		n := min(int64(len(zeros)), hole-off)
 		h.Write(zeros[:n])
@@ -117,7 +82,7 @@ func hashParts(ctx context.Context, path string, parts []PartInfo) (FileInfo, er
 	if err != nil {
 		return FileInfo{}, err
 	}
-	ext, err := dataExtents(f, fi.Size())
+	ext, err := disk.DataExtents(f, fi.Size())
 	if err != nil {
 		return FileInfo{}, err
 	}

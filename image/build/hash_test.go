@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/basaltos/basalt/image/disk"
+
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -37,23 +39,23 @@ func TestHashRange(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ext, err := dataExtents(f, size)
+	ext, err := disk.DataExtents(f, size)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ext) == 0 || ext[0].start != 0 || ext[len(ext)-1].end != size {
+	if len(ext) == 0 || ext[0].Start != 0 || ext[len(ext)-1].End != size {
 		t.Errorf("extents %v: want data at 0 and at the end (%d)", ext, size)
 	}
 	t.Logf("data extents: %v", ext)
-	all := []extent{{0, size}} // as when SEEK_DATA is not supported
-	for _, r := range []extent{
-		{0, size}, {0, 1}, {5000, 1 << 20}, {1 << 20, 2 << 20}, {2<<20 + 100, 2<<20 + 200},
-		{2 << 20, 4 << 20}, {3 << 20, size}, {size - 1, size}, {17, 17},
+	all := []disk.Extent{{Start: 0, End: size}} // as when SEEK_DATA is not supported
+	for _, r := range []disk.Extent{
+		{Start: 0, End: size}, {Start: 0, End: 1}, {Start: 5000, End: 1 << 20}, {Start: 1 << 20, End: 2 << 20}, {Start: 2<<20 + 100, End: 2<<20 + 200},
+		{Start: 2 << 20, End: 4 << 20}, {Start: 3 << 20, End: size}, {Start: size - 1, End: size}, {Start: 17, End: 17},
 	} {
-		want := sha256.Sum256(content[r.start:r.end])
-		for name, e := range map[string][]extent{"extents": ext, "all data": all} {
+		want := sha256.Sum256(content[r.Start:r.End])
+		for name, e := range map[string][]disk.Extent{"extents": ext, "all data": all} {
 			h := sha256.New()
-			if err := hashRange(context.Background(), h, f, e, r.start, r.end, make([]byte, 4096)); err != nil {
+			if err := hashRange(context.Background(), h, f, e, r.Start, r.End, make([]byte, 4096)); err != nil {
 				t.Fatal(err)
 			}
 			if diff := cmp.Diff(want[:], h.Sum(nil)); diff != "" {
