@@ -324,3 +324,29 @@ func TestCheckK3sModules(t *testing.T) {
 		t.Errorf("checkK3sModules(bare kernel) = %v", err)
 	}
 }
+
+func TestManifestErrors(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, data string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(data), 0o644)
+		return p
+	}
+	for _, tc := range []struct{ name, data, want string }{
+		{"notk8s.yaml", "hello: world\n", "notk8s.yaml:1: document 1 is not a Kubernetes object (want apiVersion and kind)"},
+		{"second.yaml", "apiVersion: v1\nkind: ConfigMap\n---\n- a list\n", "second.yaml:4: document 2 is not a Kubernetes object"},
+		{"broken.yaml", "apiVersion: v1\nkind: [\n", "broken.yaml: yaml:"},
+		{"chart.yaml", "apiVersion: helm.cattle.io/v1\nkind: HelmChart\nspec:\n  chart: missing.tgz\n", "chart.yaml:4: spec.chart: open "},
+	} {
+		p := write(tc.name, tc.data)
+		_, _, err := inlineCharts(p, []byte(tc.data))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	// A remote chart (repo + name) is left alone.
+	remote := "apiVersion: helm.cattle.io/v1\nkind: HelmChart\nspec:\n  chart: traefik\n  repo: https://traefik.github.io/charts\n"
+	if got, charts, err := inlineCharts(write("remote.yaml", remote), []byte(remote)); err != nil || string(got) != remote || charts != nil {
+		t.Errorf("remote chart: %q %v %v", got, charts, err)
+	}
+}

@@ -51,8 +51,16 @@ func manifests(s *spec.Spec) ([]manifestFile, []Input, error) {
 			if err != nil {
 				return nil, nil, invalidf("%s: %v", where, err)
 			}
-			if data, err = inlineCharts(f, data); err != nil {
+			var charts []string
+			if data, charts, err = inlineCharts(f, data); err != nil {
 				return nil, nil, invalidf("%s: %v", where, err)
+			}
+			for _, c := range charts {
+				sum, err := fileSHA(c)
+				if err != nil {
+					return nil, nil, err
+				}
+				list = append(list, Input{Name: filepath.Base(c), Kind: "chart", Source: c, SHA256: sum})
 			}
 			sum, err := fileSHA(f)
 			if err != nil {
@@ -112,11 +120,11 @@ func hasManifestExt(name string) bool {
 }
 
 // inlineCharts checks every YAML document of file and returns data, or its
-// re-encoded documents when a HelmChart's chart was inlined.
-func inlineCharts(file string, data []byte) ([]byte, error) {
+// re-encoded documents when a HelmChart's chart was inlined, and the charts.
+func inlineCharts(file string, data []byte) ([]byte, []string, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var docs []*yaml.Node
-	changed := false
+	var charts []string
 	for n := 1; ; n++ {
 		var doc yaml.Node
 		err := dec.Decode(&doc)
@@ -124,7 +132,7 @@ func inlineCharts(file string, data []byte) ([]byte, error) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: %v", file, err)
+			return nil, nil, fmt.Errorf("%s: %v", file, err)
 		}
 		docs = append(docs, &doc)
 		if len(doc.Content) == 0 || doc.Content[0].Kind == yaml.ScalarNode && doc.Content[0].Tag == "!!null" {
@@ -132,7 +140,7 @@ func inlineCharts(file string, data []byte) ([]byte, error) {
 		}
 		m := doc.Content[0]
 		if m.Kind != yaml.MappingNode || field(m, "apiVersion") == nil || field(m, "kind") == nil {
-			return nil, fmt.Errorf("%s:%d: document %d is not a Kubernetes object (want apiVersion and kind)", file, m.Line, n)
+			return nil, nil, fmt.Errorf("%s:%d: document %d is not a Kubernetes object (want apiVersion and kind)", file, m.Line, n)
 		}
 		if field(m, "kind").Value != "HelmChart" {
 			continue
@@ -148,30 +156,30 @@ func inlineCharts(file string, data []byte) ([]byte, error) {
 		}
 		b, err := os.ReadFile(tgz)
 		if err != nil {
-			return nil, fmt.Errorf("%s:%d: spec.chart: %v", file, chart.Line, err)
+			return nil, nil, fmt.Errorf("%s:%d: spec.chart: %v", file, chart.Line, err)
 		}
 		// chart stays the chart's name for k3s; chartContent wins over it.
 		chart.Value = strings.TrimSuffix(filepath.Base(tgz), ".tgz")
 		sp.Content = append(sp.Content,
 			&yaml.Node{Kind: yaml.ScalarNode, Value: "chartContent"},
 			&yaml.Node{Kind: yaml.ScalarNode, Value: base64.StdEncoding.EncodeToString(b)})
-		changed = true
+		charts = append(charts, tgz)
 	}
-	if !changed {
-		return data, nil
+	if len(charts) == 0 {
+		return data, nil, nil
 	}
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
 	for _, d := range docs {
 		if err := enc.Encode(d); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if err := enc.Close(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return buf.Bytes(), nil
+	return buf.Bytes(), charts, nil
 }
 
 // field returns the value of key in mapping m (nil when absent).
