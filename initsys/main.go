@@ -17,7 +17,7 @@ import (
 	"github.com/basaltos/basalt/initsys/stage2"
 )
 
-const usage = "usage: basalt-init status|config reload|reboot|poweroff"
+const usage = "usage: basalt-init status|config reload|update apply FILE|URL [--reboot]|reboot|poweroff"
 
 // Main runs the device binary with its command line and returns the exit code.
 func Main(args []string) int {
@@ -49,6 +49,12 @@ func Main(args []string) int {
 			return 2
 		}
 		err = ctl.ConfigReload(os.Stdout)
+	case "update":
+		if len(args) < 4 || args[2] != "apply" || len(args) > 5 || (len(args) == 5 && args[4] != "--reboot") {
+			fmt.Fprintln(os.Stderr, usage)
+			return 2
+		}
+		err = ctl.UpdateApply(os.Stdout, args[3], len(args) == 5)
 	case "reboot":
 		err = ctl.Reboot()
 	case "poweroff":

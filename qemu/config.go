@@ -81,6 +81,24 @@ type Net struct {
 	// one) on that segment, with MAC HubMAC.
 	Hub    string
 	HubMAC string
+	// ToHost are guest-to-host forwards: the guest's connections to
+	// GuestHost:GuestPort reach 127.0.0.1:HostPort on the host (QEMU
+	// guestfwd), the only host service a restricted guest can reach.
+	ToHost []ToHost
+}
+
+// GuestHost is the address a guest connects to for a ToHost forward.
+const GuestHost = "10.0.2.100"
+
+// ToHost forwards the guest's GuestHost:GuestPort to 127.0.0.1:HostPort.
+type ToHost struct {
+	GuestPort int
+	HostPort  int
+}
+
+// String returns the forward as QEMU's guestfwd value.
+func (f ToHost) String() string {
+	return fmt.Sprintf("tcp:%s:%d-tcp:127.0.0.1:%d", GuestHost, f.GuestPort, f.HostPort)
 }
 
 // Forward is a host-to-guest port forward; the host side binds 127.0.0.1.
@@ -213,6 +231,9 @@ func args(c *Config, p plan) ([]string, error) {
 		}
 		for _, f := range c.Net.Forwards {
 			n += ",hostfwd=" + f.String()
+		}
+		for _, f := range c.Net.ToHost {
+			n += ",guestfwd=" + f.String()
 		}
 		a = append(a, "-nic", n)
 	} else if c.Net.Hub == "" {

@@ -15,8 +15,10 @@
 package ab
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -196,26 +198,34 @@ func (d Dir) ReadFile(name string) ([]byte, error) { return os.ReadFile(d.path(n
 
 // WriteFile replaces name with data atomically (temp + fsync + rename).
 func (d Dir) WriteFile(name string, data []byte) error {
+	return d.WriteFrom(name, bytes.NewReader(data))
+}
+
+// WriteFrom replaces name with what r yields, atomically: the temporary
+// file is renamed into place only when r ended without an error (a
+// verifying reader's error at its end leaves the old file).
+func (d Dir) WriteFrom(name string, r io.Reader) error {
 	p := d.path(name)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
-	// FAT keeps 8.3 names for short lowercase names; a fixed temp name
-	// next to the target is fine: only one writer (PID 1's update) runs.
+	// A fixed temp name next to the target: one writer (PID 1's update)
+	// at a time, and a leftover of a power cut is simply replaced.
 	tmp := filepath.Join(filepath.Dir(p), ".tmp-"+filepath.Base(p))
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
+	fail := func(err error) error {
 		f.Close()
 		os.Remove(tmp)
 		return err
 	}
+	if _, err := io.Copy(f, r); err != nil {
+		return fail(err)
+	}
 	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
+		return fail(err)
 	}
 	if err := f.Close(); err != nil {
 		os.Remove(tmp)
@@ -243,7 +253,9 @@ func (d Dir) Rename(old, new string) error {
 
 // Remove removes name; a missing file is not an error.
 func (d Dir) Remove(name string) error {
-	if err := os.Remove(d.path(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := os.Remove(d.path(name)); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	} else if err != nil {
 		return err
 	}
 	return d.syncDir(path.Dir(name))

@@ -209,6 +209,18 @@ type Update struct {
 	Interval *string `yaml:"interval,omitempty" json:"interval,omitempty"`
 	// Window restricts when updates are applied; unset means any time.
 	Window *Window `yaml:"window,omitempty" json:"window,omitempty"`
+	// Jitter is a random delay up to this duration added to each check, so
+	// a fleet does not poll at once ("10m"; default 0).
+	Jitter *string `yaml:"jitter,omitempty" json:"jitter,omitempty"`
+	// AllowDowngrade lets the device install a lower version when the
+	// bundle allows it too (default false).
+	AllowDowngrade *bool `yaml:"allow_downgrade,omitempty" json:"allow_downgrade,omitempty"`
+	// Tries is how many times the bootloader boots a new slot before it
+	// falls back (1-10, default 3).
+	Tries *int `yaml:"tries,omitempty" json:"tries,omitempty"`
+	// HealthTimeout bounds the health gate of a trial boot: not healthy
+	// by then, the device reboots ("5m"; default 10m).
+	HealthTimeout *string `yaml:"health_timeout,omitempty" json:"health_timeout,omitempty"`
 }
 
 // Window is a daily maintenance window in the device's time zone.

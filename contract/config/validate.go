@@ -377,6 +377,19 @@ func (v *validator) update(u *Update) {
 			v.add(".update.interval", fmt.Sprintf("interval %q must be a duration of at least 1m, such as 6h", *u.Interval))
 		}
 	}
+	if u.Jitter != nil {
+		if d, err := time.ParseDuration(*u.Jitter); err != nil || d < 0 {
+			v.add(".update.jitter", fmt.Sprintf("jitter %q must be a duration of 0 or more, such as 10m", *u.Jitter))
+		}
+	}
+	if u.HealthTimeout != nil {
+		if d, err := time.ParseDuration(*u.HealthTimeout); err != nil || d < 10*time.Second {
+			v.add(".update.health_timeout", fmt.Sprintf("health_timeout %q must be a duration of at least 10s, such as 10m", *u.HealthTimeout))
+		}
+	}
+	if u.Tries != nil && (*u.Tries < 1 || *u.Tries > 10) {
+		v.add(".update.tries", fmt.Sprintf("tries %d must be between 1 and 10", *u.Tries))
+	}
 	if w := u.Window; w != nil {
 		if !hhmm.MatchString(w.Start) {
 			v.add(".update.window.start", fmt.Sprintf("start %q must be HH:MM", w.Start))

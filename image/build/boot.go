@@ -71,9 +71,11 @@ func writeInitramfs(t *tree.Tree, path string) error {
 	return f.Close()
 }
 
-// cmdline returns the kernel command line for slot.
+// cmdline returns the kernel command line for slot. panic=10: a kernel
+// that panics (a broken update's kernel or initrd) reboots by itself after
+// 10 s, so that the bootloader counts the try and falls back.
 func cmdline(b *boards.Board, slot string) string {
-	args := append([]string{"console=" + b.Console, contract.CmdlineSlot + "=" + slot, "ro"}, b.Cmdline...)
+	args := append([]string{"console=" + b.Console, contract.CmdlineSlot + "=" + slot, "ro", "panic=10"}, b.Cmdline...)
 	return strings.Join(args, " ")
 }
 

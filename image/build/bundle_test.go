@@ -48,7 +48,7 @@ func TestBuildBundle(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := r.Manifest()
-	if m.Version != "0.1.0" || m.Board != "qemu-x86_64" || m.Compat != "basalt-demo" || m.Cmdline != "console=ttyS0 basalt.slot=${slot} ro" {
+	if m.Version != "0.1.0" || m.Board != "qemu-x86_64" || m.Compat != "basalt-demo" || m.Cmdline != "console=ttyS0 basalt.slot=${slot} ro panic=10" {
 		t.Errorf("manifest %+v", m)
 	}
 	l, err := disk.Read(a.Image)

@@ -37,6 +37,7 @@ import (
 	"github.com/basaltos/basalt/initsys/stage1"
 	"github.com/basaltos/basalt/initsys/status"
 	"github.com/basaltos/basalt/initsys/supervise"
+	"github.com/basaltos/basalt/initsys/update"
 )
 
 // Tunables.
@@ -74,6 +75,7 @@ type system struct {
 	cfg     devconfig.Result
 	ssh     *sshd.Server
 	k3s     *k3s.Node // nil: no orchestrator in the image
+	upd     *update.Updater
 	results []boot.Result
 	verity  status.Verity
 	ready   bool
@@ -156,6 +158,11 @@ func Main() {
 	s.mu.Unlock()
 	say.Mark(contract.MarkerReady, " (%d ms in stage 2, %d ms since kernel start; init %d ms without network/clock waits; rss %s)",
 		time.Since(s.start).Milliseconds(), sinceKernelStart().Milliseconds(), ownTime(results).Milliseconds(), rss())
+	// After the boot sequence, so that a trial's health gate sees its results.
+	more, _ := boot.Sequence{Steps: s.updateSteps()}.Run()
+	s.mu.Lock()
+	s.results = append(s.results, more...)
+	s.mu.Unlock()
 	boot.Hang()
 }
 
@@ -329,6 +336,10 @@ func (s *system) status() status.Status {
 	st := status.Status{Slot: string(s.cmdline.Slot), Version: s.version, Ready: s.ready,
 		Steps: s.results, Services: s.sup.Status(), DataBytes: s.dataB, Addresses: s.net.Addrs,
 		ConfigSources: s.cfg.Sources, ConfigUsedLastGood: s.cfg.UsedLastGood, Orchestrator: s.k3s.Health(), Verity: s.verity}
+	if s.upd != nil {
+		u := s.upd.Status()
+		st.Update = &u
+	}
 	for _, e := range s.cfg.Errors {
 		st.ConfigErrors = append(st.ConfigErrors, e.Error())
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/basaltos/basalt/initsys/boot"
 	"github.com/basaltos/basalt/initsys/k3s"
 	"github.com/basaltos/basalt/initsys/supervise"
+	"github.com/basaltos/basalt/initsys/update"
 )
 
 // Socket is where PID 1 serves its status; ReloadSocket re-reads the
@@ -43,6 +44,8 @@ type Status struct {
 	Orchestrator k3s.Health `json:"orchestrator"`
 	// Verity is the root's dm-verity state.
 	Verity Verity `json:"verity"`
+	// Update is the A/B update's state (nil before the updater started).
+	Update *update.Status `json:"update,omitempty"`
 }
 
 // Verity states of the root.
@@ -119,6 +122,13 @@ func Query(path string) (Status, error) {
 	return s, nil
 }
 
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
 // Format writes s for people.
 func Format(w io.Writer, s Status) {
 	fmt.Fprintf(w, "slot:     %s\nversion:  %s\nready:    %v\ndata:     %d bytes (%.2f GiB)\n", s.Slot, s.Version, s.Ready, s.DataBytes, float64(s.DataBytes)/(1<<30))
@@ -139,6 +149,15 @@ func Format(w io.Writer, s Status) {
 		fmt.Fprintf(w, "  %-18s %6d ms  %s\n", r.Name, r.Duration.Milliseconds(), res)
 	}
 	fmt.Fprintf(w, "orchestrator: %s\n", s.Orchestrator)
+	if u := s.Update; u != nil {
+		fmt.Fprintf(w, "update:   %s\n", u)
+		if u.AB != "" {
+			fmt.Fprintf(w, "a/b:      %s (a: %s, b: %s)\n", u.AB, or(u.Slots["a"], "-"), or(u.Slots["b"], "-"))
+		}
+		if u.FailedVersion != "" {
+			fmt.Fprintf(w, "update:   %s failed and rolled back: %s\n", u.FailedVersion, u.FailedReason)
+		}
+	}
 	fmt.Fprintln(w, "services:")
 	for _, v := range s.Services {
 		fmt.Fprintf(w, "  %-18s %-8s pid %-6d restarts %-3d restart=%s last: %s\n", v.Name, v.Phase, v.PID, v.Restarts, v.Restart, v.LastExit)
