@@ -39,7 +39,7 @@ func TestArgs(t *testing.T) {
 		{"qemu-armv7", Config{Board: board(t, "qemu-armv7"), Snapshot: true, Memory: 512, SMP: 1},
 			plan{accel: TCG, disk: "/img/demo.img", format: Raw}},
 		{"qemu-x86_64-net", Config{Board: board(t, "qemu-x86_64"), Stdin: strings.NewReader(""),
-			Net:         Net{User: true, Forwards: []Forward{{"tcp", 2222, 22}, {"tcp", 6443, 6443}}},
+			Net:         Net{User: true, Forwards: []Forward{{"tcp", 2222, 22}, {"tcp", 6443, 6443}}, ToHost: []ToHost{{8080, 41234}}},
 			ExtraDrives: []string{"/img/cidata.img"}},
 			plan{accel: TCG, disk: "/tmp/vm/disk.qcow2", format: QCOW2, vars: "/tmp/vm/vars.fd"}},
 		{"qemu-armv7-kernel", Config{Board: board(t, "qemu-armv7"), NoReboot: true,

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +24,7 @@ import (
 	"github.com/basaltos/basalt/contract"
 	"github.com/basaltos/basalt/contract/bundle"
 	"github.com/basaltos/basalt/image/build"
+	"github.com/basaltos/basalt/image/disk"
 	"github.com/basaltos/basalt/image/spec"
 	"github.com/basaltos/basalt/internal/testutil"
 	"github.com/basaltos/basalt/qemu"
@@ -34,8 +36,12 @@ const updateDeadline = 20 * time.Minute
 // updateKey signs the test bundles (fixed seed: a test key, never a real one).
 var updateKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{42}, 32))
 
-// channelPort is the guest side of the forward to `basalt serve`.
-const channelPort = 8080
+// channelPort is the guest side of the forward to `basalt serve`;
+// pushPort the device's push endpoint.
+const (
+	channelPort = 8080
+	pushPort    = 7443
+)
 
 // updateSpec builds version v of a small image for board, trusting
 // updateKey, polling the channel on the host (guestfwd) with one trial
@@ -59,8 +65,8 @@ kernel:
 update:
   publicKey: update.pub
 config:
-  update: {channel: "http://%s:%d/stable", interval: 1m, tries: 1, health_timeout: 20s}
-`, v, board, board, k, k, qemu.GuestHost, channelPort)
+  update: {channel: "http://%s:%d/stable", interval: 1m, tries: 1, health_timeout: 20s, push: ":%d"}
+`, v, board, board, k, k, qemu.GuestHost, channelPort, pushPort)
 	if efi, ok := sdBoot[board]; ok {
 		abs, _ := filepath.Abs(efi)
 		testutil.NeedFile(t, abs, "make testdata (scripts/testkernel.sh unpacks systemd-boot-efi of the arch)")
@@ -237,6 +243,14 @@ func TestE2EUpdateKernelPanics(t *testing.T) {
 // breakInitrd rewrites a bundle with a garbage initrd, re-hashed and
 // re-signed with the test key.
 func breakInitrd(t *testing.T, src string) string {
+	return rewriteBundle(t, src, updateKey, func(m *bundle.Manifest, data map[string][]byte) {
+		data[bundle.Initrd] = bytes.Repeat([]byte("not an initramfs "), 4096)
+	})
+}
+
+// rewriteBundle rewrites a bundle: mod may change the manifest and the
+// payloads (sizes and sha256 are recomputed), then it is signed with k.
+func rewriteBundle(t *testing.T, src string, k ed25519.PrivateKey, mod func(*bundle.Manifest, map[string][]byte)) string {
 	t.Helper()
 	f, err := os.Open(src)
 	if err != nil {
@@ -260,12 +274,10 @@ func breakInitrd(t *testing.T, src string) string {
 		b, _ := io.ReadAll(pr)
 		data[p.Name] = b
 	}
-	data[bundle.Initrd] = bytes.Repeat([]byte("not an initramfs "), 4096)
+	mod(&m, data)
 	for i, p := range m.Payloads {
-		if p.Name == bundle.Initrd {
-			s := sha256.Sum256(data[p.Name])
-			m.Payloads[i].Size, m.Payloads[i].SHA256 = int64(len(data[p.Name])), hex.EncodeToString(s[:])
-		}
+		s := sha256.Sum256(data[p.Name])
+		m.Payloads[i].Size, m.Payloads[i].SHA256 = int64(len(data[p.Name])), hex.EncodeToString(s[:])
 	}
 	raw, err := bundle.MarshalManifest(m)
 	if err != nil {
@@ -274,10 +286,114 @@ func breakInitrd(t *testing.T, src string) string {
 	out := filepath.Join(t.TempDir(), filepath.Base(src))
 	w, _ := os.Create(out)
 	defer w.Close()
-	if err := bundle.Write(w, raw, bundle.Sign(raw, updateKey), func(p bundle.Payload) (io.ReadCloser, error) {
+	if err := bundle.Write(w, raw, bundle.Sign(raw, k), func(p bundle.Payload) (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(data[p.Name])), nil
 	}); err != nil {
 		t.Fatal(err)
+	}
+	return out
+}
+
+// TestE2EUpdateRefused pushes bundles the device must refuse before any
+// write, through its push endpoint (each names a bundle on the channel
+// server): a bad signature, an unknown key, a flipped payload byte, the
+// wrong board, a lower version. Slot b and the boot partition are
+// byte-identical afterwards.
+func TestE2EUpdateRefused(t *testing.T) {
+	board := "qemu-x86_64"
+	img, _ := buildVersion(t, board, "1.0.0", "")
+	_, v2 := buildVersion(t, board, "1.1.0", "")
+	c := serveChannel(t) // empty channel: the device pulls nothing
+	other := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{43}, 32))
+	keep := func(*bundle.Manifest, map[string][]byte) {}
+	bad := map[string]struct {
+		file, want string
+	}{}
+	add := func(name, file, want string) {
+		b, _ := os.ReadFile(file)
+		os.WriteFile(filepath.Join(c.dir, name+".bin"), b, 0o644)
+		bad[name] = struct{ file, want string }{name + ".bin", want}
+	}
+	raw, _ := os.ReadFile(v2)
+	sig := bytes.Clone(raw)
+	i := bytes.Index(sig, []byte(`"version": "1.1.0"`))
+	sig[i+len(`"version": "1.`)] = '9' // manifest changed after signing
+	p := filepath.Join(t.TempDir(), "sig.bundle")
+	os.WriteFile(p, sig, 0o644)
+	add("bad-signature", p, "signature does not verify")
+	add("unknown-key", rewriteBundle(t, v2, other, keep), "signature does not verify")
+	flip := bytes.Clone(raw)
+	flip[len(flip)/3] ^= 0x10 // inside the rootfs payload
+	p = filepath.Join(t.TempDir(), "flip.bundle")
+	os.WriteFile(p, flip, 0o644)
+	add("flipped-byte", p, "does not match the signed manifest")
+	add("wrong-board", rewriteBundle(t, v2, updateKey, func(m *bundle.Manifest, _ map[string][]byte) { m.Board = "qemu-arm64" }), "bundle is for board qemu-arm64")
+	add("lower-version", rewriteBundle(t, v2, updateKey, func(m *bundle.Manifest, _ map[string][]byte) { m.Version = "0.9.0" }), "lower than the running 1.0.0")
+
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	hostPush := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), updateDeadline)
+	defer cancel()
+	b, _ := boards.Get(board)
+	m, err := qemu.Start(ctx, qemu.Config{Board: b, Image: img, Format: qemu.Raw, Net: qemu.Net{User: true,
+		Forwards: []qemu.Forward{{Proto: "tcp", HostPort: hostPush, GuestPort: pushPort}},
+		ToHost:   []qemu.ToHost{{GuestPort: channelPort, HostPort: c.port}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Kill(); m.Wait() })
+	expect(ctx, t, m, "basalt: update: push endpoint on")
+	expect(ctx, t, m, "basalt: step update-state ok")
+	before := partSums(t, img)
+	for _, name := range []string{"bad-signature", "unknown-key", "flipped-byte", "wrong-board", "lower-version"} {
+		tc := bad[name]
+		rep := push(t, hostPush, fmt.Sprintf("http://%s:%d/%s", qemu.GuestHost, channelPort, tc.file))
+		if !strings.Contains(rep, "refused") || !strings.Contains(rep, tc.want) {
+			t.Errorf("%s: reply %s, want a refusal with %q", name, rep, tc.want)
+		} else {
+			t.Logf("%s: %s", name, strings.TrimSpace(rep))
+		}
+	}
+	stop(m)
+	after := partSums(t, img)
+	for _, part := range []string{contract.PartBoot, contract.PartRootB} {
+		if before[part] != after[part] {
+			t.Errorf("%s changed: %s -> %s", part, before[part], after[part])
+		}
+	}
+	if strings.Contains(m.Log(), "armed for trial") || strings.Contains(m.Log(), "update-disarm") {
+		t.Errorf("a refused bundle got past the verify step:\n%s", m.Log())
+	}
+}
+
+// push POSTs a source to the device's push endpoint and returns the reply.
+func push(t *testing.T, port int, src string) string {
+	t.Helper()
+	body := fmt.Sprintf(`{"source": %q}`, src)
+	resp, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/apply", port), "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// partSums returns the sha256 of each partition of img.
+func partSums(t *testing.T, img string) map[string]string {
+	t.Helper()
+	l, err := disk.Read(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _ := os.Open(img)
+	defer f.Close()
+	out := map[string]string{}
+	for _, p := range l.Partitions {
+		h := sha256.New()
+		io.Copy(h, io.NewSectionReader(f, p.Start, p.Size))
+		out[p.Name] = hex.EncodeToString(h.Sum(nil))
 	}
 	return out
 }

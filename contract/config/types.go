@@ -218,6 +218,10 @@ type Update struct {
 	// Tries is how many times the bootloader boots a new slot before it
 	// falls back (1-10, default 3).
 	Tries *int `yaml:"tries,omitempty" json:"tries,omitempty"`
+	// Push is the address ("host:port", e.g. ":7443") of the device's push
+	// endpoint: a POST of {"source": URL} makes it fetch and apply that
+	// bundle, trusting only the signature. Unset (default): off.
+	Push *string `yaml:"push,omitempty" json:"push,omitempty"`
 	// HealthTimeout bounds the health gate of a trial boot: not healthy
 	// by then, the device reboots ("5m"; default 10m).
 	HealthTimeout *string `yaml:"health_timeout,omitempty" json:"health_timeout,omitempty"`

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/netip"
 	"net/url"
 	"path"
@@ -385,6 +386,11 @@ func (v *validator) update(u *Update) {
 	if u.HealthTimeout != nil {
 		if d, err := time.ParseDuration(*u.HealthTimeout); err != nil || d < 10*time.Second {
 			v.add(".update.health_timeout", fmt.Sprintf("health_timeout %q must be a duration of at least 10s, such as 10m", *u.HealthTimeout))
+		}
+	}
+	if u.Push != nil {
+		if _, port, err := net.SplitHostPort(*u.Push); err != nil || port == "" {
+			v.add(".update.push", fmt.Sprintf("push %q must be an address host:port, such as :7443", *u.Push))
 		}
 	}
 	if u.Tries != nil && (*u.Tries < 1 || *u.Tries > 10) {

@@ -61,7 +61,7 @@ func (s *system) startUpdate() error {
 				mu.Unlock()
 				return "", nil, err
 			}
-			if err := unix.Mount(dev, bootRWMount, "vfat", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "flush"); err != nil {
+			if err := unix.Mount(dev, bootRWMount, "vfat", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC|unix.MS_NOATIME, "flush"); err != nil {
 				mu.Unlock()
 				return "", nil, fmt.Errorf("mount %s on %s: %w", dev, bootRWMount, err)
 			}
@@ -91,6 +91,11 @@ func (s *system) startUpdate() error {
 	}
 	if err := u.AfterBoot(s.ctx, s.healthGate, update.GateOptions{Timeout: timeout, Poll: 3 * time.Second}, reboot); err != nil {
 		return err
+	}
+	if c := s.config().Update; c != nil && c.Push != nil {
+		if err := u.ServePush(s.ctx, *c.Push, func() update.Options { return ch().Options }, reboot); err != nil {
+			return err
+		}
 	}
 	go u.Pull(s.ctx, ch, reboot)
 	return nil

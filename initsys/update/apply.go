@@ -240,16 +240,68 @@ func deviceSize(dev string) (int64, error) {
 }
 
 // writeDevice streams r onto the device from offset 0 and syncs it. r is a
-// verifying payload reader: its error at the end fails the write.
+// verifying payload reader: its error at the end fails the write. Reading
+// (tar, sha256) and writing overlap: a goroutine fills buffers while the
+// previous one is written.
 func writeDevice(dev string, r io.Reader) error {
 	f, err := os.OpenFile(dev, os.O_WRONLY, 0)
 	if err != nil {
 		return err
 	}
-	buf := make([]byte, 4<<20)
-	if _, err := io.CopyBuffer(onlyWriter{f}, r, buf); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", dev, err)
+	type chunk struct {
+		b   []byte
+		err error
+	}
+	const bufs, size = 3, 4 << 20
+	free, full := make(chan []byte, bufs), make(chan chunk, bufs)
+	for range bufs {
+		free <- make([]byte, size)
+	}
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			var b []byte
+			select {
+			case b = <-free:
+			case <-done:
+				return
+			}
+			n, err := io.ReadFull(r, b)
+			if err == io.ErrUnexpectedEOF || err == io.EOF {
+				// The end: read once more so a verifying reader reports.
+				if _, err2 := r.Read(nil); err2 != nil && err2 != io.EOF {
+					err = err2
+				} else if n > 0 || err == io.EOF {
+					err = io.EOF
+				}
+			}
+			select {
+			case full <- chunk{b[:n], err}:
+			case <-done:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	for {
+		c := <-full
+		if len(c.b) > 0 {
+			if _, err := f.Write(c.b); err != nil {
+				f.Close()
+				return fmt.Errorf("write %s: %w", dev, err)
+			}
+		}
+		if c.err == io.EOF {
+			break
+		}
+		if c.err != nil {
+			f.Close()
+			return fmt.Errorf("write %s: %w", dev, c.err)
+		}
+		free <- c.b[:cap(c.b)]
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()

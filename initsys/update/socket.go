@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -86,4 +88,47 @@ func Ask(path string, req Request, timeout time.Duration) (Reply, error) {
 		return rep, fmt.Errorf("answer from %s: %w", path, err)
 	}
 	return rep, nil
+}
+
+// ServePush runs the push endpoint on addr until ctx ends: POST /apply with
+// a Request (its source an http(s) URL) applies that bundle and answers a
+// Reply. Only the bundle's signature is trusted, as for the channel.
+func (u *Updater) ServePush(ctx context.Context, addr string, opts func() Options, reboot func()) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("push endpoint %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /apply", func(w http.ResponseWriter, r *http.Request) {
+		var req Request
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req); err != nil {
+			http.Error(w, "want {\"source\": URL}: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		if !strings.HasPrefix(req.Source, "http://") && !strings.HasPrefix(req.Source, "https://") {
+			http.Error(w, "source must be an http(s) URL", http.StatusBadRequest)
+			return
+		}
+		m, err := u.Apply(ctx, req.Source, opts())
+		rep := Reply{Version: m.Version, Status: u.Status()}
+		code := http.StatusOK
+		if err != nil {
+			rep.Error, code = err.Error(), http.StatusUnprocessableEntity
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		json.NewEncoder(w).Encode(rep)
+		if err == nil && req.Reboot {
+			u.logf("rebooting to try %s", m.Version)
+			go reboot()
+		}
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	go srv.Serve(l)
+	u.logf("push endpoint on %s", l.Addr())
+	return nil
 }
