@@ -183,7 +183,7 @@ func TestBLSRollback(t *testing.T) {
 		t.Errorf("rolled-back state %+v", st)
 	}
 	if err := m.Commit(d, env); err == nil {
-		t.Error("Commit without LoaderBootCountPath succeeded")
+		t.Error("Commit of slot a (no counted entry) succeeded")
 	}
 	if err := m.Disarm(d, "b"); err != nil {
 		t.Fatal(err)
@@ -284,5 +284,26 @@ func TestDirWriteFileLeavesNoTemp(t *testing.T) {
 	}
 	if b, _ := d.ReadFile("x/y.txt"); string(b) != "2" {
 		t.Errorf("content %q", b)
+	}
+}
+
+// Without efivarfs the device cannot read LoaderBootCountPath: the booted
+// slot's counted entry is still the one the loader booted.
+func TestBLSCommitWithoutBootCountPath(t *testing.T) {
+	m := BLS{}
+	d := fresh(t, m)
+	m.Arm(d, entry("b"), 1)
+	if slot, _ := bootBLS(t, d); slot != "b" {
+		t.Fatal("trial not booted")
+	}
+	env := Env{Booted: "b"}
+	if st := state(t, m, d, env); !st.OnTrial || st.Trial != "b" {
+		t.Errorf("state %+v", st)
+	}
+	if err := m.Commit(d, env); err != nil {
+		t.Fatal(err)
+	}
+	if got := entries(t, d); !cmp.Equal(got, []string{"basalt-a.conf", "basalt-b.conf"}) {
+		t.Errorf("entries %v", got)
 	}
 }

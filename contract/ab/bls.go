@@ -134,7 +134,11 @@ func (BLS) entries(r Reader, env Env) ([]blsEntry, error) {
 				e.gen, _ = strconv.Atoi(strings.TrimSpace(v))
 			}
 		}
-		e.bootCount = booted != "" && strings.ToLower(n) == booted
+		// Each slot has one entry, so a counted entry of the booted slot is
+		// the one the loader booted even when LoaderBootCountPath cannot be
+		// read (no efivarfs).
+		e.bootCount = booted != "" && strings.ToLower(n) == booted ||
+			booted == "" && e.counted && env.Booted != "" && e.slot == env.Booted
 		out = append(out, e)
 	}
 	return out, nil
@@ -211,9 +215,6 @@ func (m BLS) Arm(d Dir, e Entry, tries int) error {
 // Commit implements Mechanism: rename the entry the loader booted
 // (LoaderBootCountPath) to its unsuffixed name.
 func (m BLS) Commit(d Dir, env Env) error {
-	if env.BootCountPath == "" {
-		return errors.New("LoaderBootCountPath is not set: this boot was not a counted (trial) boot")
-	}
 	ents, err := m.entries(d, env)
 	if err != nil {
 		return err
@@ -230,6 +231,9 @@ func (m BLS) Commit(d Dir, env Env) error {
 			return fmt.Errorf("bless boot entry %s: %w", e.name, err)
 		}
 		return nil
+	}
+	if env.BootCountPath == "" {
+		return fmt.Errorf("slot %s was not booted from a counted (trial) entry", env.Booted)
 	}
 	return fmt.Errorf("LoaderBootCountPath %s names no entry in %s", env.BootCountPath, blsEntries)
 }
