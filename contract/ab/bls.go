@@ -118,7 +118,10 @@ func (BLS) entries(r Reader, env Env) ([]blsEntry, error) {
 		}
 		return nil, fmt.Errorf("boot entries: %w", err)
 	}
-	booted := strings.ToLower(path.Base(strings.ReplaceAll(env.BootCountPath, `\`, "/")))
+	booted := ""
+	if env.BootCountPath != "" {
+		booted = strings.ToLower(path.Base(strings.ReplaceAll(env.BootCountPath, `\`, "/")))
+	}
 	var out []blsEntry
 	for _, n := range names {
 		e, ok := parseBLSName(n)
