@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -114,6 +115,9 @@ func serveChannel(t *testing.T) *channel {
 	c := &channel{dir: t.TempDir(), port: port}
 	os.MkdirAll(filepath.Join(c.dir, "stable"), 0o755)
 	cmd := exec.Command(bin, "serve", c.dir, "--listen", fmt.Sprintf("127.0.0.1:%d", port))
+	// Dies with the test binary even when a timeout skips the cleanups:
+	// it inherits the QEMU lock's descriptor from flock.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, _ := cmd.StdoutPipe()
 	cmd.Stderr = cmd.Stdout
 	if err := cmd.Start(); err != nil {
