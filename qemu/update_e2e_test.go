@@ -180,11 +180,20 @@ func TestE2EUpdate(t *testing.T) {
 			expect(ctx, t, m, contract.RootMountedMarker(contract.SlotA))
 			id := expect(ctx, t, m, "basalt: new machine id")
 			expect(ctx, t, m, "basalt: update: channel offers upd 1.1.0")
+			t0 := time.Now()
+			verified := expect(ctx, t, m, "basalt: step update-verify ok")
+			written := expect(ctx, t, m, "basalt: step update-write-root ok")
 			expect(ctx, t, m, "basalt: update: slot b armed for trial: upd 1.1.0, 1 tries")
 			expect(ctx, t, m, contract.RootMountedMarker(contract.SlotB))
 			expect(ctx, t, m, "basalt: update: slot b (1.1.0) booted on trial")
 			expect(ctx, t, m, "basalt: update: committed 1.1.0 in slot b: health gate passed")
+			commit := time.Since(t0)
 			log := m.Log()
+			fi, _ := os.Stat(v2)
+			root := rootfsSize(t, v2)
+			t.Logf("%s: bundle %d bytes, rootfs %d bytes (bundle/root %.3f); verify pass: %d ms; root write: %d ms (%.1f MB/s); download start to commit %.1f s",
+				board, fi.Size(), root, float64(fi.Size())/float64(root), stepMs(verified), stepMs(written),
+				float64(root)/(1<<20)/(float64(stepMs(written))/1000), commit.Seconds())
 			stop(m)
 			if strings.Count(log, "basalt: new machine id") != 1 {
 				t.Errorf("slot b made a new machine id: data of v1 lost (v1: %s)", id)
@@ -400,4 +409,29 @@ func partSums(t *testing.T, img string) map[string]string {
 		out[p.Name] = hex.EncodeToString(h.Sum(nil))
 	}
 	return out
+}
+
+// stepMs reads the duration from a step runner line "step NAME ok (12 ms)".
+func stepMs(line string) int {
+	var ms int
+	if i := strings.LastIndex(line, "("); i >= 0 {
+		fmt.Sscanf(line[i+1:], "%d", &ms)
+	}
+	return ms
+}
+
+// rootfsSize is the size of a bundle's rootfs payload.
+func rootfsSize(t *testing.T, bun string) int64 {
+	t.Helper()
+	f, err := os.Open(bun)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := bundle.Open(f, []ed25519.PublicKey{updateKey.Public().(ed25519.PublicKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := r.Manifest().Payload(bundle.RootFS)
+	return p.Size
 }
