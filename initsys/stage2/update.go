@@ -15,6 +15,7 @@ import (
 	"github.com/basaltos/basalt/initsys/boot"
 	"github.com/basaltos/basalt/initsys/datapart"
 	"github.com/basaltos/basalt/initsys/say"
+	"github.com/basaltos/basalt/initsys/status"
 	"github.com/basaltos/basalt/initsys/update"
 )
 
@@ -102,12 +103,15 @@ func (s *system) startUpdate() error {
 }
 
 // healthGate is what a trial boot commits on: the root is mounted (stage 2
-// runs from it), the config applied without errors, every service up
+// runs from it) and not found corrupt by dm-verity, the config applied without errors, every service up
 // without restarts, and the orchestrator healthy (or absent).
 func (s *system) healthGate() (bool, string) {
 	s.mu.Lock()
-	results, cfgErrs := s.results, len(s.cfg.Errors)
+	results, cfgErrs, verity := s.results, len(s.cfg.Errors), s.verity
 	s.mu.Unlock()
+	if verity.State == status.VerityCorrupt {
+		return false, "the root is corrupt (dm-verity refused a block): " + verity.Detail
+	}
 	for _, r := range results {
 		if r.Name == "config-apply" && r.Err != "" {
 			return false, "config not applied: " + r.Err
