@@ -37,6 +37,11 @@ func (s *system) updateSteps() []boot.Step {
 }
 
 func (s *system) startUpdate() error {
+	rel := releaseKeys(release())
+	if rel[ab.ReleaseKey] == "" {
+		say.Printf("update: %s names no A/B mechanism (%s=): updates off", contract.ReleaseFile, ab.ReleaseKey)
+		return nil
+	}
 	keys, err := update.LoadKeys(bundle.KeysFile)
 	if err != nil {
 		say.Printf("update: %s: %v (no update can be verified)", bundle.KeysFile, err)
@@ -53,7 +58,7 @@ func (s *system) startUpdate() error {
 	}
 	var mu sync.Mutex // one rw mount at a time
 	u, err := update.New(update.Device{
-		Release: releaseKeys(release()), Booted: s.cmdline.Slot, RootDev: roots, Keys: keys,
+		Release: rel, Booted: s.cmdline.Slot, RootDev: roots, Keys: keys,
 		StateFile: update.StateFile, BootCountPath: update.BootCountPath,
 		MountBoot: func() (string, func() error, error) {
 			mu.Lock()
