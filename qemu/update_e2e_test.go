@@ -265,15 +265,7 @@ func breakInitrd(t *testing.T, src string) string {
 // payloads (sizes and sha256 are recomputed), then it is signed with k.
 func rewriteBundle(t *testing.T, src string, k ed25519.PrivateKey, mod func(*bundle.Manifest, map[string][]byte)) string {
 	t.Helper()
-	f, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := bundle.Open(f, []ed25519.PublicKey{updateKey.Public().(ed25519.PublicKey)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := openBundle(t, src)
 	m := r.Manifest()
 	data := map[string][]byte{}
 	for {
@@ -423,16 +415,7 @@ func stepMs(line string) int {
 // rootfsSize is the size of a bundle's rootfs payload.
 func rootfsSize(t *testing.T, bun string) int64 {
 	t.Helper()
-	f, err := os.Open(bun)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := bundle.Open(f, []ed25519.PublicKey{updateKey.Public().(ed25519.PublicKey)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, _ := r.Manifest().Payload(bundle.RootFS)
+	p, _ := openBundle(t, bun).Manifest().Payload(bundle.RootFS)
 	return p.Size
 }
 
@@ -473,4 +456,20 @@ func TestE2EUpdatePowerCuts(t *testing.T) {
 	expect(ctx, t, m, contract.RootMountedMarker(contract.SlotB))
 	expect(ctx, t, m, "basalt: update: committed 1.1.0 in slot b")
 	t.Logf("%d power cuts, then committed", len(powerCuts))
+}
+
+// openBundle opens a test bundle, verified with the test key (closed at
+// the test's end).
+func openBundle(t *testing.T, path string) *bundle.Reader {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	r, err := bundle.Open(f, []ed25519.PublicKey{updateKey.Public().(ed25519.PublicKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
