@@ -42,6 +42,22 @@ var netKeys = map[string]bool{"dhcp4": true, "dhcp6": true, "addresses": true, "
 // other basalt.* keys (basalt.slot, basalt.debug) belong to the init.
 var configPrefixes = []string{"basalt.hostname", "basalt.fqdn", "basalt.timezone", "basalt.ntp.", "basalt.cluster.", "basalt.update.", "basalt.net."}
 
+// HarmlessCmdline returns cmdline without the config keys that are not
+// HarmlessCmdlineKeys (other words stay), and the keys it dropped.
+func HarmlessCmdline(cmdline string) (string, []string) {
+	var keep, refused []string
+	for _, word := range contract.CmdlineFields(cmdline) {
+		k, _, _ := strings.Cut(word, "=")
+		if hasAnyPrefix(k, configPrefixes) && !HarmlessCmdlineKeys[k] {
+			refused = append(refused, k)
+			continue
+		}
+		keep = append(keep, `"`+word+`"`) // words have no quotes left: regroup them
+
+	}
+	return strings.Join(keep, " "), refused
+}
+
 // ParseCmdline builds a document from the basalt.* keys of a kernel command
 // line (space-separated key=value words; double quotes group). Unknown keys
 // under the config prefixes and refused secrets are warnings; invalid values

@@ -2,6 +2,7 @@ package build
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/basaltos/basalt/contract"
+	"github.com/basaltos/basalt/contract/bundle"
+	"github.com/basaltos/basalt/contract/config"
 	"github.com/basaltos/basalt/contract/ab"
 	"github.com/basaltos/basalt/image/disk"
 	"github.com/basaltos/basalt/image/fat"
@@ -358,11 +361,15 @@ func TestBuildInterrupted(t *testing.T) {
 	}
 }
 
-// TestBuildVerityOff: with verity: off the slot holds the bare squashfs
-// and no boot file names a root hash.
-func TestBuildVerityOff(t *testing.T) {
+// TestBuildVerityOffConfigSigned: with verity: off the slot holds the
+// bare squashfs and no boot file names a root hash; configTrust: signed
+// bakes the configKey into config.TrustKeysFile.
+func TestBuildVerityOffConfigSigned(t *testing.T) {
 	dir := t.TempDir()
-	s := writeSpec(t, dir, "verity: off\n")
+	k := ed25519.NewKeyFromSeed(make([]byte, 32))
+	pem, _ := bundle.MarshalPublicKey(k.Public().(ed25519.PublicKey))
+	os.WriteFile(filepath.Join(dir, "config.pub"), pem, 0o644)
+	s := writeSpec(t, dir, "verity: off\nconfigTrust: signed\nconfigKey: config.pub\n")
 	arts, err := Build(context.Background(), s, Options{OutDir: filepath.Join(dir, "out"), Epoch: 1700000000})
 	if err != nil {
 		t.Fatal(err)
@@ -382,7 +389,11 @@ func TestBuildVerityOff(t *testing.T) {
 	if entry := run(t, "mtype", "-i", boot, "::loader/entries/basalt-a.conf"); strings.Contains(entry, "basalt.verity") {
 		t.Errorf("boot entry names a root hash:\n%s", entry)
 	}
-	sb := run(t, "unsquashfs", "-s", extract(t, arts[0].Image, l.Partitions[1]))
+	root := extract(t, arts[0].Image, l.Partitions[1])
+	if got := run(t, "unsquashfs", "-cat", root, config.TrustKeysFile); got != string(pem) {
+		t.Errorf("%s = %q, want %q", config.TrustKeysFile, got, pem)
+	}
+	sb := run(t, "unsquashfs", "-s", root)
 	var used int64
 	if _, err := fmt.Sscanf(sb[strings.Index(sb, "Filesystem size "):], "Filesystem size %d bytes", &used); err != nil {
 		t.Fatalf("unsquashfs -s: %v\n%s", err, sb)

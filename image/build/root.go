@@ -14,6 +14,7 @@ import (
 	"github.com/basaltos/basalt/contract"
 	"github.com/basaltos/basalt/contract/ab"
 	"github.com/basaltos/basalt/contract/bundle"
+	"github.com/basaltos/basalt/contract/config"
 	"github.com/basaltos/basalt/image/kmod"
 	"github.com/basaltos/basalt/image/spec"
 	"github.com/basaltos/basalt/image/tree"
@@ -145,21 +146,37 @@ func rootTree(s *spec.Spec, b *boards.Board, r *resolved, ix *kmod.Index, initBi
 }
 
 // addUpdateKeys bakes the spec's update.publicKey files (one PEM block or
-// more each) into bundle.KeysFile: the keys the device verifies bundles with.
+// more each) into bundle.KeysFile: the keys the device verifies bundles
+// with; and under configTrust: signed the configKey files into
+// config.TrustKeysFile: the keys config sources must be signed by.
 func addUpdateKeys(t *tree.Tree, s *spec.Spec) error {
-	if s.Update == nil || len(s.Update.PublicKey) == 0 {
+	if s.Update != nil {
+		if err := addKeys(t, s, ".update.publicKey", s.Update.PublicKey, bundle.KeysFile); err != nil {
+			return err
+		}
+	}
+	if s.ConfigTrust == spec.ConfigTrustSigned {
+		return addKeys(t, s, ".configKey", s.ConfigKey, config.TrustKeysFile)
+	}
+	return nil
+}
+
+// addKeys bakes the PEM public keys of files (the spec's YAML path where)
+// into dst, normalised; nothing when there are none.
+func addKeys(t *tree.Tree, s *spec.Spec, where string, files spec.Files, dst string) error {
+	if len(files) == 0 {
 		return nil
 	}
 	var all []byte
-	for i, k := range s.Update.PublicKey {
+	for i, k := range files {
 		p := s.Resolve(k)
 		b, err := os.ReadFile(p)
 		if err != nil {
-			return invalidf("%s: %s: %v", s.Where(fmt.Sprintf(".update.publicKey[%d]", i)), p, errUnwrap(err))
+			return invalidf("%s: %s: %v", s.Where(fmt.Sprintf("%s[%d]", where, i)), p, errUnwrap(err))
 		}
 		keys, err := bundle.ParsePublicKeys(b)
 		if err != nil {
-			return invalidf("%s: %s: %v", s.Where(fmt.Sprintf(".update.publicKey[%d]", i)), p, err)
+			return invalidf("%s: %s: %v", s.Where(fmt.Sprintf("%s[%d]", where, i)), p, err)
 		}
 		for _, k := range keys {
 			pem, err := bundle.MarshalPublicKey(k)
@@ -169,7 +186,7 @@ func addUpdateKeys(t *tree.Tree, s *spec.Spec) error {
 			all = append(all, pem...)
 		}
 	}
-	return t.AddBytes(strings.TrimPrefix(bundle.KeysFile, "/"), 0o644, all)
+	return t.AddBytes(strings.TrimPrefix(dst, "/"), 0o644, all)
 }
 
 // addHost adds the host file or directory tree src at dst. Files keep their

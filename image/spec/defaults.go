@@ -12,6 +12,12 @@ const (
 	DefaultVerity = VerityOn
 )
 
+// The values of the spec's configTrust key.
+const (
+	ConfigTrustAny    = "any"
+	ConfigTrustSigned = "signed"
+)
+
 // The values of the spec's verity key.
 const (
 	VerityOn  = "on"
@@ -31,6 +37,9 @@ func ApplyDefaults(s *Spec) {
 	}
 	if s.Disk.Data == 0 {
 		s.Disk.Data = DefaultDataSize
+	}
+	if s.ConfigTrust == "" {
+		s.ConfigTrust = ConfigTrustAny
 	}
 	if s.Verity == "" {
 		s.Verity = DefaultVerity

@@ -22,12 +22,14 @@ type Spec struct {
 	Version    string   `yaml:"version" required:"true" desc:"Image version, semver-like (1.2.3, 1.2.3-rc.1); updates must increase it."`
 	Boards     []string `yaml:"boards" required:"true" desc:"Boards to build an image for (see 'basalt boards')."`
 
-	Kernel     map[string]KernelSource     `yaml:"kernel,omitempty" desc:"Per-board kernel override, keyed by board name; default: the board's Debian kernel package."`
-	Bootloader map[string]BootloaderSource `yaml:"bootloader,omitempty" desc:"Per-board override of the bootloader binary put on the boot partition (UEFI boards: the systemd-boot EFI binary), keyed by board name."`
-	Debian     Debian                      `yaml:"debian,omitempty" desc:"Where Debian packages (kernels, bootloaders) come from."`
-	Overlays   []Overlay                   `yaml:"overlays,omitempty" desc:"Host files and directories copied into the root filesystem."`
-	Disk       Disk                        `yaml:"disk,omitempty" desc:"Partition and disk sizes."`
-	Verity     string                      `yaml:"verity,omitempty" enum:"on,off" desc:"dm-verity on each root slot: a hash tree after the squashfs, its root hash on the kernel command line; the device mounts the slot only through it. off: no tree, no check (a flipped bit is read as data)."`
+	Kernel      map[string]KernelSource     `yaml:"kernel,omitempty" desc:"Per-board kernel override, keyed by board name; default: the board's Debian kernel package."`
+	Bootloader  map[string]BootloaderSource `yaml:"bootloader,omitempty" desc:"Per-board override of the bootloader binary put on the boot partition (UEFI boards: the systemd-boot EFI binary), keyed by board name."`
+	Debian      Debian                      `yaml:"debian,omitempty" desc:"Where Debian packages (kernels, bootloaders) come from."`
+	Overlays    []Overlay                   `yaml:"overlays,omitempty" desc:"Host files and directories copied into the root filesystem."`
+	Disk        Disk                        `yaml:"disk,omitempty" desc:"Partition and disk sizes."`
+	ConfigTrust string                      `yaml:"configTrust,omitempty" enum:"any,signed" desc:"Which device config sources the device merges: any (every source, as documented), or signed: config.yaml, drop-ins and NoCloud seeds only with a valid detached signature (FILE.sig, basalt config sign) by a configKey, and only basalt.hostname, basalt.fqdn and basalt.timezone from the kernel command line; the rest is refused and reported."`
+	ConfigKey   Files                       `yaml:"configKey,omitempty" desc:"With configTrust: signed, host file (or list) with the ed25519 public keys (PEM, from basalt keygen) config sources must be signed by; baked into the root."`
+	Verity      string                      `yaml:"verity,omitempty" enum:"on,off" desc:"dm-verity on each root slot: a hash tree after the squashfs, its root hash on the kernel command line; the device mounts the slot only through it. off: no tree, no check (a flipped bit is read as data)."`
 
 	Config   *DeviceConfig `yaml:"config,omitempty" desc:"Device config baked into the image (/etc/basalt/config.yaml), the first source the device merges: the keys of a kind: DeviceConfig document (hostname, users, ssh_authorized_keys, write_files, ntp, network, cluster, update, registries; see docs/config.md)."`
 	Services []Service     `yaml:"services,omitempty" desc:"Programs the init supervises (written to /etc/basalt/services.yaml)."`

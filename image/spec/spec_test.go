@@ -42,7 +42,7 @@ func TestParseErrors(t *testing.T) {
 		{"empty", "", []string{"F: empty spec (want apiVersion, kind, name, version, boards)"}},
 		{"syntax", head + "boards: [a, b\n", []string{"F:5: did not find expected ',' or ']'"}},
 		{"unknown keys all at once", head + "boards: [qemu-x86_64]\nbord: x\ndisk:\n  bot: 1MiB\n", []string{
-			"F:6: .bord: unknown key (allowed: apiVersion, kind, name, version, boards, kernel, bootloader, debian, overlays, disk, verity, config, services, debug, timezones, orchestrator, images, manifests, update)",
+			"F:6: .bord: unknown key (allowed: apiVersion, kind, name, version, boards, kernel, bootloader, debian, overlays, disk, configTrust, configKey, verity, config, services, debug, timezones, orchestrator, images, manifests, update)",
 			"F:8: .disk.bot: unknown key (allowed: boot, rootSlot, data, total)",
 		}},
 		{"missing required", "apiVersion: basalt.dev/v1alpha1\nkind: Image\n", []string{
@@ -120,6 +120,14 @@ func TestParseErrors(t *testing.T) {
 			"F:6: .orchestrator.airgap.path: D/x: no such file or directory",
 			"F:7: .images[0]: want exactly one of ref, path",
 			"F:7: .images[0].path: D/b: no such file or directory",
+		}},
+		{"config trust", head + "boards: [qemu-x86_64]\nconfigTrust: signed\nverity: maybe\n", []string{
+			"F:6: .configTrust: signed needs configKey: the public key(s) config sources are signed with (basalt keygen)",
+			"F:7: .verity: \"maybe\" is not allowed (allowed: on, off)",
+		}},
+		{"config key without trust", head + "boards: [qemu-x86_64]\nconfigKey: k.pub\n", []string{
+			"F:6: .configKey: only used with configTrust: signed",
+			"F:6: .configKey: D/k.pub: no such file or directory",
 		}},
 		{"orchestrator none", head + "boards: [qemu-x86_64]\norchestrator: {kind: none, version: v1.33.1+k3s1}\nmanifests: [{path: m.yaml}]\n", []string{
 			"F:6: .orchestrator: kind none takes no version, path, mirror or airgap",

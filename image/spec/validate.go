@@ -325,16 +325,28 @@ func (c *checker) later() {
 				c.errf(".update.interval", "%q: want a positive Go duration, e.g. 6h", u.Interval)
 			}
 		}
-		for i, k := range u.PublicKey {
-			p := ".update.publicKey"
-			if len(u.PublicKey) > 1 {
-				p = fmt.Sprintf("%s[%d]", p, i)
-			}
-			c.file(p, k, wantFile)
-			if b, err := os.ReadFile(c.s.Resolve(k)); err == nil {
-				if _, err := bundle.ParsePublicKeys(b); err != nil {
-					c.errf(p, "%s: %v", c.s.Resolve(k), err)
-				}
+		c.keyFiles(".update.publicKey", u.PublicKey)
+	}
+	switch {
+	case s.ConfigTrust == ConfigTrustSigned && len(s.ConfigKey) == 0:
+		c.errf(".configTrust", "signed needs configKey: the public key(s) config sources are signed with (basalt keygen)")
+	case s.ConfigTrust != ConfigTrustSigned && len(s.ConfigKey) > 0:
+		c.errf(".configKey", "only used with configTrust: signed")
+	}
+	c.keyFiles(".configKey", s.ConfigKey)
+}
+
+// keyFiles checks files of PEM ed25519 public keys at YAML path p.
+func (c *checker) keyFiles(p string, files Files) {
+	for i, k := range files {
+		p := p
+		if len(files) > 1 {
+			p = fmt.Sprintf("%s[%d]", p, i)
+		}
+		c.file(p, k, wantFile)
+		if b, err := os.ReadFile(c.s.Resolve(k)); err == nil {
+			if _, err := bundle.ParsePublicKeys(b); err != nil {
+				c.errf(p, "%s: %v", c.s.Resolve(k), err)
 			}
 		}
 	}

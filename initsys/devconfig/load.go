@@ -8,6 +8,7 @@ package devconfig
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -35,6 +36,10 @@ type Sources struct {
 	// LastGood is the file on the data partition that keeps the last good
 	// merged config (written 0600).
 	LastGood string
+	// Keys, when not nil, is configTrust: signed: every source but Baked
+	// needs a valid config.SigSuffix signature by one of them, and only
+	// config.HarmlessCmdlineKeys are read from Cmdline.
+	Keys []ed25519.PublicKey
 }
 
 // Result is a loaded config and what was found on the way.
@@ -53,6 +58,9 @@ type Result struct {
 	UsedLastGood bool
 	// InstanceID is the NoCloud meta-data instance-id, if any.
 	InstanceID string
+	// Refused are sources (and command-line keys) ignored under
+	// configTrust: signed; the device boots with the rest.
+	Refused config.Issues
 }
 
 // Load reads, merges and validates the sources. An invalid source never
@@ -76,6 +84,24 @@ func Load(ctx context.Context, src Sources) (Result, error) {
 			docs = append(docs, d)
 		}
 	}
+	// trusted reports whether the source's bytes may be merged.
+	trusted := func(path, name string, b []byte) bool {
+		if src.Keys == nil || path == src.Baked {
+			return true
+		}
+		sig, err := readLimited(path + config.SigSuffix)
+		if errors.Is(err, os.ErrNotExist) {
+			sig, err = nil, nil
+		}
+		if err == nil {
+			err = config.Verify(src.Keys, b, sig)
+		}
+		if err != nil {
+			r.Refused = append(r.Refused, config.Issue{File: name, Reason: "ignored (configTrust: signed): " + err.Error()})
+			return false
+		}
+		return true
+	}
 	read := func(path, name string) {
 		if err := ctx.Err(); err != nil {
 			add(name, nil, nil, err)
@@ -87,6 +113,9 @@ func Load(ctx context.Context, src Sources) (Result, error) {
 		}
 		if err != nil {
 			add(name, nil, nil, err)
+			return
+		}
+		if !trusted(path, name, b) {
 			return
 		}
 		d, w, err := config.Parse(name, b)
@@ -107,10 +136,13 @@ func Load(ctx context.Context, src Sources) (Result, error) {
 		}
 	}
 	if src.SeedDir != "" {
-		if b, err := readLimited(filepath.Join(src.SeedDir, "meta-data")); err == nil {
-			d, id, w, err := config.ParseMetaData("CIDATA/meta-data", b)
-			r.InstanceID = id
-			add("CIDATA/meta-data", d, w, err)
+		md := filepath.Join(src.SeedDir, "meta-data")
+		if b, err := readLimited(md); err == nil {
+			if trusted(md, "CIDATA/meta-data", b) {
+				d, id, w, err := config.ParseMetaData("CIDATA/meta-data", b)
+				r.InstanceID = id
+				add("CIDATA/meta-data", d, w, err)
+			}
 		} else if !errors.Is(err, os.ErrNotExist) {
 			add("CIDATA/meta-data", nil, nil, err)
 		}
@@ -120,7 +152,15 @@ func Load(ctx context.Context, src Sources) (Result, error) {
 		}
 	}
 	if src.Cmdline != "" {
-		d, w, err := config.ParseCmdline(src.Cmdline)
+		line := src.Cmdline
+		if src.Keys != nil {
+			var refused []string
+			line, refused = config.HarmlessCmdline(line)
+			for _, k := range refused {
+				r.Refused = append(r.Refused, config.Issue{File: config.CmdlineFile, Path: k, Reason: "ignored (configTrust: signed): only basalt.hostname, basalt.fqdn and basalt.timezone are read from the command line"})
+			}
+		}
+		d, w, err := config.ParseCmdline(line)
 		add(config.CmdlineFile, d, w, err)
 	}
 	m := config.Merge(docs...)
@@ -192,6 +232,9 @@ func (r Result) Report() string {
 	var b strings.Builder
 	for _, e := range r.Errors {
 		fmt.Fprintf(&b, "config error: %s\n", e.Error())
+	}
+	for _, e := range r.Refused {
+		fmt.Fprintf(&b, "%sconfig refused: %s\n", contract.MarkerPrefix, e.Error())
 	}
 	for _, w := range r.Warnings {
 		fmt.Fprintf(&b, "config warning: %s\n", w.Error())

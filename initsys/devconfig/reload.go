@@ -46,6 +46,8 @@ type ReloadResult struct {
 	// Errors are invalid sources and failures to apply; Warnings as in Load.
 	Errors   []string `json:"errors,omitempty"`
 	Warnings []string `json:"warnings,omitempty"`
+	// Refused as in Load (configTrust: signed).
+	Refused []string `json:"refused,omitempty"`
 	// Sources are the documents read, in merge order.
 	Sources []string `json:"sources,omitempty"`
 	// Changed are the top-level keys that differ from the current config.
@@ -83,6 +85,9 @@ func Reload(ctx context.Context, cur *config.Config, o ReloadOptions) (ReloadRes
 	src.LastGood = ""
 	r, err := Load(ctx, src)
 	res.Sources = r.Sources
+	for _, w := range r.Refused {
+		res.Refused = append(res.Refused, w.Error())
+	}
 	for _, w := range r.Warnings {
 		res.Warnings = append(res.Warnings, w.Error())
 	}
@@ -196,6 +201,9 @@ func (r ReloadResult) Summary() string {
 	var b strings.Builder
 	for _, e := range r.Errors {
 		fmt.Fprintf(&b, "error: %s\n", e)
+	}
+	for _, w := range r.Refused {
+		fmt.Fprintf(&b, "refused: %s\n", w)
 	}
 	for _, w := range r.Warnings {
 		fmt.Fprintf(&b, "warning: %s\n", w)

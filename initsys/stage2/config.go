@@ -2,6 +2,7 @@ package stage2
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/basaltos/basalt/contract"
+	"github.com/basaltos/basalt/contract/bundle"
 	"github.com/basaltos/basalt/contract/config"
 	"github.com/basaltos/basalt/initsys/blockdev"
 	"github.com/basaltos/basalt/initsys/datapart"
@@ -36,7 +38,7 @@ var lastGood = filepath.Join(mounts.DataDir, "basalt", "config.last-good.yaml")
 // and keeps the result for the other steps and for status. A source that
 // cannot be read is reported, not fatal: the config is whatever was valid.
 func (s *system) loadConfig() error {
-	src := devconfig.Sources{Baked: contract.BakedConfig, Cmdline: s.cmdlineRaw, LastGood: lastGood}
+	src := s.configSources()
 	var problems []error
 	if umount, err := mountBoot(s.boot); err != nil {
 		problems = append(problems, err)
@@ -67,6 +69,27 @@ func (s *system) loadConfig() error {
 	}
 	say.Printf("config sources: %v", r.Sources)
 	return errors.Join(problems...)
+}
+
+// configSources are the config sources but the mounted ones, with the
+// trusted keys when the image says configTrust: signed.
+func (s *system) configSources() devconfig.Sources {
+	src := devconfig.Sources{Baked: contract.BakedConfig, Cmdline: s.cmdlineRaw, LastGood: lastGood}
+	b, err := os.ReadFile(config.TrustKeysFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return src // configTrust: any
+	}
+	src.Keys = []ed25519.PublicKey{} // signed, even when no key is usable: refuse all
+	if err == nil {
+		var keys []ed25519.PublicKey
+		if keys, err = bundle.ParsePublicKeys(b); err == nil {
+			src.Keys = keys
+		}
+	}
+	if err != nil {
+		fmt.Printf("basalt: config trust: %s: %v: every config source but the baked one is refused\n", config.TrustKeysFile, err)
+	}
+	return src
 }
 
 // mountBoot mounts the basalt-boot FAT partition read-only at bootMount.
@@ -174,7 +197,7 @@ func (s *system) startSSH() error {
 // are serialised by the socket's accept loop.
 func (s *system) reload() devconfig.ReloadResult {
 	o := devconfig.ReloadOptions{
-		Sources:     devconfig.Sources{Baked: contract.BakedConfig, Cmdline: s.cmdlineRaw, LastGood: lastGood},
+		Sources:     s.configSources(),
 		Apply:       devconfig.ApplyOptions{Root: "/", Chown: true},
 		SetHostname: func(name string) error { return identity.Apply("/etc", identity.Hostname(name, s.id)) },
 	}

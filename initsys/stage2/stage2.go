@@ -346,6 +346,9 @@ func (s *system) status() status.Status {
 	for _, w := range s.cfg.Warnings {
 		st.ConfigWarnings = append(st.ConfigWarnings, w.Error())
 	}
+	for _, w := range s.cfg.Refused {
+		st.ConfigRefused = append(st.ConfigRefused, w.Error())
+	}
 	var fs unix.Statfs_t
 	if unix.Statfs(mounts.DataDir, &fs) == nil {
 		st.DataBytes = fs.Blocks * uint64(fs.Bsize)

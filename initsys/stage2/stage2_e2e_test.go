@@ -105,6 +105,11 @@ func initrd(t testing.TB, kdir, initBin string) string {
 // With busybox-static on the host and a target of the host's arch, the
 // root has /bin/sh for the emergency shell.
 func disk(t testing.TB, tg target, initBin, dataName string) string {
+	return diskWith(t, tg, initBin, dataName, nil)
+}
+
+// diskWith is disk with extra files in the root (path -> content).
+func diskWith(t testing.TB, tg target, initBin, dataName string, extra map[string]string) string {
 	for _, tool := range []string{"sgdisk", "mksquashfs", "mkfs.ext4", "dd"} {
 		testutil.NeedTool(t, tool)
 	}
@@ -128,6 +133,10 @@ func disk(t testing.TB, tg target, initBin, dataName string) string {
 		"- name: crasher\n  path: /usr/bin/probe\n  args: [crash]\n  restart: always\n"+
 			"- name: once\n  path: /usr/bin/probe\n  args: [crash]\n  restart: once\n"+
 			"- name: probe\n  path: /usr/bin/probe\n  restart: once\n"), 0o644)
+	for p, c := range extra {
+		os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755)
+		os.WriteFile(filepath.Join(root, p), []byte(c), 0o644)
+	}
 	sqfs := filepath.Join(work, "root.sqfs")
 	if out, err := exec.Command("mksquashfs", root, sqfs, "-all-root", "-noappend", "-quiet").CombinedOutput(); err != nil {
 		t.Fatalf("mksquashfs: %v\n%s", err, out)

@@ -36,7 +36,10 @@ type Status struct {
 	ConfigErrors  []string          `json:"config_errors,omitempty"`
 	// ConfigWarnings are unsupported keys and the like; ConfigUsedLastGood
 	// says an invalid source made the device keep its last good config.
-	ConfigWarnings     []string            `json:"config_warnings,omitempty"`
+	ConfigWarnings []string `json:"config_warnings,omitempty"`
+	// ConfigRefused are sources ignored under configTrust: signed
+	// (unsigned, badly signed, command-line keys that are not harmless).
+	ConfigRefused      []string            `json:"config_refused,omitempty"`
 	ConfigUsedLastGood bool                `json:"config_used_last_good,omitempty"`
 	DataBytes          uint64              `json:"data_bytes"`
 	Addresses          map[string][]string `json:"addresses,omitempty"`
@@ -168,6 +171,9 @@ func Format(w io.Writer, s Status) {
 	fmt.Fprintf(w, "config sources: %v\n", s.ConfigSources)
 	for _, e := range s.ConfigErrors {
 		fmt.Fprintf(w, "config error: %s\n", e)
+	}
+	for _, e := range s.ConfigRefused {
+		fmt.Fprintf(w, "config refused: %s\n", e)
 	}
 	for _, e := range s.ConfigWarnings {
 		fmt.Fprintf(w, "config warning: %s\n", e)

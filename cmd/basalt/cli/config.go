@@ -38,7 +38,7 @@ a NoCloud seed image.
   basalt config show edge.img
   basalt config seed ./seed -o seed.img`,
 	}
-	c.AddCommand(newConfigValidateCmd(), newConfigAddCmd(), newConfigShowCmd(), newConfigSeedCmd(), newConfigSchemaCmd())
+	c.AddCommand(newConfigValidateCmd(), newConfigAddCmd(), newConfigShowCmd(), newConfigSeedCmd(), newConfigSignCmd(), newConfigSchemaCmd())
 	return c
 }
 
@@ -119,7 +119,7 @@ func checkZones(w io.Writer, docs []*config.Document) error {
 
 var dropInName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*\.yaml$`)
 
-type configAddOptions struct{ name string }
+type configAddOptions struct{ name, signKey string }
 
 func newConfigAddCmd() *cobra.Command {
 	o := &configAddOptions{}
@@ -129,10 +129,11 @@ func newConfigAddCmd() *cobra.Command {
 		Long: `Validate FILE and write it as basalt/config.d/NAME into the boot partition
 (GPT name basalt-boot) of IMAGE, a disk image file or a flashed card's device
 node, without mounting and, for image files, without root. Invalid files are
-refused. A file of the same name is replaced.
+refused. A file of the same name is replaced. With --sign-key (images built
+with configTrust: signed), NAME.sig is written next to it.
 
   basalt config add edge.img site.yaml --name 50-site.yaml
-  basalt config add /dev/sdb site.yaml`,
+  basalt config add /dev/sdb site.yaml --sign-key keys/basalt-sign.key`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			img, file := args[0], args[1]
@@ -150,6 +151,14 @@ refused. A file of the same name is replaced.
 			if err != nil {
 				return err
 			}
+			var sig []byte
+			if o.signKey != "" {
+				key, err := readSignKey(o.signKey)
+				if err != nil {
+					return err
+				}
+				sig = config.Sign(key, data)
+			}
 			p, err := imgfile.BootPartition(img)
 			if err != nil {
 				return errclass.Invalidf("%s is not a basalt disk image or card: %w", img, err)
@@ -160,6 +169,9 @@ refused. A file of the same name is replaced.
 			}
 			dst := contract.BootConfigDir + "/" + name
 			err = fat.AddFile(f, p.Start, p.Size, dst, data, epoch())
+			if err == nil && sig != nil {
+				err = fat.AddFile(f, p.Start, p.Size, dst+config.SigSuffix, sig, epoch())
+			}
 			if serr := f.Sync(); err == nil {
 				err = serr
 			}
@@ -182,6 +194,7 @@ refused. A file of the same name is replaced.
 		},
 	}
 	c.Flags().StringVar(&o.name, "name", "", "file name in basalt/config.d/ (default: FILE's base name)")
+	c.Flags().StringVar(&o.signKey, "sign-key", "", "also write NAME.sig, signed with this ed25519 private key (configTrust: signed)")
 	return c
 }
 
@@ -343,7 +356,7 @@ func annotate(n *yaml.Node, p string, m *config.Merged) {
 	}
 }
 
-type configSeedOptions struct{ out string }
+type configSeedOptions struct{ out, signKey string }
 
 // seedSize is the NoCloud seed image size: the smallest comfortable FAT32.
 const seedSize = 40 << 20
@@ -390,6 +403,18 @@ second drive in QEMU:
 			if err := t.AddBytes("meta-data", 0o644, metaData); err != nil {
 				return err
 			}
+			if o.signKey != "" {
+				key, err := readSignKey(o.signKey)
+				if err != nil {
+					return err
+				}
+				if err := t.AddBytes("user-data"+config.SigSuffix, 0o644, config.Sign(key, userData)); err != nil {
+					return err
+				}
+				if err := t.AddBytes("meta-data"+config.SigSuffix, 0o644, config.Sign(key, metaData)); err != nil {
+					return err
+				}
+			}
 			if err := writeSeed(o.out, t); err != nil {
 				return err
 			}
@@ -398,6 +423,7 @@ second drive in QEMU:
 		},
 	}
 	c.Flags().StringVarP(&o.out, "output", "o", "", "seed image to write")
+	c.Flags().StringVar(&o.signKey, "sign-key", "", "also write user-data.sig and meta-data.sig, signed with this ed25519 private key (configTrust: signed)")
 	return c
 }
 
