@@ -52,10 +52,16 @@ func TestParseCmdline(t *testing.T) {
 func FuzzParseCmdline(f *testing.F) {
 	f.Add("console=ttyS0 basalt.slot=b basalt.debug=1")
 	f.Add(`a="b c basalt.slot=x`)
+	f.Add("basalt.verity=" + strings.Repeat("ab", 32) + " basalt.verity.blocks=147")
 	f.Fuzz(func(t *testing.T, s string) {
-		c, _ := ParseCmdline(s)
+		c, err := ParseCmdline(s)
 		if !c.Slot.Valid() {
 			t.Fatalf("ParseCmdline(%q) slot %q invalid", s, c.Slot)
 		}
+		// A verity root that parses is whole: hash and block count.
+		if err == nil && (c.VerityRoot == nil) != (c.VerityBlocks == 0) {
+			t.Fatalf("ParseCmdline(%q): half a verity root %+v", s, c)
+		}
 	})
 }
+
