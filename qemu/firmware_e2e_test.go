@@ -75,7 +75,7 @@ func TestE2EFirmwareBootCorruptRoot(t *testing.T) {
 	}
 }
 
-func startImage(ctx context.Context, t *testing.T, name, img string, diskSize int64) *qemu.Machine {
+func startImage(ctx context.Context, t testing.TB, name, img string, diskSize int64) *qemu.Machine {
 	t.Helper()
 	b, err := boards.Get(name)
 	if err != nil {
@@ -96,6 +96,16 @@ func startImage(ctx context.Context, t *testing.T, name, img string, diskSize in
 // tables: squashfs alone might not even notice at mount).
 func buildImage(t *testing.T, board string, corrupt bool) string {
 	t.Helper()
+	img := buildSpecImage(t, board, "")
+	if corrupt {
+		flipRootByte(t, img)
+	}
+	return img
+}
+
+// buildSpecImage builds the default OS-only spec plus extra YAML for board.
+func buildSpecImage(t testing.TB, board, extra string) string {
+	t.Helper()
 	b, err := boards.Get(board)
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +116,7 @@ func buildImage(t *testing.T, board string, corrupt bool) string {
 	if !strings.Contains(y, board) {
 		t.Fatalf("default spec changed: cannot set its board:\n%s", y)
 	}
-	y += fmt.Sprintf("kernel:\n  %s: {vmlinuz: %s/vmlinuz, modules: %s/lib/modules}\n", board, k, k)
+	y += extra + fmt.Sprintf("kernel:\n  %s: {vmlinuz: %s/vmlinuz, modules: %s/lib/modules}\n", board, k, k)
 	if efi, ok := sdBoot[board]; ok {
 		abs, _ := filepath.Abs(efi)
 		testutil.NeedFile(t, abs, "make testdata (scripts/testkernel.sh unpacks systemd-boot-efi of the arch)")
@@ -124,36 +134,38 @@ func buildImage(t *testing.T, board string, corrupt bool) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img := arts[0].Image
-	if corrupt {
-		l, err := disk.Read(img)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var rootA *disk.Partition
-		for i := range l.Partitions {
-			if l.Partitions[i].Name == contract.PartRootA {
-				rootA = &l.Partitions[i]
-			}
-		}
-		if rootA == nil {
-			t.Fatalf("%s has no %s partition", img, contract.PartRootA)
-		}
-		f, err := os.OpenFile(img, os.O_RDWR, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b := make([]byte, 1)
-		if _, err := f.ReadAt(b, rootA.Start+2048); err != nil {
-			t.Fatal(err)
-		}
-		b[0] ^= 0x10
-		if _, err := f.WriteAt(b, rootA.Start+2048); err != nil {
-			t.Fatal(err)
-		}
-		if err := f.Close(); err != nil {
-			t.Fatal(err)
+	return arts[0].Image
+}
+
+// flipRootByte flips one byte of root a's first block, past the squashfs
+// superblock.
+func flipRootByte(t testing.TB, img string) {
+	l, err := disk.Read(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rootA *disk.Partition
+	for i := range l.Partitions {
+		if l.Partitions[i].Name == contract.PartRootA {
+			rootA = &l.Partitions[i]
 		}
 	}
-	return img
+	if rootA == nil {
+		t.Fatalf("%s has no %s partition", img, contract.PartRootA)
+	}
+	f, err := os.OpenFile(img, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, rootA.Start+2048); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0x10
+	if _, err := f.WriteAt(b, rootA.Start+2048); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -16,9 +16,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/basaltos/basalt/contract"
+	"github.com/basaltos/basalt/contract/ab"
 	"github.com/basaltos/basalt/contract/bundle"
 	"github.com/basaltos/basalt/contract/config"
-	"github.com/basaltos/basalt/contract/ab"
 	"github.com/basaltos/basalt/image/disk"
 	"github.com/basaltos/basalt/image/fat"
 	"github.com/basaltos/basalt/image/spec"

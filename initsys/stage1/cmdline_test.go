@@ -64,4 +64,3 @@ func FuzzParseCmdline(f *testing.F) {
 		}
 	})
 }
-

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/basaltos/basalt/contract/bundle"
 	"github.com/basaltos/basalt/contract/config"
 )
@@ -48,7 +50,12 @@ func TestE2EConfigTrustSigned(t *testing.T) {
 	}
 	good, bad := keyFile("good.key", key), keyFile("forger.key", forger)
 	site := writeTemp(t, dir, "site.yaml", "#cloud-config\nhostname: signed-host\n")
-	forged := writeTemp(t, dir, "forged.yaml", "#cloud-config\nssh_authorized_keys: [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEvilEvilEvilEvilEvilEvilEvilEvilEvilEvilEvil forger\"]\n"+
+	sshKey, err := ssh.NewPublicKey(forger.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	evil := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshKey)))
+	forged := writeTemp(t, dir, "forged.yaml", "#cloud-config\nssh_authorized_keys: [\""+evil+" forger\"]\n"+
 		"write_files: [{path: /var/lib/e2e/forged, content: forged}]\n")
 	for _, a := range [][]string{{site, "50-site.yaml", good}, {forged, "60-forged.yaml", bad}} {
 		if code, out := basalt("config", "add", img, a[0], "--name", a[1], "--sign-key", a[2]); code != 0 {
@@ -66,7 +73,7 @@ func TestE2EConfigTrustSigned(t *testing.T) {
 	v.m.Wait()
 	log := v.m.Log()
 	logLines(t, log)
-	for _, bad := range []string{"/var/lib/e2e/forged", "/var/lib/e2e/hello", "EvilEvil"} {
+	for _, bad := range []string{"/var/lib/e2e/forged", "/var/lib/e2e/hello", evil} {
 		if strings.Contains(log, bad) {
 			t.Errorf("a refused source took effect (%s):\n%s", bad, log)
 		}
