@@ -116,6 +116,19 @@ type QEMU struct {
 	Code string `yaml:"code"`
 	Vars string `yaml:"vars"`
 	BIOS string `yaml:"bios"`
+	// SD attaches the disk as the machine's SD card (raspi3b); QEMU wants
+	// its size a power of two, so a disk of another size boots on a
+	// bigger overlay.
+	SD bool `yaml:"sd"`
+	// Serial is the serial port the console is on, 0-based (the ports
+	// before it are connected to nothing): raspi3b's second port is the
+	// mini UART, the Pi 3's console.
+	Serial int `yaml:"serial"`
+	// KernelFromImage and DTBFromImage are boot-partition files QEMU loads
+	// itself, standing in for the Raspberry Pi firmware (which QEMU does
+	// not run): U-Boot and the device tree it gets.
+	KernelFromImage string `yaml:"kernelFromImage"`
+	DTBFromImage    string `yaml:"dtbFromImage"`
 	// HostPackages are the Debian packages that provide Binary and firmware.
 	HostPackages []string `yaml:"hostPackages"`
 }

@@ -158,6 +158,9 @@ type plan struct {
 	disk   string
 	format Format
 	vars   string
+	// kernel and dtb are the files of Board.QEMU.KernelFromImage and
+	// DTBFromImage, copied out of the image's boot partition.
+	kernel, dtb string
 }
 
 // args returns QEMU's command line (without the binary) for c and p.
@@ -187,12 +190,17 @@ func args(c *Config, p plan) ([]string, error) {
 		"-smp", strconv.Itoa(smp),
 		"-display", "none",
 	}
+	for range q.Serial {
+		a = append(a, "-serial", "null")
+	}
 	if c.Stdin != nil {
 		a = append(a, "-serial", "mon:stdio")
 	} else {
 		a = append(a, "-serial", "stdio")
 	}
 	switch {
+	case p.kernel != "": // from the image (raspi3b: U-Boot, the device tree)
+		a = append(a, "-kernel", p.kernel, "-dtb", p.dtb)
 	case c.Kernel != "":
 		a = append(a, "-kernel", c.Kernel)
 		if c.Initrd != "" {
@@ -209,7 +217,13 @@ func args(c *Config, p plan) ([]string, error) {
 	case q.BIOS != "":
 		a = append(a, "-bios", q.BIOS)
 	}
-	if p.disk != "" {
+	if p.disk != "" && q.SD {
+		d := "if=sd,format=" + string(p.format) + ",file=" + esc(p.disk)
+		if c.Snapshot {
+			d += ",snapshot=on"
+		}
+		a = append(a, "-drive", d)
+	} else if p.disk != "" {
 		d := "if=none,id=disk0,format=" + string(p.format) + ",file=" + esc(p.disk)
 		if c.Snapshot {
 			d += ",snapshot=on"

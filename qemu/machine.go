@@ -77,6 +77,22 @@ func Start(ctx context.Context, c Config) (m *Machine, err error) {
 			}
 		}
 	}
+	if q.SD && p.disk != "" {
+		if _, virtual, err := DetectFormat(p.disk); err == nil && virtual&(virtual-1) != 0 {
+			size := int64(1)
+			for size < virtual {
+				size <<= 1
+			}
+			if p.disk, p.format, err = growDisk(p.disk, p.format, virtual, size, work); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if q.KernelFromImage != "" && c.Image != "" {
+		if p.kernel, p.dtb, err = fromImage(c.Image, work, q.KernelFromImage, q.DTBFromImage); err != nil {
+			return nil, err
+		}
+	}
 	if q.Vars != "" && c.Kernel == "" {
 		p.vars = filepath.Join(work, "vars.fd")
 		if err := copyFile(q.Vars, p.vars); err != nil {

@@ -83,7 +83,6 @@ func Write(ctx context.Context, img string, t Target, o Options) (Result, error)
 
 	r := Result{Size: size}
 	t0 := time.Now()
-	h := sha256.New()
 	buf := make([]byte, chunk)
 	zeros := make([]byte, chunk)
 	done := int64(0)
@@ -100,7 +99,6 @@ func Write(ctx context.Context, img string, t Target, o Options) (Result, error)
 			if _, err := src.ReadAt(buf[:n], done); err != nil {
 				return r, fmt.Errorf("%s: read at %d: %w", img, done, err)
 			}
-			h.Write(buf[:n])
 			from := max(done, head) // the head is written last
 			if end := done + n; from < end {
 				if err := writeFull(w, buf[from-done:n], from); err != nil {
@@ -115,7 +113,6 @@ func Write(ctx context.Context, img string, t Target, o Options) (Result, error)
 				end = ext[i].Start
 			}
 			n := min(chunk, end-done)
-			h.Write(zeros[:n])
 			if t.Block {
 				if err := zeroOut(dst, w, done, n, zeros); err != nil {
 					return r, fmt.Errorf("%s: zero %d bytes at %d: %w", t.Path, n, done, err)
@@ -140,10 +137,22 @@ func Write(ctx context.Context, img string, t Target, o Options) (Result, error)
 		return r, fmt.Errorf("%s: fsync: %w", t.Path, err)
 	}
 	r.Write = time.Since(t0)
-	r.SHA256 = hex.EncodeToString(h.Sum(nil))
 
+	// The image's sha256 is computed while the card is read back (two
+	// streams, two cores), not in the write loop: hashing the holes would
+	// make writing slower than dd.
 	t1 := time.Now()
+	sum := make(chan error, 1)
+	go func() {
+		h := sha256.New()
+		_, err := io.Copy(h, io.NewSectionReader(src, 0, size))
+		r.SHA256 = hex.EncodeToString(h.Sum(nil))
+		sum <- err
+	}()
 	got, err := readBack(dst, size)
+	if herr := <-sum; herr != nil {
+		return r, fmt.Errorf("%s: hash: %w", img, herr)
+	}
 	if err != nil {
 		return r, fmt.Errorf("%s: read back: %w", t.Path, err)
 	}
