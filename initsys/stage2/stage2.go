@@ -38,6 +38,7 @@ import (
 	"github.com/basaltos/basalt/initsys/status"
 	"github.com/basaltos/basalt/initsys/supervise"
 	"github.com/basaltos/basalt/initsys/update"
+	"github.com/basaltos/basalt/initsys/watchdog"
 )
 
 // Tunables.
@@ -80,11 +81,27 @@ type system struct {
 	verity  status.Verity
 	ready   bool
 	once    sync.Once
+	dog     *watchdog.Dog // nil: the board has no watchdog
+}
+
+// openWatchdog arms the hardware watchdog, when there is one, and feeds it
+// from here on: a hung boot resets the board (the Pi's trial boots need it).
+func (s *system) openWatchdog() error {
+	d, err := watchdog.Open(watchdog.Device)
+	if err != nil {
+		return err
+	}
+	if d != nil {
+		say.Printf("watchdog %s armed (%s), fed by the init", watchdog.Device, d.Timeout())
+	}
+	s.dog = d
+	return nil
 }
 
 func (s *system) steps() []boot.Step {
 	return []boot.Step{
 		{Name: "api-filesystems", Essential: true, Run: s.apiFS},
+		{Name: "watchdog", Essential: false, Run: s.openWatchdog},
 		{Name: "find-data", Essential: true, Run: s.findData},
 		{Name: "verity-watch", Essential: false, Run: s.watchVerity},
 		{Name: "grow-partition", Essential: false, Run: s.growPartition},
@@ -378,6 +395,12 @@ func (s *system) shutdownSequence(off bool) boot.Sequence {
 				say.Printf("shutdown: %s: %v", initLog, err)
 			}
 			return mounts.Unmount()
+		}},
+		{Name: "watchdog", Run: func() error {
+			if off { // an armed watchdog would restart a halted board
+				return s.dog.Close()
+			}
+			return nil
 		}},
 		{Name: what, Essential: true, Run: func() error {
 			unix.Sync()
