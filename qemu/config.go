@@ -63,6 +63,8 @@ type Config struct {
 	// Kernel, Initrd and Append boot a kernel directly, bypassing the
 	// firmware (device tests before an image exists).
 	Kernel, Initrd, Append string
+	// DTB is the device tree for a directly booted kernel (raspi3b).
+	DTB string
 	// Console receives the serial console (and QEMU's own messages).
 	Console io.Writer
 	// Stdin, when set, is the console's input; Ctrl-A X quits QEMU.
@@ -208,6 +210,9 @@ func args(c *Config, p plan) ([]string, error) {
 		}
 		if c.Append != "" {
 			a = append(a, "-append", c.Append)
+		}
+		if c.DTB != "" {
+			a = append(a, "-dtb", c.DTB)
 		}
 	case q.Code != "":
 		a = append(a, "-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+esc(q.Code))

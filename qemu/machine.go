@@ -88,7 +88,7 @@ func Start(ctx context.Context, c Config) (m *Machine, err error) {
 			}
 		}
 	}
-	if q.KernelFromImage != "" && c.Image != "" {
+	if q.KernelFromImage != "" && c.Image != "" && c.Kernel == "" {
 		if p.kernel, p.dtb, err = fromImage(c.Image, work, q.KernelFromImage, q.DTBFromImage); err != nil {
 			return nil, err
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/basaltos/basalt/boards"
 	"github.com/basaltos/basalt/contract"
 	"github.com/basaltos/basalt/contract/ab"
+	"github.com/basaltos/basalt/contract/ab/pimodel"
 	"github.com/basaltos/basalt/image/build"
 	"github.com/basaltos/basalt/image/fat"
 	"github.com/basaltos/basalt/image/imgfile"
@@ -25,11 +26,11 @@ import (
 // modules.
 const rpi3Deadline = 12 * time.Minute
 
-// rpi3Image builds the Raspberry Pi example's rpi3 image offline (the
+// piImage builds the Raspberry Pi example's image for board offline (the
 // inputs `make pi-inputs` fetched) and sizes it to 1 GiB, a power of two
 // as QEMU wants an SD card, so that the test boots the file itself and
 // U-Boot's writes to the state file stay in it from one boot to the next.
-func rpi3Image(t *testing.T) string {
+func piImage(t *testing.T, board string) string {
 	t.Helper()
 	prepared, _ := filepath.Abs("../.cache/pi")
 	cacheDir, _ := filepath.Abs("../.cache/basalt")
@@ -47,7 +48,7 @@ func rpi3Image(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	arts, err := build.Build(context.Background(), s, build.Options{OutDir: filepath.Join(dir, "out"), CacheDir: cacheDir, Offline: true, Boards: []string{"rpi3"}})
+	arts, err := build.Build(context.Background(), s, build.Options{OutDir: filepath.Join(dir, "out"), CacheDir: cacheDir, Offline: true, Boards: []string{board}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +78,7 @@ func startRPi3(ctx context.Context, t *testing.T, img string) *qemu.Machine {
 // the MBR partitions by position, mounts root a through dm-verity, and the
 // device gets ready.
 func TestE2ERPi3(t *testing.T) {
-	img := rpi3Image(t)
+	img := piImage(t, "rpi3")
 	ctx, cancel := context.WithTimeout(context.Background(), rpi3Deadline)
 	defer cancel()
 	m := startRPi3(ctx, t, img)
@@ -94,7 +95,7 @@ func TestE2ERPi3(t *testing.T) {
 // next boot has no tries left, says so, and boots slot a. Both boots stop
 // once U-Boot has chosen (the kernel is not waited for).
 func TestE2ERPi3Rollback(t *testing.T) {
-	img := rpi3Image(t)
+	img := piImage(t, "rpi3")
 	p, err := imgfile.BootPartition(img)
 	if err != nil {
 		t.Fatal(err)
@@ -124,4 +125,60 @@ func TestE2ERPi3Rollback(t *testing.T) {
 	expect(ctx, t, m, "basalt: booting slot a")
 	expect(ctx, t, m, "Starting kernel")
 	m.Kill()
+}
+
+// TestE2ERPi4ChainOnRaspi3b boots what the Pi 4's firmware would boot from
+// the rpi4 image, as far as QEMU can: the firmware MODEL
+// (contract/ab/pimodel) reads the image's config.txt and picks slot a's
+// kernel, initrd and cmdline.txt; QEMU's raspi3b (the only Pi it emulates)
+// boots them with the same arm64 kernel on the Pi 3's device tree, the rpi4
+// image as the SD card, to the ready marker. The Pi 4's own SoC, its
+// firmware and its device tree are not exercised (docs/boards.md).
+func TestE2ERPi4ChainOnRaspi3b(t *testing.T) {
+	img := piImage(t, "rpi4")
+	im, err := imgfile.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	boot, err := im.BootFS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw := &pimodel.Firmware{FAT: boot, DTB: "bcm2711-rpi-4-b.dtb"}
+	chosen, err := fw.Boot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var files []string
+	for _, name := range []string{chosen.Kernel, chosen.Initrd} {
+		b, err := boot.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, filepath.Base(name))
+		os.WriteFile(p, b, 0o644)
+		files = append(files, p)
+	}
+	im.Close()
+	k, _ := filepath.Abs("../.cache/basalt")
+	dtbs, _ := filepath.Glob(filepath.Join(k, "tree", "kernel-v2-*", "root", "usr", "lib", "linux-image-*", "broadcom", "bcm2837-rpi-3-b.dtb"))
+	if len(dtbs) == 0 {
+		t.Fatal("no bcm2837-rpi-3-b.dtb in the cached arm64 kernel")
+	}
+	b, err := boards.Get("rpi3") // raspi3b's QEMU section
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), rpi3Deadline)
+	defer cancel()
+	m, err := qemu.Start(ctx, qemu.Config{Board: b, Image: img, Accel: qemu.TCG, NoReboot: true,
+		Kernel: files[0], Initrd: files[1], Append: chosen.Cmdline, DTB: dtbs[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Kill() })
+	expect(ctx, t, m, "Kernel command line: "+chosen.Cmdline)
+	t.Logf("%s", expect(ctx, t, m, contract.RootMountedMarker(contract.SlotA)))
+	t.Logf("%s", expect(ctx, t, m, contract.MarkerReady))
 }
