@@ -210,8 +210,10 @@ func (d Dir) WriteFrom(name string, r io.Reader) error {
 		return err
 	}
 	// A fixed temp name next to the target: one writer (PID 1's update)
-	// at a time, and a leftover of a power cut is simply replaced.
-	tmp := filepath.Join(filepath.Dir(p), ".tmp-"+filepath.Base(p))
+	// at a time, and a leftover of a power cut is simply replaced. It does
+	// not end in .conf: systemd-boot must never take a half-written entry
+	// for one.
+	tmp := filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".tmp")
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err

@@ -256,7 +256,7 @@ func TestParseBLSName(t *testing.T) {
 		"basalt-a+x-1.conf":  {},
 		"other.conf":         {},
 		"basalt-a.conf.tmp":  {},
-		".tmp-basalt-a.conf": {},
+		".basalt-a.conf.tmp": {},
 	} {
 		got, ok := parseBLSName(name)
 		if ok != (want.slot != "") {
