@@ -98,9 +98,14 @@ type ToHost struct {
 	HostPort  int
 }
 
+// Relay is the command QEMU runs for each guest connection of a ToHost
+// forward (stdin/stdout are the connection). A "tcp:" chardev target would
+// connect once, when QEMU starts, and die with the first closed connection.
+const Relay = "/bin/busybox nc 127.0.0.1"
+
 // String returns the forward as QEMU's guestfwd value.
 func (f ToHost) String() string {
-	return fmt.Sprintf("tcp:%s:%d-tcp:127.0.0.1:%d", GuestHost, f.GuestPort, f.HostPort)
+	return fmt.Sprintf("tcp:%s:%d-cmd:%s %d", GuestHost, f.GuestPort, Relay, f.HostPort)
 }
 
 // Forward is a host-to-guest port forward; the host side binds 127.0.0.1.

@@ -153,6 +153,7 @@ func bootDisk(ctx context.Context, t *testing.T, board, img string, c *channel) 
 	t.Helper()
 	b, _ := boards.Get(board)
 	testutil.NeedTool(t, b.QEMU.Binary)
+	testutil.NeedFile(t, "/bin/busybox", "apt-get install busybox-static (QEMU's guestfwd relay, qemu.Relay)")
 	m, err := qemu.Start(ctx, qemu.Config{Board: b, Image: img, Format: qemu.Raw,
 		Net: qemu.Net{User: true, ToHost: []qemu.ToHost{{GuestPort: channelPort, HostPort: c.port}}}})
 	if err != nil {
@@ -168,7 +169,7 @@ func stop(m *qemu.Machine) { m.Kill(); m.Wait() }
 // network, reboots into slot b on trial, passes the health gate and
 // commits; the next boot is still b, with v1's data (its machine id).
 func TestE2EUpdate(t *testing.T) {
-	for _, board := range []string{"qemu-x86_64", "qemu-armv7"} {
+	for _, board := range []string{"qemu-x86_64", "qemu-armv7", "qemu-arm64"} {
 		t.Run(board, func(t *testing.T) {
 			img, _ := buildVersion(t, board, "1.0.0", "")
 			_, v2 := buildVersion(t, board, "1.1.0", "")
