@@ -202,6 +202,10 @@ func (u *Updater) Apply(ctx context.Context, src string, o Options) (bundle.Mani
 				tries = ab.DefaultTries
 			}
 			e := ab.Entry{Slot: target, Title: m.Image + " " + m.Version, Version: m.Version, Cmdline: m.Cmdline}
+			if p, _ := m.Payload(bundle.RootFS); p.Verity != nil {
+				// The new root is mounted under dm-verity with its signed root hash.
+				e.Args = p.Verity.CmdlineArgs()
+			}
 			if err := u.withBoot(func(d ab.Dir) error { return u.mech.Arm(d, e, tries) }); err != nil {
 				return err
 			}

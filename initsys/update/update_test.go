@@ -327,3 +327,25 @@ func TestDecodeEFIString(t *testing.T) {
 		t.Errorf("%q", got)
 	}
 }
+
+// A rootfs with a verity section boots under dm-verity: the armed entry
+// (BLS options, U-Boot's args.txt) carries the signed root hash.
+func TestApplyVerityArgs(t *testing.T) {
+	for _, mech := range []string{ab.BLSName, ab.UBootName} {
+		f := newFake(t, mech)
+		withVerity := func(m *bundle.Manifest) {
+			m.Payloads[0].Verity = &bundle.Verity{RootHash: strings.Repeat("ab", 32), Salt: "00", DataBlocks: 12, HashOffset: 12 * 4096, Algorithm: "sha256", BlockSize: 4096}
+		}
+		if _, err := f.u.Apply(context.Background(), makeBundle(t, "1.1.0", withVerity, key), Options{}); err != nil {
+			t.Fatal(err)
+		}
+		want := "basalt.verity=" + strings.Repeat("ab", 32) + " basalt.verity.blocks=12"
+		file := filepath.Join(f.boot, "loader/entries/basalt-b+3-0.conf")
+		if mech == ab.UBootName {
+			file = filepath.Join(f.boot, "b", contract.SlotArgsFile)
+		}
+		if b, _ := os.ReadFile(file); !strings.Contains(string(b), want) {
+			t.Errorf("%s: %s lacks %q:\n%s", mech, file, want, b)
+		}
+	}
+}
