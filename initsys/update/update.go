@@ -226,6 +226,7 @@ func (u *Updater) withBoot(f func(ab.Dir) error) error {
 
 func (u *Updater) env() ab.Env {
 	e := ab.Env{Booted: u.d.Booted}
+	e.Tryboot, _ = ab.ReadTrybootFlag(ab.TrybootFlagPath) // Pi firmware; false elsewhere
 	if u.d.BootCountPath != nil {
 		e.BootCountPath = u.d.BootCountPath()
 	}
