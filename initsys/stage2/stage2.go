@@ -18,6 +18,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -82,6 +83,9 @@ type system struct {
 	ready   bool
 	once    sync.Once
 	dog     *watchdog.Dog // nil: the board has no watchdog
+	// rebootArg, when set, makes the reboot a RESTART2 with this argument
+	// (ab.Rebooter: the Pi's "0 tryboot" after arming a trial).
+	rebootArg string
 }
 
 // openWatchdog arms the hardware watchdog, when there is one, and feeds it
@@ -404,6 +408,10 @@ func (s *system) shutdownSequence(off bool) boot.Sequence {
 		}},
 		{Name: what, Essential: true, Run: func() error {
 			unix.Sync()
+			if !off && s.rebootArg != "" {
+				say.Printf("%s now (%q)", what, s.rebootArg)
+				return restart2(s.rebootArg)
+			}
 			say.Printf("%s now", what)
 			return unix.Reboot(cmd)
 		}},
@@ -423,4 +431,18 @@ func release() contract.Release {
 		say.Printf("%v", err)
 	}
 	return rel
+}
+
+// restart2 reboots with an argument for the firmware (reboot(2)
+// LINUX_REBOOT_CMD_RESTART2): the kernel hands it to its restart handlers.
+func restart2(arg string) error {
+	p, err := unix.BytePtrFromString(arg)
+	if err != nil {
+		return err
+	}
+	_, _, e := unix.Syscall6(unix.SYS_REBOOT, unix.LINUX_REBOOT_MAGIC1, unix.LINUX_REBOOT_MAGIC2, unix.LINUX_REBOOT_CMD_RESTART2, uintptr(unsafe.Pointer(p)), 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
 }

@@ -85,8 +85,16 @@ func (s *system) startUpdate() error {
 	s.upd = u
 	s.mu.Unlock()
 	reboot := func() { s.shutdown(false) }
+	// After arming, a mechanism may need a special reboot (Pi tryboot:
+	// RESTART2 "0 tryboot"); a failed trial's reboot is a plain one.
+	rebootArmed := reboot
+	if m, err := ab.For(rel[ab.ReleaseKey]); err == nil {
+		if r, ok := m.(ab.Rebooter); ok {
+			rebootArmed = func() { s.rebootArg = r.RebootArg(); s.shutdown(false) }
+		}
+	}
 	ch := func() update.Channel { return update.ChannelOf(s.config().Update) }
-	if err := u.Serve(s.ctx, update.Socket, func() update.Options { return ch().Options }, reboot); err != nil {
+	if err := u.Serve(s.ctx, update.Socket, func() update.Options { return ch().Options }, rebootArmed); err != nil {
 		return err
 	}
 	timeout := defaultHealthTimeout
