@@ -313,7 +313,7 @@ func testBoot(t *testing.T, tg target) {
 		t.Errorf("once service restarted:\n%s", log)
 	}
 	for _, l := range strings.Split(log, "\n") {
-		if strings.Contains(l, "basalt: step ") || strings.Contains(l, "basalt: config") || strings.Contains(l, "ntp") || strings.Contains(l, "restart #") || strings.Contains(l, "basalt: ready") || strings.HasPrefix(strings.TrimSpace(l), "data:") {
+		if strings.Contains(l, "basalt: step ") || strings.Contains(l, "basalt: config") || strings.Contains(l, "ntp") || strings.Contains(l, "restart #") || strings.Contains(l, "basalt: ready") || strings.Contains(l, "probe: kmsg") || strings.HasPrefix(strings.TrimSpace(l), "data:") {
 			t.Log(strings.TrimSpace(l))
 		}
 	}
