@@ -216,6 +216,9 @@ func applyUsers(users []config.User, o ApplyOptions) error {
 	var errs []error
 	for _, u := range users {
 		home := filepath.Join(DefaultHome, u.Name)
+		if u.Name == "root" {
+			home = "/root" // on data too (initsys/mounts binds it)
+		}
 		if u.HomeDir != nil {
 			home = *u.HomeDir
 		}

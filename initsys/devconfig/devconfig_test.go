@@ -116,6 +116,8 @@ users:
     groups: [wheel, video]
     passwd: $6$salt$hash
     lock_passwd: false
+  - name: root
+    ssh_authorized_keys: ["`+key+`"]
 write_files:
   - {path: /etc/motd, content: "more\n", append: true}
   - {path: /etc/app/conf, content: aGk=, encoding: b64, permissions: '0600'}
@@ -136,8 +138,9 @@ write_files:
 		{"var/home/ops/notes", "deferred", 0o644},
 		{"etc/passwd", "root:x:0:0:root:/root:/bin/sh\nbasalt:x:1000:1000::/var/home/basalt:/bin/sh\nops:x:1001:1001::/var/home/ops:/bin/sh\n", 0o644},
 		{"etc/group", "root:x:0:\nwheel:x:10:ops\nbasalt:x:1000:\nops:x:1001:\nvideo:x:1002:ops\n", 0o644},
-		{"etc/shadow", "basalt:!:0:0:99999:7:::\nops:$6$salt$hash:0:0:99999:7:::\n", 0o600},
+		{"etc/shadow", "basalt:!:0:0:99999:7:::\nops:$6$salt$hash:0:0:99999:7:::\nroot:!:0:0:99999:7:::\n", 0o600},
 		{"var/home/basalt/.ssh/authorized_keys", key + "\n", 0o600},
+		{"root/.ssh/authorized_keys", key + "\n", 0o600}, // root keeps /root (bound from data)
 	} {
 		b, err := os.ReadFile(filepath.Join(root, tc.path))
 		if err != nil {

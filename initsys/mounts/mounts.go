@@ -110,10 +110,13 @@ func EnableControllers(dir string) error {
 }
 
 // Data paths: the data filesystem is mounted at DataDir; /var is DataDir/var
-// bind-mounted; /etc is an overlay with its upper and work dirs on data.
+// bind-mounted, and so is root's home /root (DataDir/root: a config user
+// root gets SSH keys like any other); /etc is an overlay with its upper
+// and work dirs on data.
 const (
 	DataDir  = contract.DataMountPoint
 	varDir   = DataDir + "/var"
+	rootHome = DataDir + "/root"
 	etcUpper = DataDir + "/etc/upper"
 	etcWork  = DataDir + "/etc/work"
 )
@@ -140,9 +143,14 @@ func LayoutData() error {
 			return fmt.Errorf("data layout: %w", err)
 		}
 	}
-	if !mounted("/var") {
-		if err := unix.Mount(varDir, "/var", "", unix.MS_BIND, ""); err != nil {
-			return fmt.Errorf("bind %s on /var: %w", varDir, err)
+	if err := os.MkdirAll(rootHome, 0o700); err != nil {
+		return fmt.Errorf("data layout: %w", err)
+	}
+	for _, b := range []struct{ from, to string }{{varDir, "/var"}, {rootHome, "/root"}} {
+		if !mounted(b.to) {
+			if err := unix.Mount(b.from, b.to, "", unix.MS_BIND, ""); err != nil {
+				return fmt.Errorf("bind %s on %s: %w", b.from, b.to, err)
+			}
 		}
 	}
 	if !mounted("/etc") {
@@ -159,13 +167,13 @@ func LayoutData() error {
 	return nil
 }
 
-// Unmount unmounts the /etc overlay, /var and /data (in that order); what
+// Unmount unmounts the /etc overlay, /root, /var and /data (in that order); what
 // stays busy is remounted read-only, so the data journal is clean. It
 // returns what it could not do.
 func Unmount() error {
 	unix.Sync()
 	var errs []error
-	for _, t := range []string{"/etc", "/var", DataDir} {
+	for _, t := range []string{"/etc", "/root", "/var", DataDir} {
 		if !mounted(t) {
 			continue
 		}

@@ -10,9 +10,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -75,6 +77,46 @@ type Net struct {
 	dns6 map[string][]string // per interface: DHCPv6
 	// Addrs are the addresses configured, for status.
 	Addrs map[string][]string
+	// Unmatched says which config entries selected no interface (Up), for
+	// the console and status.
+	Unmatched []string
+}
+
+// Unmatched returns, for each entry of cfg that applies to none of the
+// interfaces (by its key as a name, or by its match), why: an entry that
+// selects nothing leaves the interface it was meant for on plain DHCP,
+// which must not go unsaid.
+func Unmatched(cfg *config.Network, ifaces []string, macs map[string]net.HardwareAddr) []string {
+	if cfg == nil {
+		return nil
+	}
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(cfg.Interfaces)) {
+		ic := cfg.Interfaces[k]
+		used := false
+		for _, name := range ifaces {
+			if got := ifaceConfig(cfg, name, macs[name]); name == k || (ic.Match != nil && matches(*ic.Match, name, macs[name]) && reflect.DeepEqual(got, ic)) {
+				used = true
+				break
+			}
+		}
+		if used {
+			continue
+		}
+		what := "no interface is named " + k
+		if m := ic.Match; m != nil {
+			var sel []string
+			if m.Name != nil {
+				sel = append(sel, "name "+*m.Name)
+			}
+			if m.MACAddress != nil {
+				sel = append(sel, "macaddress "+*m.MACAddress)
+			}
+			what = "match {" + strings.Join(sel, ", ") + "} selects no interface"
+		}
+		out = append(out, fmt.Sprintf("config entry %s: %s", k, what))
+	}
+	return out
 }
 
 // Up brings up lo and every wired interface, configuring each from cfg
@@ -92,11 +134,18 @@ func (n *Net) Up(ctx context.Context, cfg *config.Network, wired []string, dhcpT
 	}
 	var errs []error
 	ok := 0
+	macs := map[string]net.HardwareAddr{}
 	for _, name := range wired {
-		var mac net.HardwareAddr
 		if ifc, err := net.InterfaceByName(name); err == nil {
-			mac = ifc.HardwareAddr
+			macs[name] = ifc.HardwareAddr
 		}
+	}
+	n.Unmatched = Unmatched(cfg, wired, macs)
+	for _, u := range n.Unmatched {
+		say.Printf("network: %s (interfaces here: %s; the others get DHCPv4)", u, strings.Join(wired, ", "))
+	}
+	for _, name := range wired {
+		mac := macs[name]
 		ic := ifaceConfig(cfg, name, mac)
 		if err := n.configure(ctx, name, ic, dhcpTimeout); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))

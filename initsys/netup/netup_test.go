@@ -89,3 +89,28 @@ func TestNameserversAndResolver(t *testing.T) {
 		t.Errorf("lookup with no nameserver: %v", err)
 	}
 }
+
+// TestUnmatched: the retail example's `match: {name: "en*"}` on QEMU's eth0
+// once fell back to DHCP without a word; entries that select nothing are
+// named, those that select an interface are not.
+func TestUnmatched(t *testing.T) {
+	en, eth, mac := "en*", "eth*", "52:54:00:12:34:99"
+	cfg := &config.Network{Interfaces: map[string]config.Interface{
+		"lan":  {Match: &config.Match{Name: &en}},
+		"wan":  {Match: &config.Match{Name: &eth}},
+		"eth5": {},
+		"mgmt": {Match: &config.Match{MACAddress: &mac}},
+	}}
+	got := Unmatched(cfg, []string{"eth0"}, map[string]net.HardwareAddr{"eth0": {0x52, 0x54, 0, 0x12, 0x34, 0x56}})
+	want := []string{
+		"config entry eth5: no interface is named eth5",
+		"config entry lan: match {name en*} selects no interface",
+		"config entry mgmt: match {macaddress 52:54:00:12:34:99} selects no interface",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("unmatched (-want +got):\n%s", diff)
+	}
+	if got := Unmatched(nil, []string{"eth0"}, nil); got != nil {
+		t.Errorf("no network config: %v", got)
+	}
+}

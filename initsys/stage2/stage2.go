@@ -12,6 +12,7 @@ package stage2
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -308,6 +309,15 @@ func (s *system) clock() error {
 		say.Printf("ntp disabled by the config")
 		return ferr
 	}
+	if noDNS(servers, s.net.Nameservers()) {
+		// One short line, not a resolver error per server.
+		err := fmt.Errorf("no DNS server on this network: NTP %s cannot be resolved; clock at the build-epoch floor or later (%s)",
+			strings.Join(servers, ", "), floor.UTC().Format(time.RFC3339))
+		if ferr != nil {
+			return fmt.Errorf("%w; and %v", err, ferr)
+		}
+		return err
+	}
 	off, err := clock.Sync(r, servers, ntpTimeout, floor)
 	if err != nil {
 		if ferr != nil {
@@ -317,6 +327,20 @@ func (s *system) clock() error {
 	}
 	say.Printf("clock corrected by %v", off)
 	return nil
+}
+
+// noDNS reports whether no NTP server can be reached for want of DNS: every
+// server is a name and the network gave no nameserver.
+func noDNS(servers, nameservers []string) bool {
+	if len(nameservers) > 0 {
+		return false
+	}
+	for _, sv := range servers {
+		if net.ParseIP(sv) != nil {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *system) services() error {
@@ -355,7 +379,7 @@ func (s *system) status() status.Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := status.Status{Slot: string(s.cmdline.Slot), Version: s.version, Ready: s.ready,
-		Steps: s.results, Services: s.sup.Status(), DataBytes: s.dataB, Addresses: s.net.Addrs,
+		Steps: s.results, Services: s.sup.Status(), DataBytes: s.dataB, Addresses: s.net.Addrs, NetworkUnmatched: s.net.Unmatched,
 		ConfigSources: s.cfg.Sources, ConfigUsedLastGood: s.cfg.UsedLastGood, Orchestrator: s.k3s.Health(), Verity: s.verity}
 	if s.upd != nil {
 		u := s.upd.Status()

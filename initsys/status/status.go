@@ -43,6 +43,9 @@ type Status struct {
 	ConfigUsedLastGood bool                `json:"config_used_last_good,omitempty"`
 	DataBytes          uint64              `json:"data_bytes"`
 	Addresses          map[string][]string `json:"addresses,omitempty"`
+	// NetworkUnmatched are network config entries that selected no
+	// interface (netup.Unmatched).
+	NetworkUnmatched []string `json:"network_unmatched,omitempty"`
 	// Orchestrator is k3s' health (the update commit gate).
 	Orchestrator k3s.Health `json:"orchestrator"`
 	// Verity is the root's dm-verity state.
@@ -167,6 +170,9 @@ func Format(w io.Writer, s Status) {
 	}
 	for ifc, a := range s.Addresses {
 		fmt.Fprintf(w, "network:  %s %v\n", ifc, a)
+	}
+	for _, u := range s.NetworkUnmatched {
+		fmt.Fprintf(w, "network:  %s\n", u)
 	}
 	fmt.Fprintf(w, "config sources: %v\n", s.ConfigSources)
 	for _, e := range s.ConfigErrors {
