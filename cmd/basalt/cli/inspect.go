@@ -3,8 +3,10 @@ package cli
 import (
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
+	"reflect"
 	"strings"
 	"text/tabwriter"
 
@@ -227,9 +229,32 @@ func inspectLs(w io.Writer, im *imgfile.Image, v string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\n", fi.Mode(), fi.Size(), e.Name())
+		fmt.Fprintf(tw, "%s\t%d\t%s\n", squashfsMode(fi), fi.Size(), e.Name())
 	}
 	return tw.Flush()
+}
+
+// squashfsMode is fi's mode with the setuid, setgid and sticky bits, which
+// go-diskfs' squashfs FileInfo drops from Mode() (v1.9.4: "not currently
+// translated") but keeps in its unexported mode field: /tmp is drwxrwxrwt.
+// TestSquashfsMode notices when the library changes.
+func squashfsMode(fi fs.FileInfo) fs.FileMode {
+	m := fi.Mode()
+	v := reflect.ValueOf(fi)
+	if v.Kind() == reflect.Pointer && v.Elem().Kind() == reflect.Struct {
+		if raw := v.Elem().FieldByName("mode"); raw.IsValid() && raw.CanUint() {
+			bits := raw.Uint()
+			for _, b := range []struct {
+				unix uint64
+				mode fs.FileMode
+			}{{0o4000, fs.ModeSetuid}, {0o2000, fs.ModeSetgid}, {0o1000, fs.ModeSticky}} {
+				if bits&b.unix != 0 {
+					m |= b.mode
+				}
+			}
+		}
+	}
+	return m
 }
 
 func inspectExtract(w io.Writer, im *imgfile.Image, v, out string) error {
