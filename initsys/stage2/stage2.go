@@ -185,6 +185,15 @@ func Main() {
 	s.mu.Lock()
 	s.results = append(s.results, more...)
 	s.mu.Unlock()
+	// The info screen is for the person at the console, not a log line: it
+	// goes to the console only.
+	show := func() string {
+		host, _ := os.Hostname()
+		_, err := os.Stat(boot.ShellPath)
+		return infoScreen(s.status(), host, s.config(), err == nil)
+	}
+	fmt.Fprint(os.Stdout, show())
+	go showInfoOnKey(os.Stdin, os.Stdout, show)
 	boot.Hang()
 }
 

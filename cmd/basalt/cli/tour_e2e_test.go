@@ -124,7 +124,7 @@ func bootUntilReady(t *testing.T, bin, dir string, env, args []string, sig os.Si
 	}()
 	sc := bufio.NewScanner(out)
 	var log strings.Builder
-	grown := false
+	grown, ready := false, false
 	for sc.Scan() {
 		l := sc.Text()
 		log.WriteString(l + "\n")
@@ -135,6 +135,16 @@ func bootUntilReady(t *testing.T, bin, dir string, env, args []string, sig os.Si
 		if strings.Contains(l, contract.MarkerReady) {
 			if !grown {
 				t.Errorf("ready without growing the data filesystem to the 4 GiB disk:\n%s", log.String())
+			}
+			ready = true
+		}
+		// After ready, the console's info screen says how to reach the device.
+		if ready && strings.Contains(l, "press a key to show this again") {
+			info := log.String()[strings.LastIndex(log.String(), contract.MarkerReady):]
+			for _, want := range []string{"slot a", "address:  eth0 ", "login:    ssh ops@", "console:  no "} {
+				if !strings.Contains(info, want) {
+					t.Errorf("the console's info screen lacks %q:\n%s", want, info)
+				}
 			}
 			if t.Failed() {
 				t.Logf("console:\n%s", log.String())
