@@ -307,11 +307,21 @@ func (s *system) clock() error {
 	r := s.net.Resolver()
 	// The loop asks for the servers each round: a config reload that
 	// changes them kicks it (s.ntpKick).
+	lastNTP := "" // the discipline loop's last complaint, said once
 	go clock.Discipline(s.ctx, r, func() []string { return ntpServers(s.config()) }, s.ntpKick,
 		ntpInterval, ntpTimeout, floor, func(servers []string, off time.Duration, err error) {
-			if err != nil {
-				say.Printf("ntp %v: %v", servers, err)
+			// Without DNS every round fails the same way: say it once, short.
+			msg := ""
+			switch {
+			case err != nil && noDNS(servers, s.net.Nameservers()):
+				msg = fmt.Sprintf("ntp %s: no DNS server on this network", strings.Join(servers, ", "))
+			case err != nil:
+				msg = fmt.Sprintf("ntp %v: %v", servers, err)
 			}
+			if msg != "" && msg != lastNTP {
+				say.Printf("%s", msg)
+			}
+			lastNTP = msg
 		})
 	servers := ntpServers(s.config())
 	if len(servers) == 0 {
