@@ -305,7 +305,7 @@ func testBoot(t *testing.T, tg target) {
 		"probe: /var/lib/e2e/hello -rw------- \"hello from the boot partition\"",
 		"probe: /etc/basalt-e2e-baked -rw-r--r-- \"from the root\\n\"",
 		`init lines, first "basalt: stage1: step kernel-filesystems ok (`, // probe: kmsg has N init lines, ...
-		"probe: root write: open /root-probe: read-only file system", "data:     4",
+		"probe: root write: open /root-probe: read-only file system", "probe: root home write: <nil>", "data:     4",
 		"probe: config reload done <nil>", "poweroff now")
 	v.m.Wait()
 	log := v.m.Log()

@@ -81,6 +81,8 @@ func main() {
 	fmt.Printf("probe: kmsg has %d init lines, first %q\n", n, first)
 	err := os.WriteFile("/root-probe", []byte("x"), 0o644)
 	fmt.Println("probe: root write:", err)
+	err = os.WriteFile("/root/.probe", []byte("x"), 0o600) // /root is on data
+	fmt.Println("probe: root home write:", err)
 	out, err := exec.Command("/sbin/basalt-init", "status").CombinedOutput()
 	fmt.Printf("%s", out)
 	fmt.Println("probe: status done", err)
