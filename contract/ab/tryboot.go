@@ -36,8 +36,8 @@ const TrybootName = "rpi-tryboot"
 //
 // With no trial armed tryboot.txt names the committed slot, so a stray
 // tryboot reboot boots the good slot. Firmware needed: Pi 4 bootloader
-// EEPROM and start4.elf from 2021 or later (docs/boards.md); the Pi 5's
-// EEPROM always has it.
+// EEPROM 2021-03-18 or later, start4.elf from 2021 or later
+// (docs/boards.md); the Pi 5's EEPROM always has it.
 type Tryboot struct{}
 
 // Files of the tryboot mechanism on the boot partition.
