@@ -240,3 +240,15 @@ func TestDropIn(t *testing.T) {
 		t.Error("card 3 of a 2-row CSV")
 	}
 }
+
+// The permission error names the node's owner, group and mode and who we are.
+func TestPermissionMessage(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "sdz")
+	os.WriteFile(p, nil, 0o660)
+	err := permission(p, os.ErrPermission)
+	for _, want := range []string{p, "owner uid", "mode 0660", "you are uid", `join the group that owns it (often "disk")`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%v: lacks %q", err, want)
+		}
+	}
+}
