@@ -244,7 +244,8 @@ func TestDropIn(t *testing.T) {
 // The permission error names the node's owner, group and mode and who we are.
 func TestPermissionMessage(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "sdz")
-	os.WriteFile(p, nil, 0o660)
+	os.WriteFile(p, nil, 0o600)
+	os.Chmod(p, 0o660) // past the umask
 	err := permission(p, os.ErrPermission)
 	for _, want := range []string{p, "owner uid", "mode 0660", "you are uid", `join the group that owns it (often "disk")`} {
 		if !strings.Contains(err.Error(), want) {
