@@ -196,11 +196,23 @@ func (c *Cache) download(ctx context.Context, url string, size int64, sum string
 	}
 	var r io.Reader = resp.Body
 	if c.Progress != nil {
-		pr := &progress{w: c.Progress, name: path.Base(url), total: total}
+		pr := &progress{w: c.Progress, name: progressName(url), total: total}
 		defer pr.done()
 		r = io.TeeReader(r, pr)
 	}
 	return c.Put(r, url, size, sum)
+}
+
+// progressName is what a download's progress line calls it: the file name,
+// or for a by-hash index (named by its sha256) the suite and index it is,
+// "trixie/main/binary-amd64 index".
+func progressName(url string) string {
+	if before, _, ok := strings.Cut(url, "/by-hash/"); ok {
+		if _, dist, ok := strings.Cut(before, "/dists/"); ok {
+			return dist + " index"
+		}
+	}
+	return path.Base(url)
 }
 
 func urlKey(url string) string {

@@ -23,3 +23,14 @@ func TestProgressRateETA(t *testing.T) {
 		}
 	}
 }
+
+func TestProgressName(t *testing.T) {
+	for url, want := range map[string]string{
+		"http://deb.debian.org/debian/dists/trixie/main/binary-amd64/by-hash/SHA256/be3d7d96": "trixie/main/binary-amd64 index",
+		"http://deb.debian.org/debian/pool/main/t/tzdata/tzdata_2026f_all.deb":                "tzdata_2026f_all.deb",
+	} {
+		if got := progressName(url); got != want {
+			t.Errorf("progressName(%s) = %q, want %q", url, got, want)
+		}
+	}
+}
