@@ -178,16 +178,16 @@ func TestE2EUpdate(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), updateDeadline)
 			defer cancel()
 			m := bootDisk(ctx, t, board, img, c)
-			expect(ctx, t, m, contract.RootMountedMarker(contract.SlotA))
-			id := expect(ctx, t, m, "basalt: new machine id")
-			expect(ctx, t, m, "basalt: update: channel offers upd 1.1.0")
+			step(ctx, t, m, contract.RootMountedMarker(contract.SlotA))
+			id := step(ctx, t, m, "basalt: new machine id")
+			step(ctx, t, m, "basalt: update: channel offers upd 1.1.0")
 			t0 := time.Now()
-			verified := expect(ctx, t, m, "basalt: update: step verify ok")
-			written := expect(ctx, t, m, "basalt: update: step write-root ok")
-			expect(ctx, t, m, "basalt: update: slot b armed for trial: upd 1.1.0, 1 tries")
-			expect(ctx, t, m, contract.RootMountedMarker(contract.SlotB))
-			expect(ctx, t, m, "basalt: update: slot b (1.1.0) booted on trial")
-			expect(ctx, t, m, "basalt: update: committed 1.1.0 in slot b: health gate passed")
+			verified := step(ctx, t, m, "basalt: update: step verify ok")
+			written := step(ctx, t, m, "basalt: update: step write-root ok")
+			step(ctx, t, m, "basalt: update: slot b armed for trial: upd 1.1.0, 1 tries")
+			step(ctx, t, m, contract.RootMountedMarker(contract.SlotB))
+			step(ctx, t, m, "basalt: update: slot b (1.1.0) booted on trial")
+			step(ctx, t, m, "basalt: update: committed 1.1.0 in slot b: health gate passed")
 			commit := time.Since(t0)
 			log := m.Log()
 			fi, _ := os.Stat(v2)
@@ -200,8 +200,8 @@ func TestE2EUpdate(t *testing.T) {
 				t.Errorf("slot b made a new machine id: data of v1 lost (v1: %s)", id)
 			}
 			m = bootDisk(ctx, t, board, img, c)
-			expect(ctx, t, m, contract.RootMountedMarker(contract.SlotB))
-			expect(ctx, t, m, contract.MarkerReady)
+			step(ctx, t, m, contract.RootMountedMarker(contract.SlotB))
+			step(ctx, t, m, contract.MarkerReady)
 			if strings.Contains(m.Log(), "new machine id") {
 				t.Errorf("the next boot made a new machine id")
 			}
@@ -222,11 +222,11 @@ func TestE2EUpdateHealthGateFails(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), updateDeadline)
 	defer cancel()
 	m := bootDisk(ctx, t, board, img, c)
-	expect(ctx, t, m, "basalt: update: slot b armed for trial: upd 1.2.0")
-	expect(ctx, t, m, contract.RootMountedMarker(contract.SlotB))
-	expect(ctx, t, m, "basalt: update: health gate did not pass within 20s: service crasher")
-	expect(ctx, t, m, contract.RootMountedMarker(contract.SlotA))
-	line := expect(ctx, t, m, "basalt: update: rolled back from 1.2.0 (slot b): health gate did not pass within 20s: service crasher")
+	step(ctx, t, m, "basalt: update: slot b armed for trial: upd 1.2.0")
+	step(ctx, t, m, contract.RootMountedMarker(contract.SlotB))
+	step(ctx, t, m, "basalt: update: health gate did not pass within 20s: service crasher")
+	step(ctx, t, m, contract.RootMountedMarker(contract.SlotA))
+	line := step(ctx, t, m, "basalt: update: rolled back from 1.2.0 (slot b): health gate did not pass within 20s: service crasher")
 	t.Logf("%s", line)
 	// The channel still offers 1.2.0: slot a does not retry it by itself.
 	if strings.Count(m.Log(), "armed for trial") != 1 {
@@ -247,10 +247,10 @@ func TestE2EUpdateKernelPanics(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), updateDeadline)
 	defer cancel()
 	m := bootDisk(ctx, t, board, img, c)
-	expect(ctx, t, m, "basalt: update: slot b armed for trial: upd 1.2.1")
-	expect(ctx, t, m, "Kernel panic")
-	expect(ctx, t, m, contract.RootMountedMarker(contract.SlotA))
-	line := expect(ctx, t, m, "basalt: update: rolled back from 1.2.1 (slot b): slot b never passed its health gate and left no reason")
+	step(ctx, t, m, "basalt: update: slot b armed for trial: upd 1.2.1")
+	step(ctx, t, m, "Kernel panic")
+	step(ctx, t, m, contract.RootMountedMarker(contract.SlotA))
+	line := step(ctx, t, m, "basalt: update: rolled back from 1.2.1 (slot b): slot b never passed its health gate and left no reason")
 	t.Logf("%s", line)
 }
 
@@ -349,8 +349,8 @@ func TestE2EUpdateRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Kill(); m.Wait() })
-	expect(ctx, t, m, "basalt: update: push endpoint on")
-	expect(ctx, t, m, "basalt: step update-state ok")
+	step(ctx, t, m, "basalt: update: push endpoint on")
+	step(ctx, t, m, "basalt: step update-state ok")
 	before := partSums(t, img)
 	for _, name := range []string{"bad-signature", "unknown-key", "flipped-byte", "wrong-board", "lower-version"} {
 		tc := bad[name]
@@ -447,15 +447,15 @@ func TestE2EUpdatePowerCuts(t *testing.T) {
 	defer cancel()
 	for i, cut := range powerCuts {
 		m := bootDisk(ctx, t, board, img, c)
-		expect(ctx, t, m, contract.RootMountedMarker(contract.SlotA))
-		expect(ctx, t, m, cut)
+		step(ctx, t, m, contract.RootMountedMarker(contract.SlotA))
+		step(ctx, t, m, cut)
 		stop(m)
 		t.Logf("power cut %d after %q: the next boot must come up on slot a", i+1, cut)
 	}
 	// The last cut came after arming: slot b is tried and commits.
 	m := bootDisk(ctx, t, board, img, c)
-	expect(ctx, t, m, contract.RootMountedMarker(contract.SlotB))
-	expect(ctx, t, m, "basalt: update: committed 1.1.0 in slot b")
+	step(ctx, t, m, contract.RootMountedMarker(contract.SlotB))
+	step(ctx, t, m, "basalt: update: committed 1.1.0 in slot b")
 	t.Logf("%d power cuts, then committed", len(powerCuts))
 }
 
@@ -473,4 +473,17 @@ func openBundle(t *testing.T, path string) *bundle.Reader {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// stepDeadline bounds the wait for each marker of an update scenario (a
+// boot, a download and write, a health gate under TCG), so that a broken
+// step fails in minutes instead of holding the QEMU lock to the deadline.
+const stepDeadline = 6 * time.Minute
+
+// step waits for the next console line with marker, at most stepDeadline.
+func step(ctx context.Context, t *testing.T, m *qemu.Machine, marker string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, stepDeadline)
+	defer cancel()
+	return expect(ctx, t, m, marker)
 }
