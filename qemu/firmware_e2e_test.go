@@ -139,7 +139,11 @@ func buildSpecImage(t testing.TB, board, extra string) string {
 
 // flipRootByte flips one byte of root a's first block, past the squashfs
 // superblock.
-func flipRootByte(t testing.TB, img string) {
+func flipRootByte(t testing.TB, img string) { flipByte(t, img, 2048) }
+
+// flipByte flips one bit of the byte at off in root a.
+func flipByte(t testing.TB, img string, off int64) {
+	t.Helper()
 	l, err := disk.Read(img)
 	if err != nil {
 		t.Fatal(err)
@@ -158,11 +162,11 @@ func flipRootByte(t testing.TB, img string) {
 		t.Fatal(err)
 	}
 	b := make([]byte, 1)
-	if _, err := f.ReadAt(b, rootA.Start+2048); err != nil {
+	if _, err := f.ReadAt(b, rootA.Start+off); err != nil {
 		t.Fatal(err)
 	}
 	b[0] ^= 0x10
-	if _, err := f.WriteAt(b, rootA.Start+2048); err != nil {
+	if _, err := f.WriteAt(b, rootA.Start+off); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Close(); err != nil {
