@@ -29,7 +29,7 @@ HOST_CHECK := /usr/bin/qemu-system-x86_64 /usr/bin/qemu-system-aarch64 /usr/bin/
 	/usr/bin/zstd /usr/bin/xz /bin/busybox /usr/lib/systemd/boot/efi/systemd-bootx64.efi \
 	/usr/sbin/veritysetup
 
-.PHONY: all build deps demo test unit e2e unit-run e2e-run testdata tour-inputs pi-inputs bench lint clean
+.PHONY: all build deps demo test unit e2e e2e-k3s unit-run e2e-run testdata tour-inputs pi-inputs bench lint clean
 
 all: build
 
@@ -112,6 +112,11 @@ unit-run:
 
 e2e-run:
 	@set -o pipefail; $(GO) test -json -count=1 -tags e2e -run '^TestE2E' -timeout 35m ./... | $(GO) run ./internal/testtimes
+
+# The k3s boot tests alone; with BASALT_K3S=/path/to/k3s (a binary or a directory of
+# k3s release files) they build and boot a real k3s instead of the test orchestrator.
+e2e-k3s: testdata
+	$(GO) test -count=1 -tags e2e -run '^TestE2EK3s' -timeout 90m -v ./cmd/basalt/cli
 
 test:
 	@set -e; t0=$$(date +%s); \
