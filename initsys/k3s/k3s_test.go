@@ -25,6 +25,7 @@ import (
 
 	"github.com/basaltos/basalt/contract"
 	"github.com/basaltos/basalt/contract/config"
+	"github.com/basaltos/basalt/initsys/supervise"
 )
 
 func parse(t *testing.T, doc string) *config.Config {
@@ -244,5 +245,41 @@ func TestHealthNilNode(t *testing.T) {
 	}
 	if err := n.Restart(nil); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestPrecheck: without an IPv4 default route k3s is not started (and the
+// health says why); with one, the start writes config.yaml from the config
+// in effect, which Restart replaces (a role change is refused: it needs a
+// reboot).
+func TestPrecheck(t *testing.T) {
+	root := t.TempDir()
+	route := filepath.Join(root, "route")
+	hdr := "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"
+	os.WriteFile(route, []byte(hdr+"eth0\t0002000A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n"), 0o644)
+	n := &Node{o: Options{Root: root, ProcNetRoute: route, Sup: supervise.New(supervise.Options{})}, cfg: parse(t, "cluster: {token: one}\n")}
+	if err := n.precheck(); err != ErrNoDefaultRoute {
+		t.Fatalf("precheck without a route: %v", err)
+	}
+	if h := n.Health(); h.State != Starting || !strings.Contains(h.Reason, "no IPv4 default route") {
+		t.Errorf("health %+v", h)
+	}
+	os.WriteFile(route, []byte(hdr+"eth0\t00000000\t0202000A\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"), 0o644)
+	if err := n.precheck(); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(root, contract.K3sConfigDir, ConfigFile)
+	if b, _ := os.ReadFile(conf); string(b) != "token: one\n" {
+		t.Errorf("config.yaml %q", b)
+	}
+	if err := n.Restart(parse(t, "cluster: {token: two}\n")); err != nil {
+		t.Fatal(err)
+	}
+	n.precheck()
+	if b, _ := os.ReadFile(conf); string(b) != "token: two\n" {
+		t.Errorf("config.yaml after Restart %q", b)
+	}
+	if err := n.Restart(parse(t, "cluster: {role: agent, server: 'https://s:6443', token: two}\n")); err == nil {
+		t.Error("a role change was applied without a reboot")
 	}
 }
