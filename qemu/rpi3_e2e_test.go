@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/basaltos/basalt/image/fat"
 	"github.com/basaltos/basalt/image/imgfile"
 	"github.com/basaltos/basalt/image/spec"
+	"github.com/basaltos/basalt/initsys/stage1"
 	"github.com/basaltos/basalt/internal/testutil"
 	"github.com/basaltos/basalt/qemu"
 )
@@ -52,10 +54,44 @@ func piImage(t *testing.T, board string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Truncate(arts[0].Image, 1<<30); err != nil {
+	img := arts[0].Image
+	if err := os.Truncate(img, 1<<30); err != nil {
 		t.Fatal(err)
 	}
-	return arts[0].Image
+	// QEMU's raspi3b resets the moment its emulated watchdog is started:
+	// slot a's kernel arguments (boot.scr and cmdline.txt read them) tell
+	// the init to leave it alone.
+	im, err := imgfile.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	boot, err := im.BootFS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := im.Part(contract.PartBoot)
+	im.Close()
+	name, data := "a/"+contract.SlotArgsFile, []byte(nil)
+	if old, err := boot.ReadFile(name); err == nil {
+		data = append([]byte(strings.TrimRight(string(old), "\n")), " "+stage1.CmdlineNoWatchdog+"\n"...)
+	} else if old, err := boot.ReadFile("a/" + ab.PiCmdlineFile); err == nil {
+		name = "a/" + ab.PiCmdlineFile
+		data = append([]byte(strings.TrimRight(string(old), "\n")), " "+stage1.CmdlineNoWatchdog+"\n"...)
+	} else {
+		t.Fatalf("slot a has neither %s nor %s", contract.SlotArgsFile, ab.PiCmdlineFile)
+	}
+	f, err := os.OpenFile(img, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = fat.AddFile(f, p.Start, p.Size, name, data, 0)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
 }
 
 func startRPi3(ctx context.Context, t *testing.T, img string) *qemu.Machine {

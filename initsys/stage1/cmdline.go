@@ -14,12 +14,19 @@ import (
 // after each, so that a test can cut the power half way through growth.
 const CmdlineGrowSteps = "basalt.debug.grow_steps"
 
+// CmdlineNoWatchdog (debug) leaves the hardware watchdog alone: QEMU's
+// raspi3b resets the machine the moment its emulated BCM2835 watchdog is
+// started, so the Pi boot tests set it.
+const CmdlineNoWatchdog = "basalt.debug.no_watchdog"
+
 // Cmdline holds the kernel command-line keys the init reads.
 type Cmdline struct {
 	Slot  contract.Slot
 	Debug bool
 	// GrowSteps is CmdlineGrowSteps (0 when unset or invalid).
 	GrowSteps int
+	// NoWatchdog is CmdlineNoWatchdog.
+	NoWatchdog bool
 	// VerityRoot is the slot's dm-verity root hash (verity.CmdlineRootHash);
 	// nil when the image has verity off. VerityBlocks is the size of the
 	// data area the tree covers (verity.CmdlineBlocks).
@@ -45,6 +52,8 @@ func ParseCmdline(s string) (Cmdline, error) {
 			blocks = v
 		case CmdlineGrowSteps:
 			c.GrowSteps, _ = strconv.Atoi(v)
+		case CmdlineNoWatchdog:
+			c.NoWatchdog = true
 		case contract.CmdlineDebug:
 			switch strings.ToLower(v) {
 			case "1", "true", "yes", "on":

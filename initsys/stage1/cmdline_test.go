@@ -29,6 +29,7 @@ func TestParseCmdline(t *testing.T) {
 		{"", Cmdline{Slot: "a"}, ""},
 		{"basalt.debug.grow_steps=4", Cmdline{Slot: "a", GrowSteps: 4}, ""},
 		{"basalt.debug.grow_steps=x", Cmdline{Slot: "a"}, ""},
+		{"console=ttyS1 basalt.debug.no_watchdog", Cmdline{Slot: "a", NoWatchdog: true}, ""},
 		{"basalt.slot=b basalt.verity=" + strings.Repeat("ab", 32) + " basalt.verity.blocks=147", Cmdline{Slot: "b", VerityRoot: bytes.Repeat([]byte{0xab}, 32), VerityBlocks: 147}, ""},
 		{"basalt.verity=abc basalt.verity.blocks=147", Cmdline{Slot: "a"}, "want 64 hex digits"},
 		{"basalt.verity=" + strings.Repeat("ab", 32), Cmdline{Slot: "a"}, "basalt.verity.blocks=\"\": want the number"},

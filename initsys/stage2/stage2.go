@@ -92,6 +92,10 @@ type system struct {
 // openWatchdog arms the hardware watchdog, when there is one, and feeds it
 // from here on: a hung boot resets the board (the Pi's trial boots need it).
 func (s *system) openWatchdog() error {
+	if s.cmdline.NoWatchdog {
+		say.Printf("watchdog: left alone (%s)", stage1.CmdlineNoWatchdog)
+		return nil
+	}
 	d, err := watchdog.Open(watchdog.Device)
 	if err != nil {
 		return err
