@@ -70,7 +70,6 @@ func piImage(t *testing.T, board string) string {
 		t.Fatal(err)
 	}
 	p, _ := im.Part(contract.PartBoot)
-	im.Close()
 	name, data := "a/"+contract.SlotArgsFile, []byte(nil)
 	if old, err := boot.ReadFile(name); err == nil {
 		data = append([]byte(strings.TrimRight(string(old), "\n")), " "+stage1.CmdlineNoWatchdog+"\n"...)
@@ -78,8 +77,9 @@ func piImage(t *testing.T, board string) string {
 		name = "a/" + ab.PiCmdlineFile
 		data = append([]byte(strings.TrimRight(string(old), "\n")), " "+stage1.CmdlineNoWatchdog+"\n"...)
 	} else {
-		t.Fatalf("slot a has neither %s nor %s", contract.SlotArgsFile, ab.PiCmdlineFile)
+		t.Fatalf("slot a has neither %s nor %s: %v", contract.SlotArgsFile, ab.PiCmdlineFile, err)
 	}
+	im.Close()
 	f, err := os.OpenFile(img, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
