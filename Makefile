@@ -20,14 +20,15 @@ INIT_ARCHES := amd64 arm64 armhf
 # Host packages: QEMU and firmware to boot, and the real tools the tests check images with.
 HOST_PKGS := qemu-system-x86 qemu-system-arm qemu-utils ovmf qemu-efi-aarch64 qemu-efi-arm \
 	u-boot-qemu u-boot-tools squashfs-tools gdisk dosfstools e2fsprogs mtools kmod cpio \
-	zstd xz-utils busybox-static systemd-boot-efi cryptsetup-bin fdisk
+	zstd xz-utils busybox-static systemd-boot-efi cryptsetup-bin fdisk \
+	gcc libc6-dev libseccomp-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
 # One file per package that proves it is installed.
 HOST_CHECK := /usr/bin/qemu-system-x86_64 /usr/bin/qemu-system-aarch64 /usr/bin/qemu-img \
 	/usr/share/OVMF/OVMF_CODE_4M.fd /usr/share/AAVMF/AAVMF_CODE.fd /usr/share/AAVMF/AAVMF32_CODE.fd \
 	/usr/lib/u-boot/qemu_arm/u-boot.bin /usr/bin/mkimage /usr/bin/unsquashfs /usr/sbin/sgdisk \
 	/usr/sbin/fsck.vfat /usr/sbin/sfdisk /usr/sbin/e2fsck /usr/bin/mdir /usr/sbin/depmod /usr/bin/cpio \
 	/usr/bin/zstd /usr/bin/xz /bin/busybox /usr/lib/systemd/boot/efi/systemd-bootx64.efi \
-	/usr/sbin/veritysetup
+	/usr/sbin/veritysetup /usr/lib/x86_64-linux-gnu/libseccomp.a /usr/bin/aarch64-linux-gnu-gcc /usr/bin/arm-linux-gnueabihf-gcc
 
 .PHONY: all build deps demo test unit e2e e2e-k3s unit-run e2e-run testdata tour-inputs pi-inputs bench lint clean
 
@@ -71,7 +72,7 @@ demo: deps build
 
 # ---- tests ------------------------------------------------------------------
 # Inputs the boot tests use, fetched before the tests run (tests touch no network).
-testdata: deps tour-inputs pi-inputs $(CACHE)/test-orchestrator/k3s
+testdata: deps tour-inputs pi-inputs $(CACHE)/test-orchestrator/k3s $(CACHE)/test-containerd/k3s
 	@bash scripts/testkernel.sh amd64 $(CACHE)/testkernel/amd64
 	@bash scripts/testkernel.sh arm64 $(CACHE)/testkernel/arm64
 	@bash scripts/testkernel.sh armhf $(CACHE)/testkernel/armhf
@@ -81,6 +82,12 @@ testdata: deps tour-inputs pi-inputs $(CACHE)/test-orchestrator/k3s
 ORCHESTRATOR_SRC := $(wildcard initsys/k3s/testdata/orchestrator/*.go initsys/k3s/testdata/orchestrator/wrapper/*.go) scripts/test-orchestrator.sh
 $(CACHE)/test-orchestrator/k3s: $(ORCHESTRATOR_SRC)
 	@bash scripts/test-orchestrator.sh $(CACHE)/test-orchestrator
+
+# The containerd proof (a test program in k3s' place, not k3s) with a real
+# containerd and runc from their Go modules, for the container runtime boot test.
+CONTAINERD_SRC := $(wildcard initsys/k3s/testdata/containerd-proof/*.go) scripts/test-containerd.sh $(ORCHESTRATOR_SRC)
+$(CACHE)/test-containerd/k3s: $(CONTAINERD_SRC)
+	@bash scripts/test-containerd.sh $(CACHE)/test-containerd
 
 # The Raspberry Pi example's Debian inputs (trixie arm64 kernel,
 # raspi-firmware, u-boot-rpi) and lock, for the Pi build and boot tests.
