@@ -204,3 +204,24 @@ func proofLines(ctx context.Context, t *testing.T, m *qemu.Machine) ([]string, b
 		}
 	}
 }
+
+// TestE2EContainerdNotPreloaded is the negative twin: the one preloaded
+// image is not the one the proof must run, so with no network the proof
+// fails, naming what is preloaded, and never prints the container marker.
+func TestE2EContainerdNotPreloaded(t *testing.T) {
+	board := "qemu-x86_64"
+	img := containerdImage(t, board, "basalt.test/some-other-image")
+	ctx, cancel := context.WithTimeout(context.Background(), containerdDeadline)
+	defer cancel()
+	m := bootContainerd(ctx, t, board, img)
+	lines, ok := proofLines(ctx, t, m)
+	for _, l := range lines {
+		t.Log(l)
+	}
+	if ok || strings.Contains(m.Log(), markHello) {
+		t.Fatalf("the proof passed without its image preloaded:\n%s", m.Log())
+	}
+	if !strings.Contains(m.Log(), "no preloaded image named") || !strings.Contains(m.Log(), "basalt.test/some-other-image:1") {
+		t.Fatalf("the failure does not name the missing and the preloaded image:\n%s", m.Log())
+	}
+}
