@@ -64,7 +64,7 @@ func main() {
 	}
 	t0 := time.Now()
 	startContainerd()
-	say("containerd up in %d ms (%s)", time.Since(t0).Milliseconds(), strings.TrimSpace(ctr("version")))
+	say("containerd up in %d ms (server %s)", time.Since(t0).Milliseconds(), serverVersion())
 
 	archives, err := filepath.Glob(filepath.Join(imagesDir, "*"))
 	if err != nil {
@@ -77,13 +77,13 @@ func main() {
 			continue
 		}
 		t := time.Now()
-		out := ctr("-n", ns, "images", "import", "--label", pinned, a)
+		ctr("-n", ns, "images", "import", "--label", pinned, a)
 		say("imported %s in %d ms", filepath.Base(a), time.Since(t).Milliseconds())
-		for _, l := range strings.Split(out, "\n") {
-			// "unpacking NAME (sha256:...)...done"
-			if f := strings.Fields(l); len(f) >= 2 && f[0] == "unpacking" {
-				refs = append(refs, f[1])
-			}
+	}
+	// The images by name (the CRI plugin adds sha256:<config> aliases).
+	for _, r := range strings.Fields(ctr("-n", ns, "images", "ls", "-q")) {
+		if !strings.HasPrefix(r, "sha256:") {
+			refs = append(refs, r)
 		}
 	}
 	if len(refs) == 0 {
@@ -167,6 +167,11 @@ func ctr(args ...string) string {
 		fail("ctr %s: %v: %s", strings.Join(args, " "), err, b)
 	}
 	return string(b)
+}
+
+func serverVersion() string {
+	v := strings.Split(ctr("version"), "Server:")
+	return strings.Join(strings.Fields(v[len(v)-1]), " ")
 }
 
 // seccomp: runc reports the libseccomp it was linked with.
