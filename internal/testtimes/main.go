@@ -41,6 +41,7 @@ func run(in io.Reader, out io.Writer) int {
 	buf := map[string]*strings.Builder{} // output per package and test
 	var results []result
 	failed := false
+	counts := map[string]int{} // pass, fail, skip of top-level tests
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	for sc.Scan() {
@@ -82,7 +83,11 @@ func run(in io.Reader, out io.Writer) int {
 				}
 			}
 			delete(buf, key)
-			if !strings.Contains(e.Test, "/") && e.Action != "skip" {
+			if strings.Contains(e.Test, "/") {
+				continue
+			}
+			counts[e.Action]++
+			if e.Action != "skip" {
 				results = append(results, result{e.Package + " " + e.Test, e.Elapsed})
 			}
 		}
@@ -94,6 +99,8 @@ func run(in io.Reader, out io.Writer) int {
 			fmt.Fprintf(out, "  %8s  %s\n", time.Duration(r.elapsed*float64(time.Second)).Round(100*time.Millisecond), r.name)
 		}
 	}
+	// The plain closing line CI readers look for (top-level tests only).
+	fmt.Fprintf(out, "\n%d passed, %d failed, %d skipped\n", counts["pass"], counts["fail"], counts["skip"])
 	if failed {
 		return 1
 	}

@@ -7,7 +7,8 @@ import (
 )
 
 // TestRun: package lines and failing tests' output pass through, passing
-// tests' chatter does not, the slowest come first, a failure exits 1.
+// tests' chatter does not, the slowest come first, the counts close it, a
+// failure exits 1.
 func TestRun(t *testing.T) {
 	in := `{"Action":"run","Package":"p","Test":"TestFast"}
 {"Action":"output","Package":"p","Test":"TestFast","Output":"=== RUN   TestFast\n"}
@@ -26,5 +27,8 @@ func TestRun(t *testing.T) {
 	want := "    x_test.go:9: boom\nFAIL\tp\t33.0s\n\n== slowest tests\n     30.5s  p TestSlow\n        2s  p TestBad\n      100ms  p TestFast\n"
 	if !strings.Contains(got, "boom") || strings.Contains(got, "=== RUN") || !strings.Contains(got, "30.5s  p TestSlow\n        2s  p TestBad") {
 		t.Errorf("output:\n%s\nwant like:\n%s", got, want)
+	}
+	if !strings.HasSuffix(got, "\n2 passed, 1 failed, 0 skipped\n") {
+		t.Errorf("output does not end with the count line:\n%s", got)
 	}
 }
