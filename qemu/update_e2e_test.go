@@ -424,9 +424,14 @@ func rootfsSize(t *testing.T, bun string) int64 {
 // QEMU, in the order an update passes them: the verify pass, the root
 // write, the boot files, and the arming.
 var powerCuts = []string{
+	"basalt: update: channel offers",
+	"basalt: update: verifying 25%",
 	"basalt: update: verifying 50%",
+	"basalt: update: verifying 75%",
 	"basalt: update: step verify ok",
+	"basalt: update: step disarm ok",
 	"basalt: update: downloading 25%",
+	"basalt: update: downloading 50%",
 	"basalt: update: downloading 75%",
 	"basalt: update: step write-root ok",
 	"basalt: update: step write-boot ok",
