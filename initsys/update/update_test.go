@@ -349,3 +349,29 @@ func TestApplyVerityArgs(t *testing.T) {
 		}
 	}
 }
+
+// `basalt-init update apply` talks to PID 1 over the socket: the reply
+// carries the result; a refused bundle comes back as an error.
+func TestSocketApply(t *testing.T) {
+	f := newFake(t, ab.BLSName)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sock := filepath.Join(t.TempDir(), "update.sock")
+	rebooted := make(chan struct{}, 1)
+	if err := f.u.Serve(ctx, sock, func() Options { return Options{} }, func() { rebooted <- struct{}{} }); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Ask(sock, Request{Source: makeBundle(t, "0.5.0", nil, key)}, time.Minute)
+	if err != nil || !strings.Contains(rep.Error, "lower than the running") {
+		t.Errorf("lower version: %+v %v", rep, err)
+	}
+	rep, err = Ask(sock, Request{Source: makeBundle(t, "1.1.0", nil, key), Reboot: true}, time.Minute)
+	if err != nil || rep.Error != "" || rep.Version != "1.1.0" || rep.Status.Phase != Written {
+		t.Fatalf("apply: %+v %v", rep, err)
+	}
+	select {
+	case <-rebooted:
+	case <-time.After(5 * time.Second):
+		t.Error("no reboot after apply --reboot")
+	}
+}
