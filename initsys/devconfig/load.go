@@ -234,7 +234,7 @@ func (r Result) Report() string {
 		fmt.Fprintf(&b, "config error: %s\n", e.Error())
 	}
 	for _, e := range r.Refused {
-		fmt.Fprintf(&b, "%sconfig refused: %s\n", contract.MarkerPrefix, e.Error())
+		fmt.Fprintf(&b, "config refused: %s\n", e.Error())
 	}
 	for _, w := range r.Warnings {
 		fmt.Fprintf(&b, "config warning: %s\n", w.Error())

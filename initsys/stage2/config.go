@@ -87,7 +87,7 @@ func (s *system) configSources() devconfig.Sources {
 		}
 	}
 	if err != nil {
-		fmt.Printf("basalt: config trust: %s: %v: every config source but the baked one is refused\n", config.TrustKeysFile, err)
+		say.Printf("config trust: %s: %v: every config source but the baked one is refused", config.TrustKeysFile, err)
 	}
 	return src
 }
