@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/basaltos/basalt/contract"
+	"github.com/basaltos/basalt/contract/verity"
 	"github.com/basaltos/basalt/image/disk"
 )
 
@@ -44,8 +45,13 @@ func TestE2EVerityRuntimeCorruption(t *testing.T) {
 	t.Logf("%s", expect(ctx, t, m, "verity: ROOT CORRUPT: a block of slot a's root did not match its hash tree"))
 }
 
-// flipAt flips one byte 100 bytes into the first place of root a that
-// holds pattern (the image is sparse: a raw search of root a's extent).
+// flipAt flips one byte of the first dm-verity block (4 KiB, aligned to the
+// partition's start) that begins at or after the first place of root a
+// holding pattern (the image is sparse: a raw search of root a's extent).
+// Aligned, because the block where the pattern starts also holds the end of
+// the file before it, which can be basalt-init's own: a flip there kills
+// PID 1 (seen on CI: SIGBUS, "Attempted to kill init!") instead of the
+// service.
 func flipAt(t *testing.T, img string, pattern []byte) {
 	t.Helper()
 	l, err := disk.Read(img)
@@ -62,7 +68,8 @@ func flipAt(t *testing.T, img string, pattern []byte) {
 			if i < 0 {
 				t.Fatalf("the service's bytes are not stored as is in %s", contract.PartRootA)
 			}
-			flipByte(t, img, int64(i)+100)
+			const block = verity.BlockSize
+			flipByte(t, img, (int64(i)+block-1)/block*block+100)
 			return
 		}
 	}
