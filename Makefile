@@ -21,14 +21,14 @@ INIT_ARCHES := amd64 arm64 armhf
 HOST_PKGS := qemu-system-x86 qemu-system-arm qemu-utils ovmf qemu-efi-aarch64 qemu-efi-arm \
 	u-boot-qemu u-boot-tools squashfs-tools gdisk dosfstools e2fsprogs mtools kmod cpio \
 	zstd xz-utils busybox-static systemd-boot-efi cryptsetup-bin fdisk \
-	gcc libc6-dev libseccomp-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
+	gcc libc6-dev libseccomp-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-linux-gnueabihf libc6-dev-armhf-cross sbsigntool openssl
 # One file per package that proves it is installed.
 HOST_CHECK := /usr/bin/qemu-system-x86_64 /usr/bin/qemu-system-aarch64 /usr/bin/qemu-img \
 	/usr/share/OVMF/OVMF_CODE_4M.fd /usr/share/AAVMF/AAVMF_CODE.fd /usr/share/AAVMF/AAVMF32_CODE.fd \
 	/usr/lib/u-boot/qemu_arm/u-boot.bin /usr/bin/mkimage /usr/bin/unsquashfs /usr/sbin/sgdisk \
 	/usr/sbin/fsck.vfat /usr/sbin/sfdisk /usr/sbin/e2fsck /usr/bin/mdir /usr/sbin/depmod /usr/bin/cpio \
 	/usr/bin/zstd /usr/bin/xz /bin/busybox /usr/lib/systemd/boot/efi/systemd-bootx64.efi \
-	/usr/sbin/veritysetup /usr/lib/x86_64-linux-gnu/libseccomp.a /usr/bin/aarch64-linux-gnu-gcc /usr/bin/arm-linux-gnueabihf-gcc
+	/usr/sbin/veritysetup /usr/lib/x86_64-linux-gnu/libseccomp.a /usr/bin/aarch64-linux-gnu-gcc /usr/bin/arm-linux-gnueabihf-gcc /usr/bin/sbverify /usr/bin/openssl
 
 .PHONY: all build deps demo test unit e2e e2e-k3s unit-run e2e-run testdata tour-inputs pi-inputs bench lint clean
 
