@@ -14,11 +14,11 @@ type Section struct {
 
 // Section characteristics.
 const (
-	scnCode      = 0x00000020
-	scnData      = 0x00000040
-	scnExecute   = 0x20000000
-	scnRead      = 0x40000000
-	dataSection  = scnData | scnRead
+	scnCode       = 0x00000020
+	scnData       = 0x00000040
+	scnExecute    = 0x20000000
+	scnRead       = 0x40000000
+	dataSection   = scnData | scnRead
 	kernelSection = scnCode | scnRead | scnExecute
 )
 
