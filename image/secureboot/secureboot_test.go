@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"debug/pe"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -245,7 +246,6 @@ func splitAuth(t *testing.T, b []byte) (stamp, p7, data []byte) {
 // PKCS#7 over name, vendor, attributes, timestamp and data with the
 // signer's certificate (and refuses another).
 func TestAuthVar(t *testing.T) {
-	openssl := testutil.NeedTool(t, "openssl")
 	sbvarsign := testutil.NeedTool(t, "sbvarsign")
 	kek, other := testSigners(t)
 	esl := SignatureList(other.Cert, GlobalVariable)
@@ -254,7 +254,7 @@ func TestAuthVar(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stamp, p7, data := splitAuth(t, auth)
+	stamp, _, data := splitAuth(t, auth)
 	if !bytes.Equal(data, esl) {
 		t.Fatal(".auth does not end with the signature list")
 	}
@@ -278,19 +278,73 @@ func TestAuthVar(t *testing.T) {
 		t.Errorf("sbvarsign's .auth splits differently from ours")
 	}
 
-	msg := append([]byte("d\x00b\x00"), DB.Vendor.Bytes()...)
+	if err := verifyAuth(t, DB, auth, kek); err != nil {
+		t.Errorf("openssl refused the .auth signature: %v", err)
+	}
+	if err := verifyAuth(t, DB, auth, other); err == nil {
+		t.Errorf("openssl accepted the .auth signature with another cert")
+	}
+}
+
+// verifyAuth checks an .auth file's PKCS#7 over name, vendor, attributes,
+// timestamp and data with openssl against the certificate of s.
+func verifyAuth(t *testing.T, v Var, auth []byte, s *Signer) error {
+	t.Helper()
+	openssl := testutil.NeedTool(t, "openssl")
+	stamp, p7, data := splitAuth(t, auth)
+	var msg []byte
+	for _, r := range v.Name {
+		msg = append(msg, byte(r), 0)
+	}
+	msg = append(msg, v.Vendor.Bytes()...)
 	msg = binary.LittleEndian.AppendUint32(msg, authAttributes)
-	msg = append(append(msg, stamp...), esl...)
-	msgFile, p7File := writeFile(t, "msg", msg), writeFile(t, "p7", p7)
-	verify := func(s *Signer) ([]byte, error) {
-		return exec.Command(openssl, "cms", "-verify", "-binary", "-inform", "DER", "-in", p7File, "-content", msgFile,
-			"-CAfile", writeFile(t, "ca.pem", s.CertPEM()), "-purpose", "any", "-out", os.DevNull).CombinedOutput()
+	msg = append(append(msg, stamp...), data...)
+	out, err := exec.Command(openssl, "cms", "-verify", "-binary", "-inform", "DER", "-in", writeFile(t, "p7", p7), "-content", writeFile(t, "msg", msg),
+		"-CAfile", writeFile(t, "ca.pem", s.CertPEM()), "-purpose", "any", "-out", os.DevNull).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%v: %s", err, out)
 	}
-	if out, err := verify(kek); err != nil {
-		t.Errorf("openssl refused the .auth signature: %v\n%s", err, out)
+	return nil
+}
+
+// TestKeySet: PK and KEK are signed by PK, db by KEK; each .auth carries
+// its own certificate's signature list; the keys and certs pair up.
+func TestKeySet(t *testing.T) {
+	files, err := KeySet("basalt test", time.Now())
+	if err != nil {
+		t.Fatal(err)
 	}
-	if out, err := verify(other); err == nil {
-		t.Errorf("openssl accepted the .auth signature with another cert:\n%s", out)
+	got := map[string]KeyFile{}
+	for _, f := range files {
+		got[f.Name] = f
+	}
+	signer := map[string]*Signer{}
+	for _, n := range []string{"PK", "KEK", "db"} {
+		s, err := ParseSigner(got[n+".key"].Data, got[n+".crt"].Data)
+		if err != nil {
+			t.Fatalf("%s: %v", n, err)
+		}
+		if !got[n+".key"].Secret || got[n+".crt"].Secret {
+			t.Errorf("%s: key secret %v, cert secret %v", n, got[n+".key"].Secret, got[n+".crt"].Secret)
+		}
+		signer[n] = s
+	}
+	for _, c := range []struct {
+		v  Var
+		by string
+	}{{PK, "PK"}, {KEK, "PK"}, {DB, "KEK"}} {
+		auth := got[c.v.Name+".auth"].Data
+		if _, _, data := splitAuth(t, auth); !bytes.Equal(data, got[c.v.Name+".esl"].Data) || !bytes.Contains(data, signer[c.v.Name].Cert.Raw) {
+			t.Errorf("%s.auth does not carry %s's signature list", c.v.Name, c.v.Name)
+		}
+		if err := verifyAuth(t, c.v, auth, signer[c.by]); err != nil {
+			t.Errorf("%s.auth not signed by %s: %v", c.v.Name, c.by, err)
+		}
+	}
+	for _, n := range AuthFiles {
+		if _, ok := got[n]; !ok {
+			t.Errorf("no %s", n)
+		}
 	}
 }
 
