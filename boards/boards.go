@@ -78,6 +78,9 @@ type Board struct {
 	// BootFiles are files from Debian packages copied onto the boot
 	// partition (systemd-boot, the Raspberry Pi firmware, U-Boot).
 	BootFiles []PackageFile `yaml:"bootFiles"`
+	// EFIStub is systemd's EFI stub a Secure Boot image builds each slot's
+	// unified kernel image from (To unused); nil: not a UEFI board.
+	EFIStub *PackageFile `yaml:"efiStub"`
 	// FirmwareConfig are the lines of the Raspberry Pi firmware's
 	// config.txt on boards where it chains to another loader (rpi3: U-Boot);
 	// with tryboot (rpi4, rpi5) contract/ab writes config.txt.

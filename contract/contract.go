@@ -65,7 +65,11 @@ const (
 	// A slot's boot files, inside SlotDir: KernelFile, InitrdFile, DTBDir/.
 	KernelFile = "vmlinuz"
 	InitrdFile = "initrd"
-	DTBDir     = "dtbs"
+	// UKIFile, inside SlotDir, is the slot's signed unified kernel image
+	// (Secure Boot images: EFI stub + kernel + initrd + command line, in
+	// place of KernelFile and InitrdFile).
+	UKIFile = "uki.efi"
+	DTBDir  = "dtbs"
 	// SlotArgsFile, inside a slot directory, holds the kernel arguments of
 	// that slot's content (its verity root) for boot.scr, as the U-Boot
 	// env text "basalt_args=ARGS"; systemd-boot entries carry them in

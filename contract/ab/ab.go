@@ -61,9 +61,16 @@ type Entry struct {
 	// "" with verity off). BLS appends them to the entry's options; U-Boot
 	// reads them from the slot's contract.SlotArgsFile.
 	Args string
+	// UKI: the slot boots its unified kernel image (contract.UKIFile,
+	// Secure Boot images), whose signed command line already holds
+	// Cmdline and Args; BLS entries then name it with "efi" and carry no
+	// options (systemd's stub ignores them under Secure Boot anyway).
+	UKI bool
 }
 
-func (e Entry) cmdline() string {
+// CommandLine is the slot's whole kernel command line: Cmdline with the
+// slot filled in, then Args.
+func (e Entry) CommandLine() string {
 	return strings.TrimSpace(strings.ReplaceAll(e.Cmdline, SlotPlaceholder, string(e.Slot)) + " " + e.Args)
 }
 

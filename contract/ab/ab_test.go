@@ -307,3 +307,34 @@ func TestBLSCommitWithoutBootCountPath(t *testing.T) {
 		t.Errorf("entries %v", got)
 	}
 }
+
+// TestBLSUKIEntry: a Secure Boot slot's entry boots its unified kernel
+// image with "efi" and no options (the command line is signed inside it);
+// arming and boot counting work on it as on linux entries.
+func TestBLSUKIEntry(t *testing.T) {
+	m := BLS{}
+	d := Dir(t.TempDir())
+	e := entry(contract.SlotA)
+	e.UKI, e.Args = true, "basalt.verity=00"
+	for _, f := range m.Initial(e) {
+		if err := d.WriteFile(f.Path, f.Data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, _ := d.ReadFile(blsEntries + "/basalt-a.conf")
+	if want := "title demo 1.0.a (slot a)\nversion 1\nsort-key basalt\nefi /a/" + contract.UKIFile + "\n"; string(b) != want {
+		t.Errorf("UKI entry:\n%s\nwant:\n%s", b, want)
+	}
+	eb := entry("b")
+	eb.UKI = true
+	if err := m.Arm(d, eb, 2); err != nil {
+		t.Fatal(err)
+	}
+	slot, bcp := bootBLS(t, d)
+	if err := m.Commit(d, Env{Booted: slot, BootCountPath: bcp}); err != nil || slot != "b" {
+		t.Fatalf("commit of the UKI trial (slot %s): %v", slot, err)
+	}
+	if b, _ := d.ReadFile(blsEntries + "/basalt-b.conf"); !strings.Contains(string(b), "efi /b/"+contract.UKIFile+"\n") || strings.Contains(string(b), "options") {
+		t.Errorf("committed UKI entry:\n%s", b)
+	}
+}

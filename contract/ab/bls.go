@@ -37,6 +37,19 @@ import (
 // entry of the slot first, so two entries never share an id.
 type BLS struct{}
 
+// BLSLoaderConf is systemd-boot's loader.conf, which BLS.Initial writes;
+// a Secure Boot image appends BLSEnrollForce to it.
+const BLSLoaderConf = blsLoader
+
+// BLSEnrollForce makes systemd-boot enroll the keys in /loader/keys/auto/
+// (PK.auth, KEK.auth, db.auth) when the firmware is in setup mode, without
+// asking (in a VM it never waits; on hardware it counts down 15 s first).
+const BLSEnrollForce = "secure-boot-enroll force\n"
+
+// BLSKeysDir is where systemd-boot looks for keys to enroll by itself
+// (only the directory named "auto" is enrolled without the menu).
+const BLSKeysDir = "loader/keys/auto"
+
 const (
 	blsEntries   = "loader/entries"
 	blsLoader    = "loader/loader.conf"
@@ -97,8 +110,12 @@ func blsFileName(slot contract.Slot, counter string) string {
 
 func blsEntryText(e Entry, gen int) []byte {
 	sd := contract.SlotDir(e.Slot)
+	if e.UKI {
+		return fmt.Appendf(nil, "title %s (slot %s)\nversion %d\nsort-key %s\nefi /%s/%s\n",
+			e.Title, e.Slot, gen, blsSortKey, sd, contract.UKIFile)
+	}
 	return fmt.Appendf(nil, "title %s (slot %s)\nversion %d\nsort-key %s\nlinux /%s/%s\ninitrd /%s/%s\noptions %s\n",
-		e.Title, e.Slot, gen, blsSortKey, sd, contract.KernelFile, sd, contract.InitrdFile, e.cmdline())
+		e.Title, e.Slot, gen, blsSortKey, sd, contract.KernelFile, sd, contract.InitrdFile, e.CommandLine())
 }
 
 // Initial implements Mechanism: loader.conf and the committed entry.

@@ -127,7 +127,7 @@ func (Tryboot) Initial(e Entry) []File {
 	return []File{
 		{Path: PiConfigFile, Data: PiConfig(e.Slot)},
 		{Path: PiTrybootFile, Data: PiConfig(e.Slot)},
-		{Path: contract.SlotDir(e.Slot) + "/" + PiCmdlineFile, Data: []byte(e.cmdline() + "\n")},
+		{Path: contract.SlotDir(e.Slot) + "/" + PiCmdlineFile, Data: []byte(e.CommandLine() + "\n")},
 	}
 }
 
@@ -202,7 +202,7 @@ func (m Tryboot) Arm(d Dir, e Entry, tries int) error {
 	if c == e.Slot {
 		return fmt.Errorf("slot %s is the committed slot: it cannot go on trial", e.Slot)
 	}
-	if err := writeFile(d, contract.SlotDir(e.Slot)+"/"+PiCmdlineFile, []byte(e.cmdline()+"\n")); err != nil {
+	if err := writeFile(d, contract.SlotDir(e.Slot)+"/"+PiCmdlineFile, []byte(e.CommandLine()+"\n")); err != nil {
 		return err
 	}
 	return writeFile(d, PiTrybootFile, withPrefix(cfg, e.Slot))

@@ -95,11 +95,27 @@ func slotArgs(vp *cv.Params) string {
 func bootTree(s *spec.Spec, b *boards.Board, r *resolved, initrd string, vp *cv.Params, epoch int64) (*tree.Tree, error) {
 	t := tree.New(epoch)
 	sd := contract.SlotDir(contract.SlotA)
-	if err := t.AddHostFile(sd+"/"+contract.KernelFile, r.kernel.Vmlinuz, 0o644); err != nil {
-		return nil, fmt.Errorf("kernel: %w", err)
-	}
-	if err := t.AddHostFile(sd+"/"+contract.InitrdFile, initrd, 0o644); err != nil {
-		return nil, err
+	bootFiles := r.boot
+	if r.sb != nil {
+		// Secure Boot: the slot boots one signed UKI; systemd-boot is
+		// signed, and the keys to enroll go along.
+		uki, err := slotUKI(s, b, r, initrd, vp, contract.SlotA)
+		if err != nil {
+			return nil, fmt.Errorf("unified kernel image: %w", err)
+		}
+		if err := t.AddBytes(sd+"/"+contract.UKIFile, 0o644, uki); err != nil {
+			return nil, err
+		}
+		if bootFiles, err = r.sb.bootFiles(r.boot); err != nil {
+			return nil, err
+		}
+	} else {
+		if err := t.AddHostFile(sd+"/"+contract.KernelFile, r.kernel.Vmlinuz, 0o644); err != nil {
+			return nil, fmt.Errorf("kernel: %w", err)
+		}
+		if err := t.AddHostFile(sd+"/"+contract.InitrdFile, initrd, 0o644); err != nil {
+			return nil, err
+		}
 	}
 	if err := t.AddBytes(sd+"/"+contract.BootVersionFile, 0o644, []byte(s.Version+"\n")); err != nil {
 		return nil, err
@@ -132,13 +148,16 @@ func bootTree(s *spec.Spec, b *boards.Board, r *resolved, initrd string, vp *cv.
 	if err != nil {
 		return nil, fmt.Errorf("board %s: %w", b.Name, err)
 	}
-	for _, f := range m.Initial(ab.Entry{Slot: contract.SlotA, Title: s.Name + " " + s.Version, Version: s.Version, Cmdline: cmdline(b, ab.SlotPlaceholder), Args: slotArgs(vp)}) {
+	for _, f := range m.Initial(ab.Entry{Slot: contract.SlotA, Title: s.Name + " " + s.Version, Version: s.Version, Cmdline: cmdline(b, ab.SlotPlaceholder), Args: slotArgs(vp), UKI: r.sb != nil}) {
+		if f.Path == ab.BLSLoaderConf && r.sb != nil && len(r.sb.enroll) > 0 {
+			f.Data = append(f.Data, ab.BLSEnrollForce...)
+		}
 		if err := t.AddBytes(f.Path, 0o644, f.Data); err != nil {
 			return nil, err
 		}
 	}
 	// systemd-boot, or the Pi firmware (and U-Boot on rpi3).
-	for _, f := range r.boot {
+	for _, f := range bootFiles {
 		if err := t.AddBytes(f.To, 0o644, f.Data); err != nil {
 			return nil, err
 		}

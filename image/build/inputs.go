@@ -111,8 +111,9 @@ type resolved struct {
 	boot    []bootFile
 	busybox []byte // nil: no shell in the image
 	zones   *zoneFiles
-	caCerts []byte   // the CA bundle (k3s images), nil: none
-	k3s     *k3sRoot // nil: orchestrator kind none
+	sb      *signedBoot // nil: no Secure Boot
+	caCerts []byte      // the CA bundle (k3s images), nil: none
+	k3s     *k3sRoot    // nil: orchestrator kind none
 	list    []Input
 }
 
@@ -120,7 +121,7 @@ type resolved struct {
 // spec s: its kernel (unless the spec names a local one), the packages of
 // its boot files (unless the spec overrides the bootloader), busybox-static
 // when the image gets a shell, tzdata when it carries time zones and
-// ca-certificates when it runs k3s.
+// ca-certificates when it runs k3s, the EFI stub's package with Secure Boot.
 // `basalt build` and `basalt fetch` both resolve exactly this list, so a
 // fetch followed by `build --offline` finds everything in the cache.
 func DebianInputs(s *spec.Spec, b *boards.Board) []debian.Input {
@@ -141,6 +142,9 @@ func DebianInputs(s *spec.Spec, b *boards.Board) []debian.Input {
 		for _, f := range b.BootFiles { // systemd-boot, raspi-firmware, u-boot-rpi
 			add(debian.Input{Name: f.Package})
 		}
+	}
+	if s.SecureBoot != nil && s.SecureBoot.Stub == "" && b.EFIStub != nil {
+		add(debian.Input{Name: b.EFIStub.Package}) // systemd-boot-efi: its linux*.efi.stub
 	}
 	if needsShell(s) {
 		add(debian.Input{Name: busyboxPackage})
@@ -243,6 +247,12 @@ func (in *inputs) resolve(b *boards.Board) (*resolved, error) {
 	}
 	if f, ok := debs[caPackage]; ok {
 		if r.caCerts, err = readCACerts(f); err != nil {
+			return nil, err
+		}
+	}
+
+	if in.s.SecureBoot != nil {
+		if err := resolveSecureBoot(in.s, b, debs, r); err != nil {
 			return nil, err
 		}
 	}

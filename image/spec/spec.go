@@ -29,6 +29,7 @@ type Spec struct {
 	Disk        Disk                        `yaml:"disk,omitempty" desc:"Partition and disk sizes."`
 	ConfigTrust string                      `yaml:"configTrust,omitempty" enum:"any,signed" desc:"Which device config sources the device merges: any (every source, as documented), or signed: config.yaml, drop-ins and NoCloud seeds only with a valid detached signature (FILE.sig, basalt config sign) by a configKey, and only basalt.hostname, basalt.fqdn and basalt.timezone from the kernel command line; the rest is refused and reported."`
 	ConfigKey   Files                       `yaml:"configKey,omitempty" desc:"With configTrust: signed, host file (or list) with the ed25519 public keys (PEM, from basalt keygen) config sources must be signed by; baked into the root."`
+	SecureBoot  *SecureBoot                 `yaml:"secureBoot,omitempty" desc:"Sign the UEFI boot chain for Secure Boot: each slot boots a unified kernel image (systemd's EFI stub + kernel + initrd + command line with the slot's verity root hash) signed with the db key, and systemd-boot is signed too. UEFI boards only."`
 	Verity      string                      `yaml:"verity,omitempty" enum:"on,off" desc:"dm-verity on each root slot: a hash tree after the squashfs, its root hash on the kernel command line; the device mounts the slot only through it. off: no tree, no check (a flipped bit is read as data)."`
 
 	Config   *DeviceConfig `yaml:"config,omitempty" desc:"Device config baked into the image (/etc/basalt/config.yaml), the first source the device merges: the keys of a kind: DeviceConfig document (hostname, users, ssh_authorized_keys, write_files, ntp, network, cluster, update, registries; see docs/config.md)."`
@@ -68,6 +69,15 @@ type BootloaderSource struct {
 	Deb    string `yaml:"deb,omitempty" desc:"Local .deb holding the board's bootloader file (e.g. systemd-boot-efi)."`
 	File   string `yaml:"file,omitempty" desc:"Local bootloader binary (e.g. systemd-bootx64.efi)."`
 	SHA256 string `yaml:"sha256,omitempty" desc:"Expected sha256 (hex) of deb or file."`
+}
+
+// SecureBoot names the key the boot chain is signed with: dir, or key and
+// cert.
+type SecureBoot struct {
+	Dir  string `yaml:"dir,omitempty" desc:"Key directory from basalt keygen --secure-boot: signs with its db.key and db.crt, and puts its PK.auth, KEK.auth and db.auth in the image's /loader/keys/auto/, which systemd-boot enrolls on first boot while the firmware is in setup mode (loader.conf secure-boot-enroll force)."`
+	Key  string `yaml:"key,omitempty" desc:"PEM RSA private key to sign with (instead of dir; the firmware must already trust its certificate: nothing is enrolled)."`
+	Cert string `yaml:"cert,omitempty" desc:"With key: its PEM X.509 certificate."`
+	Stub string `yaml:"stub,omitempty" desc:"Local systemd EFI stub (linuxx64.efi.stub, linuxaa64.efi.stub); default: from the board's Debian package systemd-boot-efi, fetched and locked like the kernel."`
 }
 
 // Debian names the package source.

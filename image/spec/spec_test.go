@@ -42,7 +42,7 @@ func TestParseErrors(t *testing.T) {
 		{"empty", "", []string{"F: empty spec (want apiVersion, kind, name, version, boards)"}},
 		{"syntax", head + "boards: [a, b\n", []string{"F:5: did not find expected ',' or ']'"}},
 		{"unknown keys all at once", head + "boards: [qemu-x86_64]\nbord: x\ndisk:\n  bot: 1MiB\n", []string{
-			"F:6: .bord: unknown key (allowed: apiVersion, kind, name, version, boards, kernel, bootloader, debian, overlays, disk, configTrust, configKey, verity, config, services, debug, timezones, orchestrator, images, manifests, update)",
+			"F:6: .bord: unknown key (allowed: apiVersion, kind, name, version, boards, kernel, bootloader, debian, overlays, disk, configTrust, configKey, secureBoot, verity, config, services, debug, timezones, orchestrator, images, manifests, update)",
 			"F:8: .disk.bot: unknown key (allowed: boot, rootSlot, data, total)",
 		}},
 		{"missing required", "apiVersion: basalt.dev/v1alpha1\nkind: Image\n", []string{
@@ -133,6 +133,17 @@ func TestParseErrors(t *testing.T) {
 			"F:6: .orchestrator: kind none takes no version, path, mirror or airgap",
 			"F:7: .manifests: manifests need orchestrator kind k3s (set orchestrator: {kind: k3s, version: ...})",
 			"F:7: .manifests[0].path: D/m.yaml: no such file or directory",
+		}},
+		{"secure boot on a Pi, key without cert", head + "boards: [rpi4]\nsecureBoot:\n  key: db.key\n", []string{
+			`F:5: .boards[0]: board "rpi4" boots with rpi-firmware: secureBoot needs a UEFI board (allowed: pc-x86_64, qemu-arm64, qemu-x86_64, uefi-arm64)`,
+			"F:6: .secureBoot: want dir (from basalt keygen --secure-boot) or both key and cert (PEM RSA key and its certificate)",
+		}},
+		{"secure boot dir and key", head + "boards: [qemu-x86_64]\nsecureBoot: {dir: sb, key: k}\n", []string{
+			"F:6: .secureBoot: want dir (from basalt keygen --secure-boot) or key and cert, not both",
+		}},
+		{"secure boot dir missing", head + "boards: [qemu-x86_64]\nsecureBoot:\n  dir: sb\n  stub: no.stub\n", []string{
+			"F:7: .secureBoot.dir: D/sb: no such file or directory",
+			"F:8: .secureBoot.stub: D/no.stub: no such file or directory",
 		}},
 		{"orchestrator kind", head + "boards: [qemu-x86_64]\norchestrator: {kind: k8s}\n", []string{
 			`F:6: .orchestrator.kind: "k8s" is not allowed (allowed: k3s, none)`,

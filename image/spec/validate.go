@@ -16,6 +16,7 @@ import (
 
 	"github.com/basaltos/basalt/boards"
 	"github.com/basaltos/basalt/image/disk"
+	"github.com/basaltos/basalt/image/secureboot"
 )
 
 var (
@@ -334,6 +335,64 @@ func (c *checker) later() {
 		c.errf(".configKey", "only used with configTrust: signed")
 	}
 	c.keyFiles(".configKey", s.ConfigKey)
+	if s.SecureBoot != nil {
+		c.secureBoot(s.SecureBoot)
+	}
+}
+
+// secureBoot checks the signing key pair and that every board boots
+// through UEFI (systemd-boot).
+func (c *checker) secureBoot(sb *SecureBoot) {
+	p := ".secureBoot"
+	for i, name := range c.s.Boards {
+		if b, err := boards.Get(name); err == nil && b.EFIStub == nil {
+			c.errf(fmt.Sprintf(".boards[%d]", i), "board %q boots with %s: secureBoot needs a UEFI board (allowed: %s)", name, b.Bootloader, strings.Join(uefiBoards(), ", "))
+		}
+	}
+	defer c.file(p+".stub", sb.Stub, wantFile)
+	key, cert, kp := sb.Key, sb.Cert, p+".key"
+	switch {
+	case sb.Dir != "" && (sb.Key != "" || sb.Cert != ""):
+		c.errf(p, "want dir (from basalt keygen --secure-boot) or key and cert, not both")
+		return
+	case sb.Dir != "":
+		c.file(p+".dir", sb.Dir, wantDir)
+		if fi, err := os.Stat(c.s.Resolve(sb.Dir)); err != nil || !fi.IsDir() {
+			return
+		}
+		for _, n := range append([]string{secureboot.DBKeyFile, secureboot.DBCertFile}, secureboot.AuthFiles...) {
+			c.file(p+".dir", filepath.Join(sb.Dir, n), wantFile)
+		}
+		key, cert, kp = filepath.Join(sb.Dir, secureboot.DBKeyFile), filepath.Join(sb.Dir, secureboot.DBCertFile), p+".dir"
+	case sb.Key == "" || sb.Cert == "":
+		c.errf(p, "want dir (from basalt keygen --secure-boot) or both key and cert (PEM RSA key and its certificate)")
+		return
+	default:
+		c.file(kp, key, wantFile)
+		c.file(p+".cert", cert, wantFile)
+	}
+	kb, kerr := os.ReadFile(c.s.Resolve(key))
+	cb, cerr := os.ReadFile(c.s.Resolve(cert))
+	if kerr != nil || cerr != nil {
+		return // reported above
+	}
+	if _, err := secureboot.ParseSigner(kb, cb); err != nil {
+		c.errf(kp, "%s, %s: %v", c.s.Resolve(key), c.s.Resolve(cert), err)
+	}
+	if c.s.Verity == VerityOff {
+		c.warnf(p, "with verity: off the signature covers the kernel, initrd and command line but not the root filesystem")
+	}
+}
+
+// uefiBoards are the boards that boot through systemd-boot with an EFI stub.
+func uefiBoards() []string {
+	var out []string
+	for _, n := range boards.Names() {
+		if b, err := boards.Get(n); err == nil && b.EFIStub != nil {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // keyFiles checks files of PEM ed25519 public keys at YAML path p.
