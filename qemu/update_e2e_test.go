@@ -3,6 +3,7 @@
 package qemu_test
 
 import (
+	"archive/tar"
 	"bufio"
 	"bytes"
 	"context"
@@ -45,9 +46,9 @@ const (
 )
 
 // updateSpec builds version v of a small image for board, trusting
-// updateKey, polling the channel on the host (guestfwd) with one trial
-// boot and a 20 s health gate; extra YAML is appended (services).
-func updateSpec(t *testing.T, dir, board, v, extra string) *spec.Spec {
+// updateKey, polling the channel on the host (guestfwd) with tries trial
+// boots and a 20 s health gate; extra YAML is appended (services).
+func updateSpec(t testing.TB, dir, board, v, extra string, tries int) *spec.Spec {
 	t.Helper()
 	b, err := boards.Get(board)
 	if err != nil {
@@ -66,8 +67,8 @@ kernel:
 update:
   publicKey: update.pub
 config:
-  update: {channel: "http://%s:%d/stable", interval: 1m, tries: 1, health_timeout: 20s, push: ":%d"}
-`, v, board, board, k, k, qemu.GuestHost, channelPort, pushPort)
+  update: {channel: "http://%s:%d/stable", interval: 1m, tries: %d, health_timeout: 20s, push: ":%d"}
+`, v, board, board, k, k, qemu.GuestHost, channelPort, tries, pushPort)
 	if efi, ok := sdBoot[board]; ok {
 		abs, _ := filepath.Abs(efi)
 		testutil.NeedFile(t, abs, "make testdata (scripts/testkernel.sh unpacks systemd-boot-efi of the arch)")
@@ -82,11 +83,18 @@ config:
 	return s
 }
 
-// buildVersion builds version v and returns the image and the signed bundle.
-func buildVersion(t *testing.T, board, v, extra string) (img, bun string) {
+// buildVersion builds version v (one trial boot) and returns the image and
+// the signed bundle.
+func buildVersion(t testing.TB, board, v, extra string) (img, bun string) {
+	t.Helper()
+	return buildVersionTries(t, board, v, extra, 1)
+}
+
+// buildVersionTries is buildVersion with tries trial boots.
+func buildVersionTries(t testing.TB, board, v, extra string, tries int) (img, bun string) {
 	t.Helper()
 	dir := t.TempDir()
-	s := updateSpec(t, dir, board, v, extra)
+	s := updateSpec(t, dir, board, v, extra, tries)
 	arts, err := build.Build(context.Background(), s, build.Options{OutDir: filepath.Join(dir, "out"), Offline: true, CacheDir: filepath.Join(dir, "cache"), SignKey: updateKey})
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +108,7 @@ type channel struct {
 	port int
 }
 
-func serveChannel(t *testing.T) *channel {
+func serveChannel(t testing.TB) *channel {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "basalt")
 	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/basalt").CombinedOutput(); err != nil {
@@ -149,7 +157,7 @@ func (c *channel) publish(t *testing.T, bun string) {
 
 // bootDisk boots img (written in place: reboots and power cuts keep its
 // state) with the channel reachable at GuestHost:channelPort.
-func bootDisk(ctx context.Context, t *testing.T, board, img string, c *channel) *qemu.Machine {
+func bootDisk(ctx context.Context, t testing.TB, board, img string, c *channel) *qemu.Machine {
 	t.Helper()
 	b, _ := boards.Get(board)
 	testutil.NeedTool(t, b.QEMU.Binary)
@@ -184,6 +192,7 @@ func TestE2EUpdate(t *testing.T) {
 			t0 := time.Now()
 			verified := step(ctx, t, m, "basalt: update: step verify ok")
 			written := step(ctx, t, m, "basalt: update: step write-root ok")
+			booted := step(ctx, t, m, "basalt: update: step write-boot ok")
 			step(ctx, t, m, "basalt: update: slot b armed for trial: upd 1.1.0, 1 tries")
 			step(ctx, t, m, contract.RootMountedMarker(contract.SlotB))
 			step(ctx, t, m, "basalt: update: slot b (1.1.0) booted on trial")
@@ -192,9 +201,12 @@ func TestE2EUpdate(t *testing.T) {
 			log := m.Log()
 			fi, _ := os.Stat(v2)
 			root := rootfsSize(t, v2)
-			t.Logf("%s: bundle %d bytes, rootfs %d bytes (bundle/root %.3f); verify pass: %d ms; root write: %d ms (%.1f MB/s); download start to commit %.1f s",
+			t.Logf("%s: bundle %d bytes, rootfs %d bytes (bundle/root %.3f); head check: %d ms; root download+write: %d ms (%.1f MB/s); boot files: %d ms; download start to commit %.1f s",
 				board, fi.Size(), root, float64(fi.Size())/float64(root), stepMs(verified), stepMs(written),
-				float64(root)/(1<<20)/(float64(stepMs(written))/1000), commit.Seconds())
+				float64(root)/(1<<20)/(float64(stepMs(written))/1000), stepMs(booted), commit.Seconds())
+			if n := strings.Count(log, "basalt: update: step verify ok"); n != 1 {
+				t.Errorf("%d verify steps, want one pass", n)
+			}
 			stop(m)
 			if strings.Count(log, "basalt: new machine id") != 1 {
 				t.Errorf("slot b made a new machine id: data of v1 lost (v1: %s)", id)
@@ -302,11 +314,19 @@ func rewriteBundle(t *testing.T, src string, k ed25519.PrivateKey, mod func(*bun
 
 // TestE2EUpdateRefused pushes bundles the device must refuse before any
 // write, through its push endpoint (each names a bundle on the channel
-// server): a bad signature, an unknown key, a flipped payload byte, the
-// wrong board, a lower version. Slot b and the boot partition are
-// byte-identical afterwards.
+// server), on a BLS board and on the U-Boot state file board: a bad
+// signature, an unknown key, the wrong board, a lower version. Slot b and
+// the boot partition are byte-identical afterwards. Last, a bundle with a
+// rootfs byte flipped after signing: its head verifies, so the rootfs
+// streams into slot b and the hash at its end refuses it; slot b stays
+// unarmed.
 func TestE2EUpdateRefused(t *testing.T) {
-	board := "qemu-x86_64"
+	for _, board := range []string{"qemu-x86_64", "qemu-armv7"} {
+		t.Run(board, func(t *testing.T) { testRefused(t, board) })
+	}
+}
+
+func testRefused(t *testing.T, board string) {
 	img, _ := buildVersion(t, board, "1.0.0", "")
 	_, v2 := buildVersion(t, board, "1.1.0", "")
 	c := serveChannel(t) // empty channel: the device pulls nothing
@@ -328,13 +348,15 @@ func TestE2EUpdateRefused(t *testing.T) {
 	os.WriteFile(p, sig, 0o644)
 	add("bad-signature", p, "signature does not verify")
 	add("unknown-key", rewriteBundle(t, v2, other, keep), "signature does not verify")
+	wrong := "qemu-arm64"
+	add("wrong-board", rewriteBundle(t, v2, updateKey, func(m *bundle.Manifest, _ map[string][]byte) { m.Board = wrong }), "bundle is for board "+wrong)
+	add("lower-version", rewriteBundle(t, v2, updateKey, func(m *bundle.Manifest, _ map[string][]byte) { m.Version = "0.9.0" }), "lower than the running 1.0.0")
 	flip := bytes.Clone(raw)
-	flip[len(flip)/3] ^= 0x10 // inside the rootfs payload
 	p = filepath.Join(t.TempDir(), "flip.bundle")
+	at := rootfsOffset(t, v2) + rootfsSize(t, v2)/2 // inside the rootfs payload
+	flip[at] ^= 0x10
 	os.WriteFile(p, flip, 0o644)
 	add("flipped-byte", p, "does not match the signed manifest")
-	add("wrong-board", rewriteBundle(t, v2, updateKey, func(m *bundle.Manifest, _ map[string][]byte) { m.Board = "qemu-arm64" }), "bundle is for board qemu-arm64")
-	add("lower-version", rewriteBundle(t, v2, updateKey, func(m *bundle.Manifest, _ map[string][]byte) { m.Version = "0.9.0" }), "lower than the running 1.0.0")
 
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	hostPush := l.Addr().(*net.TCPAddr).Port
@@ -342,6 +364,7 @@ func TestE2EUpdateRefused(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), updateDeadline)
 	defer cancel()
 	b, _ := boards.Get(board)
+	testutil.NeedTool(t, b.QEMU.Binary)
 	m, err := qemu.Start(ctx, qemu.Config{Board: b, Image: img, Format: qemu.Raw, Net: qemu.Net{User: true,
 		Forwards: []qemu.Forward{{Proto: "tcp", HostPort: hostPush, GuestPort: pushPort}},
 		ToHost:   []qemu.ToHost{{GuestPort: channelPort, HostPort: c.port}}}})
@@ -352,7 +375,7 @@ func TestE2EUpdateRefused(t *testing.T) {
 	step(ctx, t, m, "basalt: update: push endpoint on")
 	step(ctx, t, m, "basalt: step update-state ok")
 	before := partSums(t, img)
-	for _, name := range []string{"bad-signature", "unknown-key", "flipped-byte", "wrong-board", "lower-version"} {
+	pushRefused := func(name string) string {
 		tc := bad[name]
 		rep := push(t, hostPush, fmt.Sprintf("http://%s:%d/%s", qemu.GuestHost, channelPort, tc.file))
 		if !strings.Contains(rep, "refused") || !strings.Contains(rep, tc.want) {
@@ -360,16 +383,53 @@ func TestE2EUpdateRefused(t *testing.T) {
 		} else {
 			t.Logf("%s: %s", name, strings.TrimSpace(rep))
 		}
+		return rep
+	}
+	for _, name := range []string{"bad-signature", "unknown-key", "wrong-board", "lower-version"} {
+		pushRefused(name)
+	}
+	// The device wrote nothing (QEMU writes through to the image file).
+	mid := partSums(t, img)
+	if strings.Contains(m.Log(), "update: step disarm") {
+		t.Errorf("a refused bundle got past the verify step:\n%s", m.Log())
+	}
+	// Its slot b is disarmed before the write (a fresh image's spare b
+	// loses its entry), written, and left unarmed.
+	if rep := pushRefused("flipped-byte"); !strings.Contains(rep, "stays unarmed") || !strings.Contains(rep, `"ab":"committed a"`) {
+		t.Errorf("flipped-byte: reply %s: want the slot unarmed (A/B state committed a)", rep)
 	}
 	stop(m)
-	after := partSums(t, img)
 	for _, part := range []string{contract.PartBoot, contract.PartRootB} {
-		if before[part] != after[part] {
-			t.Errorf("%s changed: %s -> %s", part, before[part], after[part])
+		if before[part] != mid[part] {
+			t.Errorf("%s changed by a refused bundle: %s -> %s", part, before[part], mid[part])
 		}
 	}
-	if strings.Contains(m.Log(), "armed for trial") || strings.Contains(m.Log(), "update: step disarm") {
-		t.Errorf("a refused bundle got past the verify step:\n%s", m.Log())
+	if strings.Contains(m.Log(), "armed for trial") || strings.Count(m.Log(), "update: step write-root failed") != 1 {
+		t.Errorf("want one failed root write and no arming:\n%s", m.Log())
+	}
+}
+
+// rootfsOffset is where a bundle's rootfs payload starts in the file.
+func rootfsOffset(t *testing.T, bun string) int64 {
+	t.Helper()
+	f, err := os.Open(bun)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			t.Fatalf("%s: no %s member: %v", bun, bundle.RootFS, err)
+		}
+		if h.Name == bundle.RootFS {
+			off, err := f.Seek(0, io.SeekCurrent)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return off
+		}
 	}
 }
 
@@ -414,59 +474,80 @@ func stepMs(line string) int {
 }
 
 // rootfsSize is the size of a bundle's rootfs payload.
-func rootfsSize(t *testing.T, bun string) int64 {
+func rootfsSize(t testing.TB, bun string) int64 {
 	t.Helper()
 	p, _ := openBundle(t, bun).Manifest().Payload(bundle.RootFS)
 	return p.Size
 }
 
 // powerCuts are the console lines after which TestE2EUpdatePowerCuts kills
-// QEMU, in the order an update passes them: the verify pass, the root
-// write, the boot files, and the arming.
+// QEMU, in the order an update passes them: the bundle's head, the
+// download of the rootfs streamed into slot b (the progress lines count
+// the whole bundle: the rootfs is its first ~60%), the boot files (staged
+// as NAME.new, then renamed into place), the arming, and two of the three
+// trial boots (each one a try the loader counted down).
 var powerCuts = []string{
 	"basalt: update: channel offers",
-	"basalt: update: verifying 25%",
-	"basalt: update: verifying 50%",
-	"basalt: update: verifying 75%",
+	"basalt: update: applying upd 1.1.0 into slot b",
 	"basalt: update: step verify ok",
 	"basalt: update: step disarm ok",
-	"basalt: update: downloading 25%",
+	"basalt: update: downloading 10%",
+	"basalt: update: downloading 20%",
+	"basalt: update: downloading 30%",
+	"basalt: update: downloading 40%",
 	"basalt: update: downloading 50%",
-	"basalt: update: downloading 75%",
 	"basalt: update: step write-root ok",
+	"basalt: update: downloading 60%",
+	"basalt: update: downloading 70%",
+	"basalt: update: wrote b/vmlinuz.new",
+	"basalt: update: downloading 80%",
+	"basalt: update: downloading 90%",
+	"basalt: update: wrote b/initrd.new",
 	"basalt: update: step write-boot ok",
 	"basalt: update: slot b armed for trial",
+	trialCut,
+	trialCut,
 }
+
+// trialCut cuts a trial boot of slot b before its health gate passes.
+const trialCut = "basalt: update: slot b (1.1.0) booted on trial"
 
 // TestE2EUpdatePowerCuts cuts the power (kills QEMU) at each point of
 // powerCuts in turn, boots again each time, and checks that the device
-// comes up on a good slot (a, until b is armed) and applies again, until
-// the update is committed.
+// comes up on a good slot (a until b is armed, then b on trial) and applies
+// again, until the update is committed on the last of 3 trial boots. Each
+// boot is one cut: the apply a boot starts again is the next cut's.
 func TestE2EUpdatePowerCuts(t *testing.T) {
 	board := "qemu-x86_64"
-	img, _ := buildVersion(t, board, "1.0.0", "")
-	_, v2 := buildVersion(t, board, "1.1.0", "")
+	img, _ := buildVersionTries(t, board, "1.0.0", "", 3)
+	_, v2 := buildVersionTries(t, board, "1.1.0", "", 3)
 	c := serveChannel(t)
 	c.publish(t, v2)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*updateDeadline)
 	defer cancel()
+	t0 := time.Now()
+	slot := contract.SlotA
 	for i, cut := range powerCuts {
 		m := bootDisk(ctx, t, board, img, c)
-		step(ctx, t, m, contract.RootMountedMarker(contract.SlotA))
-		step(ctx, t, m, cut)
+		step(ctx, t, m, contract.RootMountedMarker(slot))
+		line := step(ctx, t, m, cut)
 		stop(m)
-		t.Logf("power cut %d after %q", i+1, cut)
+		t.Logf("power cut %d after %q", i+1, strings.TrimSpace(line))
+		if strings.Contains(cut, "armed for trial") {
+			slot = contract.SlotB
+		}
 	}
-	// The last cut came after arming: slot b is tried and commits.
+	// The last cut came on b's second trial boot: the third commits.
 	m := bootDisk(ctx, t, board, img, c)
 	step(ctx, t, m, contract.RootMountedMarker(contract.SlotB))
 	step(ctx, t, m, "basalt: update: committed 1.1.0 in slot b")
-	t.Logf("%d power cuts, then committed", len(powerCuts))
+	stop(m)
+	t.Logf("%d power cuts, then committed (%.0f s)", len(powerCuts), time.Since(t0).Seconds())
 }
 
 // openBundle opens a test bundle, verified with the test key (closed at
 // the test's end).
-func openBundle(t *testing.T, path string) *bundle.Reader {
+func openBundle(t testing.TB, path string) *bundle.Reader {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -486,7 +567,7 @@ func openBundle(t *testing.T, path string) *bundle.Reader {
 const stepDeadline = 6 * time.Minute
 
 // step waits for the next console line with marker, at most stepDeadline.
-func step(ctx context.Context, t *testing.T, m *qemu.Machine, marker string) string {
+func step(ctx context.Context, t testing.TB, m *qemu.Machine, marker string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, stepDeadline)
 	defer cancel()

@@ -1,7 +1,6 @@
 package update
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -70,20 +69,22 @@ func (u *Updater) check(m bundle.Manifest, o Options, rootSize int64, st ab.Stat
 }
 
 // Apply installs the bundle at src (a file or an http(s) URL) into the
-// other slot and arms a trial boot of it. It returns the manifest.
+// other slot and arms a trial boot of it, in one streaming pass over the
+// bundle (one download): the signed head (manifest and signature) is
+// checked before any write, then the rootfs streams into the slot while
+// it is hashed, then the boot files. It returns the manifest.
 func (u *Updater) Apply(ctx context.Context, src string, o Options) (bundle.Manifest, error) {
 	u.op.Lock()
 	defer u.op.Unlock()
 	target := u.d.Booted.Other()
 	var (
-		m      bundle.Manifest
-		raw    []byte
-		r      *bundle.Reader
-		closer io.Closer
+		m  bundle.Manifest
+		r  *bundle.Reader
+		rc io.ReadCloser
 	)
 	defer func() {
-		if closer != nil {
-			closer.Close()
+		if rc != nil {
+			rc.Close()
 		}
 	}()
 	if len(u.d.Keys) == 0 {
@@ -91,59 +92,39 @@ func (u *Updater) Apply(ctx context.Context, src string, o Options) (bundle.Mani
 		u.setPhase(Failed, "", "", err.Error())
 		return m, err
 	}
-	// open starts one streaming pass over the bundle.
-	open := func(phase Phase) (*bundle.Reader, error) {
-		if closer != nil {
-			closer.Close()
-		}
-		rc, size, err := openSource(ctx, src)
-		if err != nil {
-			return nil, err
-		}
-		closer = rc
-		pr := &progress{r: rc, total: size, report: func(pct int) {
-			u.set(func(rec *record) { rec.Status.Phase, rec.Status.Percent = phase, pct }, false)
-			if pct%25 == 0 {
-				u.logf("%s %d%%", phase, pct)
-			}
-		}}
-		return bundle.Open(pr, u.d.Keys)
-	}
 	steps := []boot.Step{
 		{Name: "verify", Essential: true, Run: func() error {
+			// Reads only the bundle's head: no payload byte before the
+			// signature, board, compat, version and fit are checked.
 			u.setPhase(Verifying, "", target, "")
+			var size int64
 			var err error
-			if r, err = open(Verifying); err != nil {
+			if rc, size, err = openSource(ctx, src); err != nil {
+				return err
+			}
+			pr := &progress{r: rc, total: size, report: u.progress}
+			if r, err = bundle.Open(pr, u.d.Keys); err != nil {
 				return refusef("%v", err)
 			}
-			m, raw = r.Manifest(), r.RawManifest()
+			m = r.Manifest()
 			var st ab.State
 			if err := u.withBoot(func(d ab.Dir) (err error) { st, err = u.mech.State(d, u.env()); return err }); err != nil {
 				return err
 			}
-			size, err := deviceSize(u.d.RootDev[target])
+			devSize, err := deviceSize(u.d.RootDev[target])
 			if err != nil {
 				return err
 			}
-			if err := u.check(m, o, size, st); err != nil {
+			if err := u.check(m, o, devSize, st); err != nil {
 				return err
 			}
 			u.logf("applying %s %s into slot %s", m.Image, m.Version, target)
-			for {
-				_, pr, err := r.Next()
-				if err == io.EOF {
-					return nil
-				}
-				if err == nil {
-					_, err = io.Copy(io.Discard, pr)
-				}
-				if err != nil {
-					return refusef("%v", err)
-				}
-			}
+			return nil
 		}},
 		{Name: "disarm", Essential: true, Run: func() error {
-			// From here on the other slot is not bootable by default until armed.
+			// From here on the other slot is not bootable by default until
+			// armed. With no entry or trial of it (a fresh image, a
+			// failed apply) the boot partition is not written.
 			return u.withBoot(func(d ab.Dir) error {
 				if err := u.mech.Disarm(d, target); err != nil {
 					return err
@@ -153,32 +134,35 @@ func (u *Updater) Apply(ctx context.Context, src string, o Options) (bundle.Mani
 		}},
 		{Name: "write-root", Essential: true, Run: func() error {
 			u.setPhase(Downloading, m.Version, target, "")
-			var err error
-			if r, err = open(Downloading); err != nil {
-				return err
-			}
-			if !bytes.Equal(r.RawManifest(), raw) {
-				return errors.New("the bundle changed between the verifying and the writing pass")
-			}
 			p, pr, err := r.Next()
 			if err != nil {
-				return err
+				return payloadErr(err)
 			}
 			if p.Name != bundle.RootFS {
 				return fmt.Errorf("first payload %s, want %s", p.Name, bundle.RootFS)
 			}
-			return writeDevice(u.d.RootDev[target], pr)
+			return payloadErr(writeDevice(u.d.RootDev[target], pr))
 		}},
 		{Name: "write-boot", Essential: true, Run: func() error {
 			return u.withBoot(func(d ab.Dir) error {
+				// Each payload goes to NAME.new first; only when all of them
+				// hashed right do they replace the slot's boot files, so a
+				// bad one leaves every boot file as it was.
 				sd := contract.SlotDir(target)
+				var names []string
+				staged := func(err error) error {
+					for _, n := range names {
+						d.Remove(n + stagedSuffix)
+					}
+					return err
+				}
 				for {
 					p, pr, err := r.Next()
 					if err == io.EOF {
 						break
 					}
 					if err != nil {
-						return err
+						return staged(payloadErr(err))
 					}
 					name := sd + "/" + contract.KernelFile
 					switch p.Kind {
@@ -187,10 +171,19 @@ func (u *Updater) Apply(ctx context.Context, src string, o Options) (bundle.Mani
 					case bundle.DTB:
 						name = sd + "/" + contract.DTBDir + "/" + path.Clean(strings.TrimPrefix(p.Name, bundle.DTBPrefix))
 					case bundle.RootFS:
-						return fmt.Errorf("a second %s payload", bundle.RootFS)
+						return staged(fmt.Errorf("a second %s payload", bundle.RootFS))
 					}
-					if err := d.WriteFrom(name, pr); err != nil {
-						return fmt.Errorf("%s: %w", name, err)
+					if err := d.WriteFrom(name+stagedSuffix, pr); err != nil {
+						return staged(payloadErr(fmt.Errorf("%s: %w", name, err)))
+					}
+					if p.Kind != bundle.DTB {
+						u.logf("wrote %s (%d bytes)", name+stagedSuffix, p.Size)
+					}
+					names = append(names, name)
+				}
+				for _, name := range names {
+					if err := d.Rename(name+stagedSuffix, name); err != nil {
+						return err
 					}
 				}
 				return d.WriteFile(sd+"/"+contract.BootVersionFile, []byte(m.Version+"\n"))
@@ -231,6 +224,18 @@ func (u *Updater) Apply(ctx context.Context, src string, o Options) (bundle.Mani
 	}
 	u.Refresh()
 	return m, nil
+}
+
+// stagedSuffix names a boot file written but not yet in place.
+const stagedSuffix = ".new"
+
+// payloadErr makes a payload that does not match the signed manifest a
+// refusal: the slot it was streamed into stays unarmed.
+func payloadErr(err error) error {
+	if errors.Is(err, bundle.ErrHash) {
+		return fmt.Errorf("%w: %w (the slot stays unarmed)", ErrRefused, err)
+	}
+	return err
 }
 
 // deviceSize is the size of a block device (or file) by seeking to its end.
@@ -314,12 +319,16 @@ func writeDevice(dev string, r io.Reader) error {
 	return f.Close()
 }
 
-// onlyWriter hides os.File's ReadFrom, so CopyBuffer uses the big buffer.
-type onlyWriter struct{ w io.Writer }
+// progress puts the share of the bundle read so far in the status; the
+// console gets a line every 10% (power-cut tests cut at them).
+func (u *Updater) progress(pct int) {
+	u.set(func(rec *record) { rec.Status.Percent = pct }, false)
+	if pct%10 == 0 && pct < 100 {
+		u.logf("downloading %d%%", pct)
+	}
+}
 
-func (o onlyWriter) Write(b []byte) (int, error) { return o.w.Write(b) }
-
-// progress counts bytes read and reports whole percents.
+// progress counts bytes read and reports each whole percent it passes.
 type progress struct {
 	r      io.Reader
 	total  int64
@@ -332,9 +341,9 @@ func (p *progress) Read(b []byte) (int, error) {
 	n, err := p.r.Read(b)
 	p.n += int64(n)
 	if p.total > 0 {
-		if pct := int(p.n * 100 / p.total); pct != p.last {
-			p.last = pct
-			p.report(pct)
+		for pct := int(p.n * 100 / p.total); p.last < pct; {
+			p.last++
+			p.report(p.last)
 		}
 	}
 	return n, err

@@ -6,10 +6,11 @@
 //
 // Every operation is a named sequence of steps (apply: verify, disarm,
 // write root, write boot files, arm), so the console and the status say
-// which one failed. Nothing is written before the bundle's signature,
-// board, compat and version are checked and every payload hashed once
-// (the first of two streaming passes); the second pass writes while it
-// hashes again, so the bytes written are the bytes verified.
+// which one failed. Apply is one streaming pass over the bundle (one
+// download): nothing is written before the signed head (manifest and
+// signature) is verified and the bundle's board, compat and version are
+// checked; the rootfs is then hashed as it is written, and a payload whose
+// sha256 differs from the signed one leaves the slot unarmed.
 package update
 
 import (

@@ -9,8 +9,11 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -178,14 +181,6 @@ func TestApplyTrialCommit(t *testing.T) {
 
 func TestApplyRefusedBeforeAnyWrite(t *testing.T) {
 	other := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{8}, 32))
-	flipped := func(t *testing.T) string {
-		p := makeBundle(t, "1.1.0", nil, key)
-		b, _ := os.ReadFile(p)
-		i := bytes.Index(b, rootfs[:100])
-		b[i+len(rootfs)-10] ^= 0x40
-		os.WriteFile(p, b, 0o644)
-		return p
-	}
 	for name, tc := range map[string]struct {
 		bundle func(*testing.T) string
 		want   string
@@ -198,9 +193,8 @@ func TestApplyRefusedBeforeAnyWrite(t *testing.T) {
 			os.WriteFile(p, b, 0o644)
 			return p
 		}, "signature does not verify"},
-		"unknown key":          {func(t *testing.T) string { return makeBundle(t, "1.1.0", nil, other) }, "signature does not verify"},
-		"unsigned":             {func(t *testing.T) string { return makeBundle(t, "1.1.0", nil, nil) }, "not signed"},
-		"flipped payload byte": {flipped, "sha256"},
+		"unknown key": {func(t *testing.T) string { return makeBundle(t, "1.1.0", nil, other) }, "signature does not verify"},
+		"unsigned":    {func(t *testing.T) string { return makeBundle(t, "1.1.0", nil, nil) }, "not signed"},
 		"wrong board": {func(t *testing.T) string {
 			return makeBundle(t, "1.1.0", func(m *bundle.Manifest) { m.Board = "qemu-armv7" }, key)
 		}, "for board qemu-armv7"},
@@ -240,6 +234,76 @@ func TestApplyRefusedBeforeAnyWrite(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// A payload byte flipped after signing is found when the payload's hash is
+// compared at its end, in the one streaming pass: the rootfs was streamed
+// into slot b, but b is not armed, its boot files and the whole boot
+// partition are untouched, and the bundle counts as refused.
+func TestApplyFlippedPayloadByte(t *testing.T) {
+	for name, at := range map[string]func(b []byte) int{
+		"rootfs": func(b []byte) int { return bytes.Index(b, rootfs[:100]) + len(rootfs) - 10 },
+		"initrd": func(b []byte) int { return bytes.Index(b, []byte("new initrd")) + 3 },
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFake(t, ab.BLSName)
+			p := makeBundle(t, "1.1.0", nil, key)
+			b, _ := os.ReadFile(p)
+			b[at(b)] ^= 0x40
+			os.WriteFile(p, b, 0o644)
+			before := f.snapshot(t)
+			_, err := f.u.Apply(context.Background(), p, Options{})
+			if !errors.Is(err, ErrRefused) || !errors.Is(err, bundle.ErrHash) || !strings.Contains(err.Error(), "stays unarmed") {
+				t.Fatalf("error %v, want a refusal for the payload's hash", err)
+			}
+			after := f.snapshot(t)
+			for p, h := range before {
+				if after[p] != h && p != f.root["b"] {
+					t.Errorf("%s changed", p)
+				}
+			}
+			if len(after) != len(before) {
+				t.Errorf("files %d -> %d", len(before), len(after))
+			}
+			if st := f.u.Status(); st.Phase != Failed || strings.Contains(st.AB, "trial") {
+				t.Errorf("status %+v", st)
+			}
+		})
+	}
+}
+
+// An http(s) bundle is downloaded once: a transfer broken in the rootfs
+// resumes with a Range request (If-Range: the ETag) and the apply goes on.
+func TestApplyURLOneDownload(t *testing.T) {
+	f := newFake(t, ab.BLSName)
+	b, _ := os.ReadFile(makeBundle(t, "1.1.0", nil, key))
+	var full, ranged int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("ETag", `"v1"`)
+		if r.Header.Get("Range") == "" {
+			full++
+			// Cut the first transfer in the middle of the rootfs.
+			w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+			w.WriteHeader(http.StatusOK)
+			w.Write(b[:len(b)/2])
+			panic(http.ErrAbortHandler)
+		}
+		ranged++
+		http.ServeContent(w, r, "b.bundle", time.Time{}, bytes.NewReader(b))
+	}))
+	defer srv.Close()
+	if _, err := f.u.Apply(context.Background(), srv.URL+"/b.bundle", Options{}); err != nil {
+		t.Fatalf("%v\n%s", err, f.console.String())
+	}
+	if full != 1 || ranged != 1 {
+		t.Errorf("%d full and %d ranged GETs, want one of each", full, ranged)
+	}
+	if got, _ := os.ReadFile(f.root["b"]); !bytes.HasPrefix(got, rootfs) {
+		t.Error("slot b does not hold the new root")
+	}
+	if !strings.Contains(f.console.String(), "update: downloading 50%") {
+		t.Errorf("no progress lines:\n%s", f.console.String())
+	}
 }
 
 func TestHealthGateFailsThenRollback(t *testing.T) {
