@@ -83,7 +83,7 @@ type Board struct {
 	EFIStub *PackageFile `yaml:"efiStub"`
 	// FirmwareConfig are the lines of the Raspberry Pi firmware's
 	// config.txt on boards where it chains to another loader (rpi3: U-Boot);
-	// with tryboot (rpi4, rpi5) contract/ab writes config.txt.
+	// with tryboot (rpi4-tryboot) contract/ab writes config.txt.
 	FirmwareConfig []string `yaml:"firmwareConfig"`
 	// DTBs lists device trees (paths under the kernel's dtbs dir) to install.
 	DTBs []string `yaml:"dtbs"`

@@ -56,7 +56,7 @@ func TestUnknownBoardListsKnown(t *testing.T) {
 	if err == nil {
 		t.Fatal("want error")
 	}
-	if got := err.Error(); got != `unknown board "nope" (known: pc-x86_64, qemu-arm64, qemu-armv7, qemu-x86_64, rpi3, rpi4, rpi5, uefi-arm64)` {
+	if got := err.Error(); got != `unknown board "nope" (known: pc-x86_64, qemu-arm64, qemu-armv7, qemu-x86_64, rpi3, rpi4, rpi4-tryboot, rpi5, uefi-arm64)` {
 		t.Errorf("error: %s", got)
 	}
 }

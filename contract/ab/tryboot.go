@@ -12,7 +12,7 @@ import (
 	"github.com/basaltos/basalt/contract"
 )
 
-// TrybootName is the Raspberry Pi firmware's tryboot mechanism (rpi4, rpi5).
+// TrybootName is the Raspberry Pi firmware's tryboot mechanism (rpi4-tryboot).
 const TrybootName = "rpi-tryboot"
 
 // Tryboot is the Raspberry Pi firmware's one-shot trial boot. The boot FAT

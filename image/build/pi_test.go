@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/basaltos/basalt/contract/ab"
+	"github.com/basaltos/basalt/image/cache"
 	"github.com/basaltos/basalt/image/disk"
 	"github.com/basaltos/basalt/image/spec"
 	"github.com/basaltos/basalt/internal/testutil"
@@ -41,22 +42,35 @@ func mtype(t *testing.T, fat, name string) string {
 	return run(t, "mtype", "-i", fat, "::/"+name)
 }
 
-// TestBuildPiBoards builds rpi3, rpi4 and rpi5 from trixie (offline) and
-// checks each with the real tools: the MBR (sfdisk --verify, types, active
-// boot partition, the derived disk id), the boot FAT (fsck.vfat -n), the
-// firmware files and the A/B files (config.txt, tryboot.txt, cmdline.txt
-// per slot; boot.scr on rpi3); then a second build gives the same bytes.
+// TestBuildPiBoards builds rpi3, rpi4, rpi5 and rpi4-tryboot from trixie
+// (offline) and checks each with the real tools: the MBR (sfdisk --verify,
+// types, active boot partition, the derived disk id), the boot FAT
+// (fsck.vfat -n), the firmware and U-Boot files and the A/B files
+// (config.txt and boot.scr chaining to U-Boot; config.txt, tryboot.txt and
+// cmdline.txt per slot for tryboot); then a second build gives the same bytes.
 func TestBuildPiBoards(t *testing.T) {
 	sfdisk := testutil.NeedTool(t, "sfdisk")
 	testutil.NeedTool(t, "mtype")
 	dir := t.TempDir()
 	s, cacheDir := piSpec(t, dir)
+	// rpi4-tryboot is not in the example: it takes rpi4's Debian inputs
+	// (the same packages, U-Boot unused).
+	lockPath := filepath.Join(dir, "basalt.lock")
+	lock, err := cache.ReadLock(lockPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock.Boards["rpi4-tryboot"] = lock.Boards["rpi4"]
+	if err := lock.Write(lockPath); err != nil {
+		t.Fatal(err)
+	}
+	s.Boards = append(s.Boards, "rpi4-tryboot")
 	o := Options{OutDir: filepath.Join(dir, "out"), CacheDir: cacheDir, Offline: true}
 	arts, err := Build(context.Background(), s, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(arts) != 3 {
+	if len(arts) != 4 {
 		t.Fatalf("artifacts %v", arts)
 	}
 	for _, a := range arts {
@@ -101,30 +115,45 @@ func TestBuildPiBoards(t *testing.T) {
 					}
 				}
 			}
+			uboot := map[string]string{"rpi3": "bcm2837-rpi-3-b.dtb", "rpi4": "bcm2711-rpi-4-b.dtb", "rpi5": "bcm2712-rpi-5-b.dtb"}
 			switch a.Board {
 			case "rpi3":
-				has("bootcode.bin", "start.elf", "fixup.dat", "u-boot.bin", "boot.scr", "basalt/state.txt",
-					"bcm2837-rpi-3-b.dtb", "a/dtbs/broadcom/bcm2837-rpi-3-b.dtb", "a/vmlinuz", "a/initrd")
+				has("bootcode.bin", "start.elf", "fixup.dat")
+			case "rpi4", "rpi4-tryboot":
+				has("start4.elf", "fixup4.dat")
+			}
+			if dtb, ok := uboot[a.Board]; ok {
+				// The firmware loads U-Boot with the tree at the FAT's root;
+				// U-Boot's boot.scr loads the slot's kernel, ${fdtfile} tree
+				// and initrd.
+				has("u-boot.bin", "boot.scr", "basalt/state.txt", dtb, "a/dtbs/broadcom/"+dtb, "a/vmlinuz", "a/initrd")
 				if cfg := mtype(t, fat, "config.txt"); !strings.Contains(cfg, "\nkernel=u-boot.bin\n") || !strings.Contains(cfg, "\narm_64bit=1\n") {
 					t.Errorf("config.txt:\n%s", cfg)
 				}
 				if scr := mtype(t, fat, "boot.scr"); !strings.Contains(scr, "booti ${kernel_addr_r}") || !strings.Contains(scr, "cgroup_enable=memory") {
 					t.Errorf("boot.scr:\n%s", scr)
 				}
-			case "rpi4":
-				has("start4.elf", "fixup4.dat", "a/bcm2711-rpi-4-b.dtb", "a/vmlinuz", "a/initrd")
-			case "rpi5":
-				has("a/bcm2712-rpi-5-b.dtb", "a/vmlinuz", "a/initrd")
-			}
-			if a.Board != "rpi3" {
-				if cfg, tb := mtype(t, fat, "config.txt"), mtype(t, fat, "tryboot.txt"); cfg != string(ab.PiConfig("a")) || tb != cfg {
-					t.Errorf("config.txt:\n%s\ntryboot.txt:\n%s\nwant both booting slot a:\n%s", cfg, tb, ab.PiConfig("a"))
+				if st := mtype(t, fat, "basalt/state.txt"); st != string(ab.StateText("a", "", 0)) {
+					t.Errorf("basalt/state.txt %q", st)
 				}
-				cmdline := mtype(t, fat, "a/cmdline.txt")
-				for _, want := range []string{"basalt.slot=a ", "cgroup_memory=1 cgroup_enable=memory", "panic=10"} {
-					if !strings.Contains(cmdline, want) {
-						t.Errorf("a/cmdline.txt %q lacks %q", cmdline, want)
-					}
+				if a.Board == "rpi3" {
+					return
+				}
+				// rpi4 and rpi5 carry the same U-Boot (rpi_arm64), the one
+				// the raspi3b boot tests run from the rpi4 image.
+				if u4, u5 := mtype(t, fat, "u-boot.bin"), ubootOf(t, arts, "rpi5"); u4 != u5 {
+					t.Errorf("%s and rpi5 carry different U-Boot binaries", a.Board)
+				}
+				return
+			}
+			has("a/bcm2711-rpi-4-b.dtb", "a/vmlinuz", "a/initrd")
+			if cfg, tb := mtype(t, fat, "config.txt"), mtype(t, fat, "tryboot.txt"); cfg != string(ab.PiConfig("a")) || tb != cfg {
+				t.Errorf("config.txt:\n%s\ntryboot.txt:\n%s\nwant both booting slot a:\n%s", cfg, tb, ab.PiConfig("a"))
+			}
+			cmdline := mtype(t, fat, "a/cmdline.txt")
+			for _, want := range []string{"basalt.slot=a ", "cgroup_memory=1 cgroup_enable=memory", "panic=10"} {
+				if !strings.Contains(cmdline, want) {
+					t.Errorf("a/cmdline.txt %q lacks %q", cmdline, want)
 				}
 			}
 		})
@@ -140,4 +169,21 @@ func TestBuildPiBoards(t *testing.T) {
 			t.Errorf("%s: second build %s, first %s: not reproducible", a.Board, arts2[i].SHA256, a.SHA256)
 		}
 	}
+}
+
+// ubootOf is u-boot.bin of board's image among arts.
+func ubootOf(t *testing.T, arts []Artifact, board string) string {
+	t.Helper()
+	for _, a := range arts {
+		if a.Board != board {
+			continue
+		}
+		l, err := disk.Read(a.Image)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return mtype(t, extract(t, a.Image, l.Partitions[0]), "u-boot.bin")
+	}
+	t.Fatalf("no %s image", board)
+	return ""
 }

@@ -71,7 +71,7 @@ func TestParseErrors(t *testing.T) {
 			"disk: {boot: 32MiB, rootSlot: 100MiB, data: 64MiB, total: 200MiB}\n", []string{
 			`F:3: .name: "Demo_1": want lower-case letters, digits and '-', starting with a letter, at most 63 bytes`,
 			`F:4: .version: "v1": want MAJOR.MINOR.PATCH with optional -PRERELEASE and +BUILD, e.g. 1.4.0`,
-			`F:5: .boards[1]: unknown board "rpi9" (allowed: pc-x86_64, qemu-arm64, qemu-armv7, qemu-x86_64, rpi3, rpi4, rpi5, uefi-arm64)`,
+			`F:5: .boards[1]: unknown board "rpi9" (allowed: pc-x86_64, qemu-arm64, qemu-armv7, qemu-x86_64, rpi3, rpi4, rpi4-tryboot, rpi5, uefi-arm64)`,
 			`F:5: .boards[2]: board "qemu-x86_64" listed twice`,
 			`F:8: .kernel.qemu-armv7: vmlinuz needs modules (the lib/modules directory of that kernel)`,
 			`F:8: .kernel.qemu-armv7.vmlinuz: D/nope/vmlinuz: no such file or directory`,
@@ -90,7 +90,7 @@ func TestParseErrors(t *testing.T) {
 		}},
 		{"structural and semantic in one pass", "apiVersion: basalt.dev/v1alpha1\nkind: Image\nname: Bad_Name\nversion: 1.0.0\nboards: [rpi9]\ndisk: {bot: 1MiB}\n", []string{
 			`F:3: .name: "Bad_Name": want lower-case letters, digits and '-', starting with a letter, at most 63 bytes`,
-			`F:5: .boards[0]: unknown board "rpi9" (allowed: pc-x86_64, qemu-arm64, qemu-armv7, qemu-x86_64, rpi3, rpi4, rpi5, uefi-arm64)`,
+			`F:5: .boards[0]: unknown board "rpi9" (allowed: pc-x86_64, qemu-arm64, qemu-armv7, qemu-x86_64, rpi3, rpi4, rpi4-tryboot, rpi5, uefi-arm64)`,
 			"F:6: .disk.bot: unknown key (allowed: boot, rootSlot, data, total)",
 		}},
 		{"config section, with the spec's lines", head + "boards: [qemu-x86_64]\nconfig:\n  hostname: \"not a host\"\n  # a comment\n  ntp: {servers: [\"\"]}\n  users:\n    - name: ops\n      shel: /bin/sh\ndisk: {data: 64MiB}\n", []string{

@@ -1,8 +1,8 @@
 // Package pimodel is a MODEL of the Raspberry Pi firmware's slot choice,
 // for tests: QEMU cannot run the Pi 4/5 firmware, so the A/B tests of the
-// tryboot mechanism (contract/ab Tryboot) and the rpi4/rpi5 boot test boot
-// what this model picks. It is what the Raspberry Pi documentation says
-// the firmware does, not the firmware:
+// tryboot mechanism (contract/ab Tryboot, board rpi4-tryboot) run against
+// this model. It is what the Raspberry Pi documentation says the firmware
+// does, not the firmware:
 //
 //   - a reboot with the argument "0 tryboot" sets a one-shot flag (kept in
 //     the PM registers across the reboot, not on the card); the next boot
