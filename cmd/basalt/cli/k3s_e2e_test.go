@@ -5,15 +5,11 @@ package cli
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -97,11 +94,12 @@ func (r *k3sRig) basalt(t *testing.T, args ...string) string {
 }
 
 // image builds a qemu-x86_64 k3s image whose baked config is cfg (the
-// config: section, indented by two) and returns it.
-func (r *k3sRig) image(t *testing.T, cfg string) string {
+// config: section, indented by two) and returns it; top is more top-level
+// spec.
+func (r *k3sRig) image(t *testing.T, top, cfg string) string {
 	dir := t.TempDir()
 	spec := "apiVersion: basalt.dev/v1alpha1\nkind: Image\nname: k3s-e2e\nversion: 0.1.0\nboards: [qemu-x86_64]\n" +
-		"debian: {suite: bookworm}\norchestrator: {kind: k3s}\n"
+		"debian: {suite: bookworm}\norchestrator: {kind: k3s}\n" + top
 	if cfg != "" {
 		spec += "config:\n" + cfg
 	}
@@ -146,31 +144,6 @@ func (r *k3sRig) start(t *testing.T, c qemu.Config) (*qemu.Machine, context.Cont
 	return m, ctx
 }
 
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// sshKey makes a key pair: the authorized_keys line and the private key file.
-func sshKey(t *testing.T) (string, string, ssh.Signer) {
-	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	signer, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	blk, err := ssh.MarshalPrivateKey(priv, "k3s-e2e")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), "id_ed25519")
-	os.WriteFile(p, pem.EncodeToMemory(blk), 0o600)
-	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey()))), p, signer
-}
-
 // sshRun runs cmd on the device as root and returns its output.
 func sshRun(addr string, signer ssh.Signer, cmd string) (string, error) {
 	c, err := ssh.Dial("tcp", addr, &ssh.ClientConfig{User: "root", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
@@ -186,15 +159,6 @@ func sshRun(addr string, signer ssh.Signer, cmd string) (string, error) {
 	defer s.Close()
 	out, err := s.CombinedOutput(cmd)
 	return string(out), err
-}
-
-func expect(t *testing.T, ctx context.Context, m *qemu.Machine, markers ...string) {
-	t.Helper()
-	for _, mk := range markers {
-		if _, err := m.Expect(ctx, mk); err != nil {
-			t.Fatalf("waiting for %q: %v\nconsole:\n%s", mk, err, m.Log())
-		}
-	}
 }
 
 // expectSeen waits until each marker is somewhere on the console, in any
@@ -255,29 +219,70 @@ func readyz(kc []byte) (string, error) {
 
 const staticNet = "network:\n  interfaces:\n    eth0: {addresses: [10.0.2.15/24], gateway4: 10.0.2.2, dhcp4: false}\n"
 
-// TestE2EK3sServer: a k3s server image (SQLite default) boots to ready and
-// k3s (here: whatever $BASALT_K3S is) becomes healthy: the console marker,
-// `basalt-init status`, and from the host `basalt kubeconfig` over SSH,
-// rewritten to the forwarded port, reads /readyz with the admin
-// certificate. After `basalt-init reboot` the node comes back with the
-// same /etc/rancher/node/password and is healthy again (its identity
-// survives).
+// qemuCLI runs `basalt qemu ARGS` in the background until the test ends
+// (SIGTERM: basalt stops QEMU) and returns its console.
+func (r *k3sRig) qemuCLI(t *testing.T, args ...string) (*consoleLines, context.Context) {
+	ctx, cancel := context.WithTimeout(context.Background(), r.deadline)
+	w := newConsoleLines()
+	cmd := exec.Command(r.bin, append([]string{"qemu"}, args...)...)
+	cmd.Env, cmd.Stdout, cmd.Stderr = r.env, w, w
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			cmd.Process.Signal(syscall.SIGTERM)
+		case <-done:
+		}
+	}()
+	go func() { cmd.Wait(); close(done); cancel() }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("console:\n%s", w.String())
+		}
+	})
+	return w, ctx
+}
+
+// TestE2EK3sServer: a k3s server image (SQLite default) started with
+// `basalt qemu --name` boots to ready and k3s (here: whatever $BASALT_K3S
+// is) becomes healthy: the console marker, `basalt-init status`, and from
+// the host `basalt kubeconfig --qemu` (the forwarded SSH, the root key
+// basalt qemu seeded, the server address rewritten to the forwarded API
+// port) reads /readyz with the admin certificate. After `basalt-init
+// reboot` the node comes back with the same /etc/rancher/node/password and
+// is healthy again (its identity survives).
 func TestE2EK3sServer(t *testing.T) {
 	r := newK3sRig(t)
-	pub, keyFile, signer := sshKey(t)
-	img := r.image(t, "  users: [{name: root, ssh_authorized_keys: [\""+pub+"\"]}]\n")
-	c := r.base(t, img)
-	sshPort, apiPort := freePort(t), freePort(t)
-	c.Net = qemu.Net{User: true, Forwards: []qemu.Forward{{Proto: "tcp", HostPort: sshPort, GuestPort: 22}, {Proto: "tcp", HostPort: apiPort, GuestPort: 6443}}}
-	c.ExtraDrives = []string{seedImage(t, "hostname: k3s-e2e\n"+staticNet)}
-	m, ctx := r.start(t, c)
-	expect(t, ctx, m, contract.MarkerReady)
+	img := r.image(t, "debug: {shell: true}\n", "  hostname: k3s-e2e\n  "+strings.ReplaceAll(strings.TrimSuffix(staticNet, "\n"), "\n", "\n  ")+"\n")
+	state := filepath.Join(t.TempDir(), "k3s-e2e")
+	w, ctx := r.qemuCLI(t, img, "--name", state, "--disk-size", "2G", "--memory", fmt.Sprint(r.memory), "--accel", "tcg")
+	w.expect(t, ctx, contract.MarkerReady)
 	if r.orchestrator {
-		expectSeen(t, ctx, m, "test-orchestrator: host contract: all checks passed (node k3s-e2e, ip 10.0.2.15)",
-			"test-orchestrator: node k3s-e2e registered (new node password)")
+		expectAnywhere(t, ctx, w, "test-orchestrator: host contract: all checks passed (node k3s-e2e, ip 10.0.2.15)")
+		expectAnywhere(t, ctx, w, "test-orchestrator: node k3s-e2e registered (new node password)")
 	}
-	expectSeen(t, ctx, m, contract.MarkerOrchestratorReady+" (k3s server)")
-	addr := fmt.Sprintf("127.0.0.1:%d", sshPort)
+	expectAnywhere(t, ctx, w, contract.MarkerOrchestratorReady+" (k3s server)")
+	st, err := readVMState(state)
+	if err != nil || st.Key == "" {
+		t.Fatalf("basalt qemu --name state: %v %+v", err, st)
+	}
+	key, _ := os.ReadFile(st.Key)
+	signer, err := ssh.ParsePrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := st.Nodes[0].SSH
 	status, err := sshRun(addr, signer, "/sbin/basalt-init status")
 	if err != nil || !strings.Contains(status, "orchestrator: ready") {
 		t.Fatalf("basalt-init status: %v\n%s", err, status)
@@ -287,7 +292,7 @@ func TestE2EK3sServer(t *testing.T) {
 		t.Fatalf("node password: %v %q", err, pw1)
 	}
 	kc := filepath.Join(t.TempDir(), "kubeconfig")
-	r.basalt(t, "kubeconfig", "--ssh", "root@"+addr, "-i", keyFile, "--server", fmt.Sprintf("https://127.0.0.1:%d", apiPort), "-o", kc)
+	r.basalt(t, "kubeconfig", "--qemu", state, "-o", kc)
 	if fi, err := os.Stat(kc); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("kubeconfig %s: %v %v, want 0600", kc, fi.Mode(), err)
 	}
@@ -296,14 +301,14 @@ func TestE2EK3sServer(t *testing.T) {
 	if err != nil || got != "200 OK ok" {
 		t.Fatalf("GET /readyz from the host with the fetched kubeconfig: %q %v", got, err)
 	}
-	t.Logf("host: /readyz through basalt kubeconfig: %s; status:\n%s", got, status)
+	t.Logf("host: /readyz through basalt kubeconfig --qemu: %s; status:\n%s", got, status)
 
 	sshRun(addr, signer, "/sbin/basalt-init reboot") // the session may end with the reboot
-	expect(t, ctx, m, "basalt: reboot now", contract.MarkerReady)
+	w.expect(t, ctx, "basalt: reboot now", contract.MarkerReady)
 	if r.orchestrator {
-		expectSeen(t, ctx, m, "test-orchestrator: node k3s-e2e rejoined with its node password (identity kept)")
+		expectAnywhere(t, ctx, w, "test-orchestrator: node k3s-e2e rejoined with its node password (identity kept)")
 	}
-	expect(t, ctx, m, contract.MarkerOrchestratorReady+" (k3s server)")
+	w.expect(t, ctx, "basalt: reboot now", contract.MarkerOrchestratorReady+" (k3s server)")
 	pw2, err := sshRun(addr, signer, "cat "+contract.K3sNodePassword)
 	if err != nil || pw2 != pw1 {
 		t.Fatalf("node password after reboot: %q (%v), before %q", pw2, err, pw1)
@@ -316,7 +321,7 @@ func TestE2EK3sServer(t *testing.T) {
 // backoff.
 func TestE2EK3sNoDefaultRoute(t *testing.T) {
 	r := newK3sRig(t)
-	c := r.base(t, r.image(t, ""))
+	c := r.base(t, r.image(t, "", ""))
 	c.Net = qemu.Net{User: true}
 	c.ExtraDrives = []string{seedImage(t, "network:\n  interfaces:\n    eth0: {addresses: [10.0.2.15/24], dhcp4: false}\n")}
 	m, ctx := r.start(t, c)
@@ -375,14 +380,17 @@ func (c *consoleLines) expect(t *testing.T, ctx context.Context, markers ...stri
 	}
 }
 
-// startCluster boots nodes on one hub like `basalt qemu --cluster`.
-func (r *k3sRig) startCluster(t *testing.T, img string, nodes []clusterNode) (*consoleLines, context.Context) {
-	ctx, cancel := context.WithTimeout(context.Background(), r.deadline)
+// startCluster boots nodes on one hub like `basalt qemu --cluster`, with
+// one TCG CPU and the rig's memory each (three VMs share two host cores),
+// and returns the consoles and the cluster's state directory.
+func (r *k3sRig) startCluster(t *testing.T, img string, nodes []clusterNode) (*consoleLines, context.Context, string) {
+	ctx, cancel := context.WithTimeout(context.Background(), r.deadline+time.Duration(len(nodes)-1)*3*time.Minute)
 	w := newConsoleLines()
 	done := make(chan error, 1)
 	c := r.base(t, img)
-	c.Memory = min(c.Memory, 768)
-	go func() { done <- runCluster(ctx, c, nodes, w) }()
+	c.Memory, c.SMP = min(c.Memory, 768), 1
+	state := filepath.Join(t.TempDir(), "state")
+	go func() { done <- runCluster(ctx, c, nodes, w, state) }()
 	t.Cleanup(func() {
 		cancel()
 		<-done
@@ -390,25 +398,85 @@ func (r *k3sRig) startCluster(t *testing.T, img string, nodes []clusterNode) (*c
 			t.Logf("consoles:\n%s", w.String())
 		}
 	})
-	return w, ctx
+	return w, ctx, state
 }
 
-// TestE2EK3sCluster: `basalt qemu --cluster 2`'s plan: a server and an
-// agent on a private hub between the VMs, configured only by the seeds
-// the cluster makes; the agent joins on its first boot and both become
-// healthy. Two TCG VMs (not three) on this 2-core machine; the seeds of a
-// third agent differ only by name and address (TestClusterUserData).
+// TestE2EK3sCluster: `basalt qemu --cluster 3`'s plan: a server and two
+// agents on a private hub between the VMs, configured only by the seeds
+// the cluster makes; the agents join on their first boot and all become
+// healthy. From the host, `basalt kubeconfig --qemu` (the state the
+// cluster writes: forwarded ports, the SSH key its seeds give root) fetches
+// the server's admin kubeconfig, which reads /readyz through the forwarded
+// API port; basalt's default manifests are linked into the server's
+// auto-deploy dir. Then agent 1 reboots (over its forwarded SSH) and rejoins as
+// itself: the same /etc/rancher/node/password, accepted by the server.
 func TestE2EK3sCluster(t *testing.T) {
 	r := newK3sRig(t)
 	token := newToken()
-	w, ctx := r.startCluster(t, r.image(t, ""), clusterNodes(2, token, false))
+	start := time.Now()
+	w, ctx, state := r.startCluster(t, r.image(t, "debug: {shell: true}\n", ""), clusterNodes(3, token))
 	w.expect(t, ctx, "[basalt-server] "+contract.MarkerOrchestratorReady+" (k3s server)")
-	if r.orchestrator {
-		w.expect(t, ctx, "[basalt-server] [k3s] test-orchestrator: agent basalt-agent-1 (10.77.0.11) joined: registered (new node password)")
+	for _, a := range []string{"basalt-agent-1 (10.77.0.11)", "basalt-agent-2 (10.77.0.12)"} {
+		if r.orchestrator {
+			expectAnywhere(t, ctx, w, "[basalt-server] [k3s] test-orchestrator: agent "+a+" joined: registered (new node password)")
+		}
+		name, _, _ := strings.Cut(a, " ")
+		expectAnywhere(t, ctx, w, "["+name+"] "+contract.MarkerOrchestratorReady+" (k3s agent)")
 	}
-	w.expect(t, ctx, "[basalt-agent-1] "+contract.MarkerOrchestratorReady+" (k3s agent)")
+	t.Logf("server and two agents ready %.1f s after the start", time.Since(start).Seconds())
+
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	r.basalt(t, "kubeconfig", "--qemu", state, "-o", kc)
+	b, _ := os.ReadFile(kc)
+	got, err := readyz(b)
+	if err != nil || got != "200 OK ok" {
+		t.Fatalf("GET /readyz from the host with basalt kubeconfig --qemu: %q %v\n%s", got, err, b)
+	}
+
+	st, err := readVMState(state)
+	if err != nil || len(st.Nodes) != 3 {
+		t.Fatalf("cluster state: %v %+v", err, st)
+	}
+	key, _ := os.ReadFile(st.Key)
+	signer, err := ssh.ParsePrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// basalt's default manifests (manifests/) are in k3s' auto-deploy dir.
+	want := contract.K3sRootManifests + "/basalt-system.yaml"
+	if got, err := sshRun(st.Nodes[0].SSH, signer, "readlink "+contract.K3sManifestsDir+"/basalt-system.yaml"); err != nil || strings.TrimSpace(got) != want {
+		t.Errorf("server: %s/basalt-system.yaml -> %q (%v), want %s", contract.K3sManifestsDir, got, err, want)
+	}
+	agent := st.Nodes[1].SSH
+	pw1, err := sshRun(agent, signer, "cat "+contract.K3sNodePassword)
+	if err != nil || strings.TrimSpace(pw1) == "" {
+		t.Fatalf("agent node password: %v %q", err, pw1)
+	}
+	sshRun(agent, signer, "/sbin/basalt-init reboot") // the session may end with the reboot
+	w.expect(t, ctx, "[basalt-agent-1] basalt: reboot now", "[basalt-agent-1] "+contract.MarkerOrchestratorReady+" (k3s agent)")
+	if r.orchestrator {
+		expectAnywhere(t, ctx, w, "[basalt-server] [k3s] test-orchestrator: agent basalt-agent-1 (10.77.0.11) joined: rejoined with its node password (identity kept)")
+	}
+	pw2, err := sshRun(agent, signer, "cat "+contract.K3sNodePassword)
+	if err != nil || pw2 != pw1 {
+		t.Fatalf("agent node password after reboot: %q (%v), before %q", pw2, err, pw1)
+	}
 	if strings.Contains(w.String(), token) {
 		t.Errorf("the join token is on a console")
+	}
+	t.Logf("cluster test done in %.1f s", time.Since(start).Seconds())
+}
+
+// expectAnywhere waits until marker is on the consoles (the agents join in
+// either order).
+func expectAnywhere(t *testing.T, ctx context.Context, w *consoleLines, marker string) {
+	t.Helper()
+	for !strings.Contains(w.String(), marker) {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("waiting for %q: %v\nconsoles:\n%s", marker, ctx.Err(), w.String())
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 }
 
@@ -417,9 +485,9 @@ func TestE2EK3sCluster(t *testing.T) {
 // backoff (never ready, never a hot loop).
 func TestE2EK3sWrongToken(t *testing.T) {
 	r := newK3sRig(t)
-	nodes := clusterNodes(2, newToken(), false)
+	nodes := clusterNodes(2, newToken())
 	nodes[1].token = "not-the-cluster-token"
-	w, ctx := r.startCluster(t, r.image(t, ""), nodes)
+	w, ctx, _ := r.startCluster(t, r.image(t, "", ""), nodes)
 	w.expect(t, ctx, "[basalt-server] "+contract.MarkerOrchestratorReady+" (k3s server)")
 	if r.orchestrator {
 		w.expect(t, ctx, "[basalt-server] [k3s] test-orchestrator: join from 10.77.0.11",

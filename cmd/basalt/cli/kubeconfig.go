@@ -24,12 +24,13 @@ type kubeconfigOptions struct {
 	identity []string
 	server   string
 	out      string
+	qemu     string
 }
 
 func newKubeconfigCmd(_ *globalOptions) *cobra.Command {
 	o := &kubeconfigOptions{}
 	cmd := &cobra.Command{
-		Use:   "kubeconfig --ssh [USER@]HOST[:PORT]",
+		Use:   "kubeconfig --ssh [USER@]HOST[:PORT] | --qemu NAME",
 		Short: "Fetch a k3s server device's admin kubeconfig, with a server address this host can reach",
 		Long: `Fetch ` + contract.K3sKubeconfig + ` from a k3s server device over its SSH server
 (basalt's own, public keys only) and rewrite its server address (k3s writes
@@ -42,13 +43,36 @@ busybox when a config user has keys). The host key is checked against
 ~/.ssh/known_hosts when the host is listed there; otherwise its fingerprint is
 printed.
 
+--qemu NAME takes the server of a running ` + "`basalt qemu --cluster N --name NAME`" + `
+or ` + "`basalt qemu --name NAME`" + ` (or a state directory path): its forwarded SSH
+address, the key basalt qemu seeded as root's, and the forwarded API address as
+--server.
+
   basalt kubeconfig --ssh root@store-0042.lan -o store-0042.yaml
+  basalt qemu k3s.img --cluster 3 --name edge &
+  basalt kubeconfig --qemu edge -o edge.yaml
   basalt qemu k3s.img --forward 2222-:22 --forward 6443-:6443 &
   basalt kubeconfig --ssh root@127.0.0.1:2222 -i ~/.ssh/id_ed25519 --server https://127.0.0.1:6443`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.qemu != "" {
+				if o.ssh != "" {
+					return errclass.Invalidf("--ssh and --qemu: give one")
+				}
+				st, err := readVMState(o.qemu)
+				if err != nil {
+					return err
+				}
+				o.ssh = "root@" + st.Nodes[0].SSH
+				if len(o.identity) == 0 && st.Key != "" {
+					o.identity = []string{st.Key}
+				}
+				if o.server == "" {
+					o.server = st.API
+				}
+			}
 			if o.ssh == "" {
-				return errclass.Invalidf("--ssh [USER@]HOST[:PORT] is required")
+				return errclass.Invalidf("--ssh [USER@]HOST[:PORT] or --qemu NAME is required")
 			}
 			kc, host, err := fetchKubeconfig(o)
 			if err != nil {
@@ -76,7 +100,8 @@ printed.
 	f := cmd.Flags()
 	f.StringVar(&o.ssh, "ssh", "", "the device's SSH address, [USER@]HOST[:PORT] (user default root, port 22)")
 	f.StringArrayVarP(&o.identity, "identity", "i", nil, "private key file (repeatable; default ~/.ssh/id_ed25519, id_ecdsa, id_rsa)")
-	f.StringVar(&o.server, "server", "", "API server URL to write (default https://HOST:6443)")
+	f.StringVar(&o.server, "server", "", "API server URL to write (default https://HOST:6443, or the --qemu server's forwarded API)")
+	f.StringVar(&o.qemu, "qemu", "", "the server of a running basalt qemu [--cluster N] --name NAME (or its state directory)")
 	f.StringVarP(&o.out, "output", "o", "", "write the kubeconfig here (0600) instead of stdout")
 	return cmd
 }

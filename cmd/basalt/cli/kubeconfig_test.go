@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/basaltos/basalt/internal/errclass"
 )
 
 // k3sYAML is the shape of the admin kubeconfig k3s writes.
@@ -71,5 +74,42 @@ func TestSSHTarget(t *testing.T) {
 		if diff := cmp.Diff([]string{tc.user, tc.host, tc.addr}, []string{u, h, a}); diff != "" {
 			t.Errorf("%s: %s", tc.in, diff)
 		}
+	}
+}
+
+// TestVMState: the state `basalt qemu --cluster` writes is what
+// `basalt kubeconfig --qemu` reads (a name resolves under the cache dir, a
+// path is used as is); no running cluster is a clear invalid-input error.
+func TestVMState(t *testing.T) {
+	t.Setenv("BASALT_CACHE_DIR", t.TempDir())
+	dir, err := qemuStateDir("edge")
+	if err != nil || !strings.HasSuffix(dir, "/qemu/edge") {
+		t.Fatalf("qemuStateDir(edge) = %q, %v", dir, err)
+	}
+	if _, err := readVMState("edge"); err == nil || errclass.Code(err) != errclass.ExitInvalid || !strings.Contains(err.Error(), "--name edge` running") {
+		t.Fatalf("no cluster: %v", err)
+	}
+	key, pub, err := newVMKey(dir)
+	if err != nil || !strings.HasPrefix(pub, "ssh-ed25519 ") {
+		t.Fatalf("newVMKey: %q %v", pub, err)
+	}
+	if fi, err := os.Stat(key); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key %s: %v %v", key, fi, err)
+	}
+	want := vmState{Key: key, API: "https://127.0.0.1:40001", Nodes: []vmNode{{Name: "basalt-server", Role: "server", IP: "10.77.0.10", SSH: "127.0.0.1:40000"}}}
+	if err := want.write(dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"edge", dir} {
+		got, err := readVMState(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, *got); diff != "" {
+			t.Errorf("readVMState(%s): %s", name, diff)
+		}
+	}
+	if _, err := qemuStateDir(".hidden"); err == nil {
+		t.Error("a name starting with . was taken")
 	}
 }

@@ -31,6 +31,7 @@ type qemuOptions struct {
 	seed     string
 	cluster  int
 	token    string
+	name     string
 }
 
 func newQemuCmd(_ *globalOptions) *cobra.Command {
@@ -54,15 +55,28 @@ host. Forwards bind 127.0.0.1 only.
   basalt qemu demo.img --board qemu-arm64 --disk-size 4G --seed seed.img
   basalt qemu demo.img --net outside --forward 127.0.0.1:2222-:22 --forward 6443-:6443
 
+--name NAME also forwards the VM's SSH and API (6443) to free ports of
+127.0.0.1 (implies --net user), seeds root a fresh SSH key (unless --seed: then
+your seed's keys apply) and keeps both in the state directory
+<cache dir>/qemu/NAME while it runs, for ` + "`basalt kubeconfig --qemu NAME`" + `.
+
 --cluster N boots N VMs of the image (one k3s server, N-1 agents), each on its
 own overlay disk (--disk-size, default 4G), on a private network between them
 (a hub on 127.0.0.1; the VMs reach nothing else). Each gets a NoCloud seed with
 its name, address (10.77.0.10 for the server, .11... for the agents, default
 route via 10.77.0.1), role, the server's address and one join token (--token,
-default random): the agents join by themselves. Forwards go to the server.
-Consoles are prefixed [basalt-server], [basalt-agent-1], ...; Ctrl-C stops all.
+default random): the agents join by themselves. Each VM also gets an isolated
+user network whose forwards (127.0.0.1, free ports) reach its SSH, and the
+server's API (6443); --forward adds more to the server. The seeds give root a
+fresh SSH key, kept with qemu.json (the forwarded addresses) in the state
+directory <cache dir>/qemu/NAME (--name, default the image's file name) while
+the VMs run: ` + "`basalt kubeconfig --qemu NAME`" + ` fetches the server's admin
+kubeconfig (the image needs a shell for SSH sessions: a config user with
+ssh_authorized_keys, or debug: {shell: true}). Consoles are prefixed
+[basalt-server], [basalt-agent-1], ...; Ctrl-C stops all.
 
-  basalt qemu k3s.img --cluster 3 --forward 6443-:6443 --forward 2222-:22`,
+  basalt qemu k3s.img --cluster 3 --name edge
+  basalt kubeconfig --qemu edge -o edge.yaml`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runQemu(cmd, o, args[0]) },
 	}
@@ -79,6 +93,7 @@ Consoles are prefixed [basalt-server], [basalt-agent-1], ...; Ctrl-C stops all.
 	f.BoolVar(&o.noReboot, "no-reboot", false, "exit when the guest reboots")
 	f.IntVar(&o.cluster, "cluster", 0, "boot N VMs: one k3s server and N-1 agents that join it")
 	f.StringVar(&o.token, "token", "", "the cluster's join token (with --cluster; default: random)")
+	f.StringVar(&o.name, "name", "", "name the VM (or, with --cluster, the cluster; default: the image's file name) for basalt kubeconfig --qemu NAME")
 	_ = cmd.RegisterFlagCompletionFunc("board", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return boards.Names(), cobra.ShellCompDirectiveNoFileComp
 	})
@@ -101,10 +116,25 @@ func runQemu(cmd *cobra.Command, o *qemuOptions, image string) error {
 		if token == "" {
 			token = newToken()
 		}
-		return runCluster(cmd.Context(), c, clusterNodes(o.cluster, token, c.Net.User), cmd.OutOrStdout())
+		name := o.name
+		if name == "" {
+			name = strings.TrimSuffix(filepath.Base(image), filepath.Ext(image))
+		}
+		state, err := qemuStateDir(name)
+		if err != nil {
+			return err
+		}
+		return runCluster(cmd.Context(), c, clusterNodes(o.cluster, token), cmd.OutOrStdout(), state)
 	}
 	if term.IsTerminal(int(os.Stdin.Fd())) {
 		c.Stdin = os.Stdin
+	}
+	if o.name != "" {
+		state, err := qemuStateDir(o.name)
+		if err != nil {
+			return err
+		}
+		return runNamed(cmd.Context(), c, o.name, state, o.seed != "")
 	}
 	return qemu.Run(cmd.Context(), c)
 }

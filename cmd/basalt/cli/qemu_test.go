@@ -105,13 +105,17 @@ func TestQemuConfig(t *testing.T) {
 
 // TestClusterUserData: the seeds of `basalt qemu --cluster 3` are valid
 // device config: one server, agents with the server's address and the
-// same token, each with its address and the default route.
+// same token, each with its address and the default route on the hub NIC
+// (eth1; eth0 is the user network of the forwards, without a route) and
+// root's SSH key.
 func TestClusterUserData(t *testing.T) {
-	nodes := clusterNodes(3, "t0ken", true)
-	if len(nodes) != 3 || nodes[0].role != "server" || nodes[2].role != "agent" || nodes[2].ip != "10.77.0.12" || !nodes[0].user || nodes[1].user {
+	nodes := clusterNodes(3, "t0ken")
+	if len(nodes) != 3 || nodes[0].role != "server" || nodes[2].role != "agent" || nodes[2].ip != "10.77.0.12" {
 		t.Fatalf("plan: %+v", nodes)
 	}
-	for i, n := range nodes {
+	const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK0wmN/Cr3JXqmLW7u+g9pTh+wyqDHpSQEIQczXkVx9q test"
+	for _, n := range nodes {
+		n.rootKey = key
 		ud, err := n.userData()
 		if err != nil {
 			t.Fatal(err)
@@ -124,12 +128,14 @@ func TestClusterUserData(t *testing.T) {
 		if string(*c.Cluster.Token) != "t0ken" || *c.Cluster.Role != n.role || *c.Hostname != n.name {
 			t.Errorf("%s: %s", n.name, ud)
 		}
-		ifc := "eth0"
-		if i == 0 {
-			ifc = "eth1"
+		if got := c.Network.Interfaces["eth1"]; len(got.Addresses) != 1 || got.Addresses[0] != n.ip+"/24" || *got.Gateway4 != clusterGateway {
+			t.Errorf("%s: eth1: %+v", n.name, got)
 		}
-		if got := c.Network.Interfaces[ifc]; len(got.Addresses) != 1 || got.Addresses[0] != n.ip+"/24" || *got.Gateway4 != clusterGateway {
-			t.Errorf("%s: %s: %+v", n.name, ifc, got)
+		if got := c.Network.Interfaces["eth0"]; got.Gateway4 != nil || len(got.Addresses) != 1 {
+			t.Errorf("%s: eth0 (user network): %+v", n.name, got)
+		}
+		if len(c.Users) != 1 || c.Users[0].Name != "root" || len(c.Users[0].SSHAuthorizedKeys) != 1 || c.Users[0].SSHAuthorizedKeys[0] != key {
+			t.Errorf("%s: users %+v", n.name, c.Users)
 		}
 		if (n.role == "agent") != (c.Cluster.Server != nil && *c.Cluster.Server == "https://10.77.0.10:6443") {
 			t.Errorf("%s: server %v", n.name, c.Cluster.Server)
