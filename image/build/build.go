@@ -71,6 +71,9 @@ type Options struct {
 	Begin func(name string)
 	// Progress receives download progress (nil: quiet).
 	Progress io.Writer
+	// Warn, when set, receives warnings: what builds but may not be what
+	// was meant (a local k3s without its air-gap images).
+	Warn func(msg string)
 	// Keyring verifies the mirror's InRelease files (nil: the embedded
 	// Debian archive keys), for a mirror signed by a key of its own.
 	Keyring openpgp.KeyRing

@@ -132,10 +132,44 @@ func (in *inputs) k3s(b *boards.Board) (*k3sRoot, []Input, error) {
 	if err := k3s.CheckBinary(kr.bin, b.Arch); err != nil {
 		return nil, nil, invalidf("k3s for board %s: %v", b.Name, err)
 	}
+	if err := in.k3sVersion(kr, list, b); err != nil {
+		return nil, nil, err
+	}
+	if airgap == "" && (o.Airgap == nil || !o.Airgap.None) {
+		in.warn(fmt.Sprintf("board %s: the local k3s %s comes without its air-gap images (%s): the device's k3s then pulls its own images (pause, coredns, ...) from the internet at first start; "+
+			"point %s at a directory of k3s release files that has it, or set orchestrator.airgap.path (orchestrator.airgap: none says this is meant)", b.Name, kr.bin, a.Airgap, K3sEnv))
+	}
 	if err := in.k3sData(kr, list[0].SHA256); err != nil {
 		return nil, nil, err
 	}
 	return kr, list, nil
+}
+
+// k3sVersion fills in the version of a local k3s given without one (the
+// release file's K3S_VERSION, the lock's inputs) from the binary's bytes,
+// and warns when the spec's version is not the binary's.
+func (in *inputs) k3sVersion(kr *k3sRoot, list []Input, b *boards.Board) error {
+	got, err := k3s.BinaryVersion(kr.bin)
+	if err != nil {
+		return err
+	}
+	switch {
+	case kr.version == "":
+		kr.version = got
+		list[0].Version = got
+		if got == "" {
+			in.warn(fmt.Sprintf("board %s: %s carries no k3s version string (v1.X.Y+k3sN): %s stays empty; set orchestrator.version", b.Name, kr.bin, contract.ReleaseK3sVersion))
+		}
+	case got != "" && got != kr.version:
+		in.warn(fmt.Sprintf("%s: %s, but the k3s binary %s (board %s) is %s", in.s.Where(".orchestrator.version"), kr.version, kr.bin, b.Name, got))
+	}
+	return nil
+}
+
+func (in *inputs) warn(msg string) {
+	if in.o.Warn != nil {
+		in.o.Warn(msg)
+	}
 }
 
 func (in *inputs) k3sRelease(version, mirror string) (*k3s.Release, error) {

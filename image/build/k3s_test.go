@@ -219,6 +219,52 @@ func TestBuildK3sRefused(t *testing.T) {
 	}
 }
 
+// TestK3sLocalVersionAndAirgap: a local k3s without version: gets the
+// version its bytes carry (K3S_VERSION, the lock's input), a spec version
+// that is not the binary's and a single binary without its air-gap
+// archive are warned about; airgap: none silences the latter.
+func TestK3sLocalVersionAndAirgap(t *testing.T) {
+	exe, err := initbin.Get(boards.AMD64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, _, err := k3stest.Binary(append(append([]byte{}, exe...), "gitVersionv1.34.2+k3s1go1.25"...), k3stest.DefaultFiles())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	p := filepath.Join(dir, "k3s")
+	os.WriteFile(p, bin, 0o755)
+	t.Setenv(K3sEnv, p)
+	b, _ := boards.Get("qemu-x86_64")
+	for _, tc := range []struct {
+		yaml, version string
+		warn          []string
+	}{
+		{"orchestrator: {kind: k3s}\n", "v1.34.2+k3s1", []string{"the local k3s " + p + " comes without its air-gap images (k3s-airgap-images-amd64.tar.zst)"}},
+		{"orchestrator: {kind: k3s, version: v1.33.1+k3s1, airgap: {none: true}}\n", "v1.33.1+k3s1", []string{"v1.33.1+k3s1, but the k3s binary " + p + " (board qemu-x86_64) is v1.34.2+k3s1"}},
+	} {
+		var warns []string
+		s := writeSpec(t, t.TempDir(), tc.yaml)
+		in := newInputs(context.Background(), s, Options{CacheDir: filepath.Join(dir, "cache"), Warn: func(m string) { warns = append(warns, m) }})
+		kr, list, err := in.k3s(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kr.version != tc.version || list[0].Version != tc.version {
+			t.Errorf("%s: version %q, lock input %q; want %q", tc.yaml, kr.version, list[0].Version, tc.version)
+		}
+		if len(warns) != len(tc.warn) {
+			t.Fatalf("%s: warnings %q, want %q", tc.yaml, warns, tc.warn)
+		}
+		for i, w := range tc.warn {
+			if !strings.Contains(warns[i], w) {
+				t.Errorf("%s: warning %q lacks %q", tc.yaml, warns[i], w)
+			}
+		}
+	}
+}
+
 func TestBuildK3sImagesManifests(t *testing.T) {
 	rel := t.TempDir()
 	k3sRelease(t, rel)
@@ -257,6 +303,7 @@ func TestBuildK3sImagesManifests(t *testing.T) {
 		contract.K3sRootManifests + "/app.yaml\n",
 		contract.K3sRootManifests + "/a.yaml\n",
 		contract.K3sRootManifests + "/helm-web.yaml\n",
+		contract.K3sRootManifests + "/basalt-system.yaml\n", // basalt's own, manifests/
 		contract.K3sRootImages + "/local-",
 		contract.K3sRootImages + "/" + strings.NewReplacer("/", "_", ":", "_").Replace(ref) + "-",
 	} {
@@ -291,6 +338,22 @@ func TestBuildK3sImagesManifests(t *testing.T) {
 	}
 	if arts2[0].SHA256 != arts[0].SHA256 {
 		t.Errorf("offline rebuild differs: %s vs %s", arts2[0].SHA256, arts[0].SHA256)
+	}
+}
+
+// TestDefaultManifests: basalt's embedded manifests/ go with every k3s
+// image; a spec manifest of the same name replaces one.
+func TestDefaultManifests(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "basalt-system.yaml"), []byte("apiVersion: v1\nkind: Namespace\nmetadata: {name: mine}\n"), 0o644)
+	for _, tt := range []struct{ extra, want string }{
+		{"", "app.kubernetes.io/managed-by: basalt"},
+		{"manifests:\n  - path: basalt-system.yaml\n", "name: mine"},
+	} {
+		got, _, err := manifests(writeSpec(t, dir, k3sSpec+tt.extra))
+		if err != nil || len(got) != 1 || got[0].name != "basalt-system.yaml" || !strings.Contains(string(got[0].data), tt.want) {
+			t.Errorf("manifests with %q: %v %+v, want basalt-system.yaml with %q", tt.extra, err, got, tt.want)
+		}
 	}
 }
 

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/basaltos/basalt/contract"
+	basaltmanifests "github.com/basaltos/basalt/manifests"
 	"github.com/basaltos/basalt/image/spec"
 	"github.com/basaltos/basalt/image/tree"
 	"go.yaml.in/yaml/v3"
@@ -70,8 +72,38 @@ func manifests(s *spec.Spec) ([]manifestFile, []Input, error) {
 			list = append(list, Input{Name: name, Kind: "manifest", Source: f, SHA256: sum})
 		}
 	}
+	defaults, err := defaultManifests()
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, m := range defaults {
+		if _, ok := from[m.name]; !ok {
+			out = append(out, m)
+		}
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
 	return out, list, nil
+}
+
+// defaultManifests are basalt's own (the top-level manifests/ folder,
+// embedded), checked like the spec's.
+func defaultManifests() ([]manifestFile, error) {
+	ents, err := fs.ReadDir(basaltmanifests.Default, ".")
+	if err != nil {
+		return nil, err
+	}
+	var out []manifestFile
+	for _, e := range ents {
+		data, err := fs.ReadFile(basaltmanifests.Default, e.Name())
+		if err != nil {
+			return nil, err
+		}
+		if _, charts, err := inlineCharts("manifests/"+e.Name(), data); err != nil || len(charts) > 0 {
+			return nil, fmt.Errorf("basalt's default manifest: %v (charts %v)", err, charts)
+		}
+		out = append(out, manifestFile{name: e.Name(), data: data})
+	}
+	return out, nil
 }
 
 // manifestPaths expands a file, a directory (its manifest files, not

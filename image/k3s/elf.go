@@ -1,9 +1,11 @@
 package k3s
 
 import (
+	"bytes"
 	"debug/elf"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/basaltos/basalt/boards"
 )
@@ -39,4 +41,93 @@ func CheckBinary(path string, arch boards.Arch) error {
 		return fmt.Errorf("%s needs shared libraries %v, but the root has no libc: use a static build: %w", path, libs, ErrNotRunnable)
 	}
 	return nil
+}
+
+// versionMark is what every k3s release version has: v1.X.Y+k3sN (k3s'
+// own components carry theirs as -k3sN, e.g. containerd's v2.0.4-k3s2).
+var versionMark = []byte("+k3s")
+
+// BinaryVersion reads the k3s version (v1.33.1+k3s1) out of the binary's
+// bytes: k3s links it in as a string (pkg/version.Version, set by its
+// build), and running the binary is no way to ask when it is built for
+// another architecture. The most frequent well-formed match wins (the
+// version of kubernetes' own components is the same string); "" when the
+// binary carries none.
+func BinaryVersion(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	return versionIn(b), nil
+}
+
+func versionIn(b []byte) string {
+	count := map[string]int{}
+	best := ""
+	for i := 0; ; {
+		j := bytes.Index(b[i:], versionMark)
+		if j < 0 {
+			break
+		}
+		at := i + j
+		i = at + len(versionMark)
+		if v := versionAround(b, at); v != "" {
+			count[v]++
+			if count[v] > count[best] || (count[v] == count[best] && v < best) {
+				best = v
+			}
+		}
+	}
+	return best
+}
+
+// versionAround returns the version vMAJOR.MINOR.PATCH[-PRE]+k3sN whose
+// "+k3s" is at b[at:], or "". Go lays string data out back to back, without
+// separators: the version ends with N's digits and starts at the last "v"
+// before it.
+func versionAround(b []byte, at int) string {
+	end := at + len(versionMark)
+	for end < len(b) && isDigit(b[end]) && end-at < len(versionMark)+4 {
+		end++
+	}
+	if end == at+len(versionMark) {
+		return ""
+	}
+	start := at
+	for start > 0 && at-start < 64 && isVersionByte(b[start-1]) {
+		start--
+	}
+	v := b[start:end]
+	k := bytes.LastIndexByte(v[:at-start], 'v')
+	if k < 0 {
+		return ""
+	}
+	v = v[k:]
+	core, _, _ := bytes.Cut(v[1:], []byte("+"))
+	core, _, _ = bytes.Cut(core, []byte("-"))
+	parts := bytes.Split(core, []byte("."))
+	if len(parts) != 3 {
+		return ""
+	}
+	for _, p := range parts {
+		if len(p) == 0 || !allDigits(p) {
+			return ""
+		}
+	}
+	return string(v)
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+func isVersionByte(c byte) bool {
+	return isDigit(c) || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '.' || c == '-' || c == '+'
+}
+
+func allDigits(p []byte) bool {
+	for _, c := range p {
+		if !isDigit(c) {
+			return false
+		}
+	}
+	return true
 }

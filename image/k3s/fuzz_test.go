@@ -1,6 +1,8 @@
 package k3s
 
 import (
+	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/basaltos/basalt/image/k3s/k3stest"
@@ -30,6 +32,19 @@ func FuzzParseChecksums(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, name string) {
 		if sum, err := ParseChecksums(data, name); err == nil && len(sum) != 64 {
 			t.Fatalf("sum %q", sum)
+		}
+	})
+}
+
+// FuzzVersionIn: the version finder reads a local binary's bytes: it must
+// never panic, and what it finds must be in the input and end in +k3sN.
+func FuzzVersionIn(f *testing.F) {
+	f.Add([]byte("gitVersionv1.33.1+k3s1go1.24.2"))
+	f.Add([]byte("v+k3s1v1.+k3sv1.2.3-+k3s9"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v := versionIn(b)
+		if v != "" && (!bytes.Contains(b, []byte(v)) || !strings.Contains(v, "+k3s") || v[0] != 'v') {
+			t.Fatalf("versionIn = %q", v)
 		}
 	})
 }

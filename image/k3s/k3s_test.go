@@ -229,3 +229,24 @@ func TestFetch(t *testing.T) {
 		})
 	}
 }
+
+// TestBinaryVersion: the version is read from the binary's bytes, where Go
+// packs strings back to back; k3s components' -k3sN versions and malformed
+// marks do not count, the most frequent version wins.
+func TestBinaryVersion(t *testing.T) {
+	for _, tt := range []struct{ data, want string }{
+		{"\x7fELF...containerdv2.0.4-k3s2\x00gitVersionv1.33.1+k3s1go1.24.2v1.33.1+k3s1linux/amd64", "v1.33.1+k3s1"},
+		{"xv1.34.0-rc1+k3s2\x00v1.34.0-rc1+k3s2 v9.9+k3s1 v1.2.x+k3s3", "v1.34.0-rc1+k3s2"},
+		{"k3s version v0.0.0+basalt-test-orchestrator (data %s)", ""},
+		{"no version here +k3s", ""},
+	} {
+		p := filepath.Join(t.TempDir(), "k3s")
+		if err := os.WriteFile(p, []byte(tt.data), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		got, err := BinaryVersion(p)
+		if err != nil || got != tt.want {
+			t.Errorf("BinaryVersion(%q) = %q, %v; want %q", tt.data, got, err, tt.want)
+		}
+	}
+}

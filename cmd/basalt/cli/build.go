@@ -106,6 +106,12 @@ func runBuild(cmd *cobra.Command, g *globalOptions, o *buildOptions) error {
 	if tty && g.verbose {
 		opt.Begin = func(name string) { fmt.Fprintf(stderr, "%s ...\n", name) }
 	}
+	opt.Warn = func(msg string) {
+		if tty && !g.verbose {
+			fmt.Fprint(stderr, "\r\033[K")
+		}
+		fmt.Fprintf(stderr, "warning: %s\n", msg)
+	}
 	arts, err := build.Build(cmd.Context(), s, opt)
 	if tty && !g.verbose {
 		fmt.Fprint(stderr, "\r\033[K")
