@@ -13,9 +13,9 @@ import (
 	"strings"
 
 	"github.com/basaltos/basalt/contract"
-	basaltmanifests "github.com/basaltos/basalt/manifests"
 	"github.com/basaltos/basalt/image/spec"
 	"github.com/basaltos/basalt/image/tree"
+	basaltmanifests "github.com/basaltos/basalt/manifests"
 	"go.yaml.in/yaml/v3"
 )
 
