@@ -159,7 +159,7 @@ func (s *Signer) authenticode(imageHash []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.signedData(oidSpcIndirect, idc, signedAttrs[2+lenLen(signedAttrs):], sig), nil
+	return contentInfo(s.signedData(oidSpcIndirect, idc, signedAttrs[2+lenLen(signedAttrs):], sig)), nil
 }
 
 // lenLen is the number of extra length octets of a DER header at b.
@@ -186,8 +186,10 @@ func (s *Signer) sign(msg []byte) ([]byte, error) {
 }
 
 // detached is a PKCS#7 SignedData over data (content type data, the
-// content not included, no signed attributes): the signature format of
-// EFI_VARIABLE_AUTHENTICATION_2.
+// content not included, no signed attributes), bare: not wrapped in a
+// ContentInfo. That is the signature format of EFI_VARIABLE_AUTHENTICATION_2
+// (sbvarsign's and efitools' output): EDK2 refuses a ContentInfo there,
+// as it looks for the SHA-256 OID at byte 13 of the SignedData.
 func (s *Signer) detached(data []byte) ([]byte, error) {
 	sig, err := s.sign(data)
 	if err != nil {
@@ -196,39 +198,45 @@ func (s *Signer) detached(data []byte) ([]byte, error) {
 	return s.signedData(oidData, nil, nil, sig), nil
 }
 
-// signedData is ContentInfo{signedData} with one signer (s) and its
-// certificate. content nil: detached. attrs: the signed attributes' SET
-// contents (nil: none).
-func (s *Signer) signedData(ctype asn1.ObjectIdentifier, content, attrs, sig []byte) []byte {
+// contentInfo wraps a SignedData in ContentInfo{signedData}, the form of an
+// Authenticode signature in a PE certificate table.
+func contentInfo(signedData []byte) []byte {
 	var b cryptobyte.Builder
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 		b.AddASN1ObjectIdentifier(oidSignedData)
-		b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
-			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(signedData) })
+	})
+	return b.BytesOrPanic()
+}
+
+// signedData is a SignedData with one signer (s) and its certificate.
+// content nil: detached. attrs: the signed attributes' SET contents (nil:
+// none).
+func (s *Signer) signedData(ctype asn1.ObjectIdentifier, content, attrs, sig []byte) []byte {
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1Int64(1)
+		b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) { algID(b, oidSHA256) })
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			b.AddASN1ObjectIdentifier(ctype)
+			if content != nil {
+				b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(content) })
+			}
+		})
+		b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(s.Cert.Raw) })
+		b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // SignerInfo
 				b.AddASN1Int64(1)
-				b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) { algID(b, oidSHA256) })
-				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-					b.AddASN1ObjectIdentifier(ctype)
-					if content != nil {
-						b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(content) })
-					}
+				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // IssuerAndSerialNumber
+					b.AddBytes(s.Cert.RawIssuer)
+					b.AddASN1BigInt(s.Cert.SerialNumber)
 				})
-				b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(s.Cert.Raw) })
-				b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
-					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // SignerInfo
-						b.AddASN1Int64(1)
-						b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // IssuerAndSerialNumber
-							b.AddBytes(s.Cert.RawIssuer)
-							b.AddASN1BigInt(s.Cert.SerialNumber)
-						})
-						algID(b, oidSHA256)
-						if attrs != nil {
-							b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(attrs) })
-						}
-						algID(b, oidRSAEncryption)
-						b.AddASN1OctetString(sig)
-					})
-				})
+				algID(b, oidSHA256)
+				if attrs != nil {
+					b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(attrs) })
+				}
+				algID(b, oidRSAEncryption)
+				b.AddASN1OctetString(sig)
 			})
 		})
 	})

@@ -274,8 +274,17 @@ func TestAuthVar(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, rdata := splitAuth(t, rb); !bytes.Equal(rdata, esl) {
+	_, rp7, rdata := splitAuth(t, rb)
+	if !bytes.Equal(rdata, esl) {
 		t.Errorf("sbvarsign's .auth splits differently from ours")
+	}
+	// Both are a bare SignedData (no ContentInfo) with SHA-256 at byte 13,
+	// where EDK2 checks for it (it refuses the variable otherwise).
+	_, p7, _ := splitAuth(t, auth)
+	for who, b := range map[string][]byte{"sbvarsign": rp7, "ours": p7} {
+		if len(b) < 22 || b[0] != 0x30 || b[1] != 0x82 || !bytes.Equal(b[4:7], []byte{2, 1, 1}) || !bytes.Equal(b[13:22], []byte{0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01}) {
+			t.Errorf("%s: .auth PKCS#7 starts %x: want a bare SignedData, version 1, SHA-256 at byte 13", who, b[:min(len(b), 24)])
+		}
 	}
 
 	if err := verifyAuth(t, DB, auth, kek); err != nil {
@@ -299,7 +308,7 @@ func verifyAuth(t *testing.T, v Var, auth []byte, s *Signer) error {
 	msg = append(msg, v.Vendor.Bytes()...)
 	msg = binary.LittleEndian.AppendUint32(msg, authAttributes)
 	msg = append(append(msg, stamp...), data...)
-	out, err := exec.Command(openssl, "cms", "-verify", "-binary", "-inform", "DER", "-in", writeFile(t, "p7", p7), "-content", writeFile(t, "msg", msg),
+	out, err := exec.Command(openssl, "cms", "-verify", "-binary", "-inform", "DER", "-in", writeFile(t, "p7", contentInfo(p7)), "-content", writeFile(t, "msg", msg),
 		"-CAfile", writeFile(t, "ca.pem", s.CertPEM()), "-purpose", "any", "-out", os.DevNull).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("%v: %s", err, out)
