@@ -118,7 +118,10 @@ type QEMU struct {
 	// ovmf / qemu-efi-aarch64 packages) or a -bios image (U-Boot).
 	Code string `yaml:"code"`
 	Vars string `yaml:"vars"`
-	BIOS string `yaml:"bios"`
+	// SecureBootCode is the UEFI code with Secure Boot (OVMF built with
+	// SMM; its vars template Vars starts in setup mode, no keys).
+	SecureBootCode string `yaml:"secureBootCode"`
+	BIOS           string `yaml:"bios"`
 	// SD attaches the disk as the machine's SD card (raspi3b); QEMU wants
 	// its size a power of two, so a disk of another size boots on a
 	// bigger overlay.

@@ -60,6 +60,14 @@ type Config struct {
 	Accel  Accel
 	// NoReboot makes QEMU exit when the guest reboots.
 	NoReboot bool
+	// SecureBoot boots the board's Secure Boot firmware (QEMU.SecureBootCode:
+	// OVMF with SMM, its flash vars protected), which enforces db once
+	// keys are enrolled.
+	SecureBoot bool
+	// Vars, when set, is the UEFI vars file the VM uses in place (kept
+	// across boots: enrolled keys stay); empty: a fresh copy of the
+	// board's template per VM.
+	Vars string
 	// Kernel, Initrd and Append boot a kernel directly, bypassing the
 	// firmware (device tests before an image exists).
 	Kernel, Initrd, Append string
@@ -187,10 +195,17 @@ func args(c *Config, p plan) ([]string, error) {
 	if c.SMP > 0 {
 		smp = c.SMP
 	}
+	machine := q.Machine
+	if c.SecureBoot {
+		if q.SecureBootCode == "" {
+			return nil, fmt.Errorf("board %s has no Secure Boot firmware for QEMU", b.Name)
+		}
+		machine += ",smm=on" // OVMF's Secure Boot build keeps its vars in SMM
+	}
 	a := []string{
 		"-name", "basalt-" + b.Name,
 		"-nodefaults",
-		"-machine", q.Machine,
+		"-machine", machine,
 		"-accel", string(p.accel),
 		"-cpu", q.CPU,
 		"-m", strconv.Itoa(mem),
@@ -218,6 +233,12 @@ func args(c *Config, p plan) ([]string, error) {
 		}
 		if c.DTB != "" {
 			a = append(a, "-dtb", c.DTB)
+		}
+	case c.SecureBoot:
+		a = append(a, "-global", "driver=cfi.pflash01,property=secure,value=on",
+			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+esc(q.SecureBootCode))
+		if p.vars != "" {
+			a = append(a, "-drive", "if=pflash,format=raw,unit=1,file="+esc(p.vars))
 		}
 	case q.Code != "":
 		a = append(a, "-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+esc(q.Code))

@@ -93,7 +93,9 @@ func Start(ctx context.Context, c Config) (m *Machine, err error) {
 			return nil, err
 		}
 	}
-	if q.Vars != "" && c.Kernel == "" {
+	if c.Vars != "" {
+		p.vars = c.Vars
+	} else if q.Vars != "" && c.Kernel == "" {
 		p.vars = filepath.Join(work, "vars.fd")
 		if err := copyFile(q.Vars, p.vars); err != nil {
 			return nil, fmt.Errorf("UEFI vars template: %w (Debian packages %s)", err, strings.Join(q.HostPackages, ", "))

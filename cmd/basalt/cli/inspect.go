@@ -124,6 +124,9 @@ func inspectSummary(w io.Writer, im *imgfile.Image) error {
 		if fs != nil {
 			fmt.Fprintf(w, "     verity: %s\n", slotVerity(im, boot, s))
 		}
+		if uki, ok := slotUKI(boot, s); ok {
+			fmt.Fprintf(w, "     uki: %s/%s %s\n", contract.SlotDir(s), contract.UKIFile, ukiSigners(uki))
+		}
 	}
 	fmt.Fprintln(w, "\nboot:")
 	if m, err := ab.For(mech); err == nil {

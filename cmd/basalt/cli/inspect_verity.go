@@ -10,6 +10,7 @@ import (
 	cv "github.com/basaltos/basalt/contract/verity"
 	"github.com/basaltos/basalt/image/fat"
 	"github.com/basaltos/basalt/image/imgfile"
+	"github.com/basaltos/basalt/image/secureboot"
 	"github.com/basaltos/basalt/image/verity"
 )
 
@@ -47,9 +48,14 @@ func slotVerity(im *imgfile.Image, boot *fat.FS, slot contract.Slot) string {
 }
 
 // slotKernelArgs returns the kernel arguments the boot partition gives
-// slot: its systemd-boot entry's options, or its contract.SlotArgsFile
+// slot: its UKI's signed command line, its systemd-boot entry's options, or its contract.SlotArgsFile
 // (boot.scr), or its cmdline.txt (Pi tryboot). "" when it has none.
 func slotKernelArgs(boot *fat.FS, slot contract.Slot) string {
+	// Secure Boot: the command line signed into the slot's UKI.
+	if uki, ok := slotUKI(boot, slot); ok {
+		cl, _ := secureboot.SectionData(uki, ".cmdline")
+		return strings.TrimSpace(string(cl))
+	}
 	if b, err := boot.ReadFile(contract.SlotDir(slot) + "/" + contract.SlotArgsFile); err == nil {
 		_, v, _ := strings.Cut(strings.TrimSpace(string(b)), "=")
 		return v
