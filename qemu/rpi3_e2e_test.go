@@ -129,11 +129,12 @@ func TestE2ERPi3Rollback(t *testing.T) {
 	rollsBack(t, piImage(t, "rpi3"), startRPi3)
 }
 
-// rollsBack arms slot b of img for one trial, but b holds no kernel. The
-// first boot counts the trial down (U-Boot's fatwrite of the state file on
-// the SD card) and fails to load slot b; the next boot has no tries left,
-// says so, and boots slot a; the state file then says b failed. Both boots
-// stop once U-Boot has chosen (the kernel is not waited for).
+// rollsBack arms slot b of img for one trial, but b's kernel is 4 KiB of
+// zeros (a broken update). The first boot counts the trial down (U-Boot's
+// fatwrite of the state file on the SD card) and fails to boot slot b; the
+// next boot has no tries left, says so, and boots slot a; the state file
+// then says b failed. Both boots stop once U-Boot has chosen (the kernel is
+// not waited for).
 func rollsBack(t *testing.T, img string, start func(context.Context, *testing.T, string) *qemu.Machine) {
 	t.Helper()
 	p, err := imgfile.BootPartition(img)
@@ -144,7 +145,10 @@ func rollsBack(t *testing.T, img string, start func(context.Context, *testing.T,
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = fat.AddFile(f, p.Start, p.Size, contract.BootStateFile, ab.StateText(contract.SlotA, contract.SlotB, 1), 0)
+	err = fat.AddFile(f, p.Start, p.Size, "b/"+contract.KernelFile, make([]byte, 4096), 0)
+	if err == nil {
+		err = fat.AddFile(f, p.Start, p.Size, contract.BootStateFile, ab.StateText(contract.SlotA, contract.SlotB, 1), 0)
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -156,7 +160,7 @@ func rollsBack(t *testing.T, img string, start func(context.Context, *testing.T,
 	defer cancel()
 	m := start(ctx, t, img)
 	expect(ctx, t, m, "basalt: booting slot b")
-	expect(ctx, t, m, "Failed to load 'b/vmlinuz'")
+	expect(ctx, t, m, "Bad Linux ARM64 Image magic!")
 	m.Kill()
 	<-m.Exited()
 
@@ -227,8 +231,8 @@ func startRPi4OnRaspi3b(ctx context.Context, t *testing.T, img string) *qemu.Mac
 //   - ready: slot a's kernel and initrd from boot.scr, stage 1 finds the
 //     MBR partitions by position, mounts root a through dm-verity, ready;
 //   - failed-trial-rolls-back, the negative twin: slot b armed for one
-//     trial but without a kernel; U-Boot counts the trial down on the SD
-//     card (fatwrite), fails to load b, and the next boot falls back to a.
+//     trial with a broken kernel; U-Boot counts the trial down on the SD
+//     card (fatwrite), fails to boot b, and the next boot falls back to a.
 //
 // The Pi 4's SoC, its firmware loading U-Boot and its device tree are not
 // exercised (docs/boards.md).
