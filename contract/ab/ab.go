@@ -141,8 +141,10 @@ type Mechanism interface {
 	// Name is the board's "ab:" value.
 	Name() string
 	// Initial returns the files of a fresh image whose committed slot is
-	// e.Slot (slot a): boot entries, state files.
-	Initial(e Entry) []File
+	// e.Slot (slot a): boot entries, state files. Each spare is a slot
+	// installed too (the same content, in slot b) that the device falls
+	// back to when the committed one fails (Fallback); it boots only then.
+	Initial(e Entry, spare ...Entry) []File
 	// State reads the A/B state; env may be zero (on the host).
 	State(r Reader, env Env) (State, error)
 	// Disarm makes slot unbootable by default before its boot files are
@@ -154,6 +156,14 @@ type Mechanism interface {
 	Arm(d Dir, e Entry, tries int) error
 	// Commit makes the slot booted on trial (env) the committed slot.
 	Commit(d Dir, env Env) error
+	// Fallback is for the device whose booted slot (env.Booted) failed
+	// before it could run (stage 1 refused its root): it makes the next
+	// boot boot the other slot, and returns it. A trial ends at once (the
+	// committed slot boots next); a committed slot hands over to the other
+	// slot when that has boot files and did not fail itself, else
+	// ErrNoGoodSlot and nothing is changed. Either way the booted slot is
+	// left Failed in State (fallback.go).
+	Fallback(d Dir, env Env) (contract.Slot, error)
 }
 
 var mechanisms = map[string]Mechanism{

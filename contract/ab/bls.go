@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -118,12 +119,18 @@ func blsEntryText(e Entry, gen int) []byte {
 		e.Title, e.Slot, gen, blsSortKey, sd, contract.KernelFile, sd, contract.InitrdFile, e.CommandLine())
 }
 
-// Initial implements Mechanism: loader.conf and the committed entry.
-func (BLS) Initial(e Entry) []File {
-	return []File{
+// Initial implements Mechanism: loader.conf, the committed entry and
+// unsuffixed entries of the spares, of lower generations (systemd-boot
+// boots the committed one first; State names it committed).
+func (BLS) Initial(e Entry, spare ...Entry) []File {
+	out := []File{
 		{Path: blsLoader, Data: []byte(loaderConfig)},
-		{Path: blsEntries + "/" + blsFileName(e.Slot, ""), Data: blsEntryText(e, 1)},
+		{Path: blsEntries + "/" + blsFileName(e.Slot, ""), Data: blsEntryText(e, len(spare)+1)},
 	}
+	for i, s := range spare {
+		out = append(out, File{Path: blsEntries + "/" + blsFileName(s.Slot, ""), Data: blsEntryText(s, len(spare)-i)})
+	}
+	return out
 }
 
 // entries lists basalt's entries with their generations.
@@ -256,4 +263,31 @@ func (m BLS) Commit(d Dir, env Env) error {
 		return fmt.Errorf("slot %s was not booted from a counted (trial) entry", env.Booted)
 	}
 	return fmt.Errorf("LoaderBootCountPath %s names no entry in %s", env.BootCountPath, blsEntries)
+}
+
+// Fallback implements Mechanism: every entry of the booted slot is renamed
+// to no tries left (basalt-X+0-N.conf), which systemd-boot sorts last, so
+// that its "default basalt-*" picks the other slot's entry. The other slot
+// is good when it has an entry that is unsuffixed or has tries left.
+func (m BLS) Fallback(d Dir, env Env) (contract.Slot, error) {
+	ents, err := m.entries(d, env)
+	if err != nil {
+		return "", err
+	}
+	other := env.Booted.Other()
+	good := slices.ContainsFunc(ents, func(e blsEntry) bool { return e.slot == other && (!e.counted || e.left > 0) })
+	// A trial falls back to the committed slot, which must be the other.
+	if !good {
+		return "", fmt.Errorf("slot %s: %w (it has no boot entry, or its entry has no tries left)", other, ErrNoGoodSlot)
+	}
+	for _, e := range ents {
+		if e.slot != env.Booted || e.counted && e.left == 0 {
+			continue
+		}
+		to := blsEntries + "/" + blsFileName(e.slot, fmt.Sprintf("+0-%d", max(e.done, 1)))
+		if err := d.Rename(blsEntries+"/"+e.name, to); err != nil {
+			return "", fmt.Errorf("mark boot entry %s failed: %w", e.name, err)
+		}
+	}
+	return other, nil
 }

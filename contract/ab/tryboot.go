@@ -122,13 +122,16 @@ func withPrefix(data []byte, slot contract.Slot) []byte {
 func (Tryboot) Name() string { return TrybootName }
 
 // Initial implements Mechanism: config.txt and tryboot.txt both boot
-// e.Slot (no trial), and e.Slot's cmdline.txt.
-func (Tryboot) Initial(e Entry) []File {
-	return []File{
+// e.Slot (no trial), and each slot's cmdline.txt.
+func (Tryboot) Initial(e Entry, spare ...Entry) []File {
+	out := []File{
 		{Path: PiConfigFile, Data: PiConfig(e.Slot)},
 		{Path: PiTrybootFile, Data: PiConfig(e.Slot)},
-		{Path: contract.SlotDir(e.Slot) + "/" + PiCmdlineFile, Data: []byte(e.CommandLine() + "\n")},
 	}
+	for _, s := range append([]Entry{e}, spare...) {
+		out = append(out, File{Path: contract.SlotDir(s.Slot) + "/" + PiCmdlineFile, Data: []byte(s.CommandLine() + "\n")})
+	}
+	return out
 }
 
 // configs reads and checks config.txt and tryboot.txt (a missing
@@ -224,6 +227,32 @@ func (m Tryboot) Commit(d Dir, env Env) error {
 		return err
 	}
 	return writeFile(d, PiConfigFile, withPrefix(cfg, env.Booted))
+}
+
+// Fallback implements Mechanism. A trial (a tryboot): nothing to write, the
+// next plain reboot boots config.txt's slot, and tryboot.txt still names
+// the trial (State: Failed). The committed slot: config.txt names the
+// other slot when it has boot files and is not a spent trial; tryboot.txt
+// then names the booted one (State on the other slot: Failed).
+func (m Tryboot) Fallback(d Dir, env Env) (contract.Slot, error) {
+	cfg, c, t, err := m.configs(d)
+	if err != nil {
+		return "", err
+	}
+	if env.Booted == t && t != c && env.Tryboot {
+		return c, nil
+	}
+	other := env.Booted.Other()
+	if _, err := d.ReadFile(contract.SlotDir(other) + "/" + PiCmdlineFile); err != nil {
+		return "", fmt.Errorf("slot %s: %w (no %s/%s)", other, ErrNoGoodSlot, contract.SlotDir(other), PiCmdlineFile)
+	}
+	if t == other {
+		return "", fmt.Errorf("slot %s: %w (it failed before)", other, ErrNoGoodSlot)
+	}
+	if err := writeFile(d, PiTrybootFile, withPrefix(cfg, env.Booted)); err != nil {
+		return "", err
+	}
+	return other, writeFile(d, PiConfigFile, withPrefix(cfg, other))
 }
 
 // RebootArg implements Rebooter: the next boot reads tryboot.txt.

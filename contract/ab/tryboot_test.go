@@ -1,6 +1,7 @@
 package ab_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -214,5 +215,46 @@ func TestReadTrybootFlag(t *testing.T) {
 	}
 	if got, err := ab.ReadTrybootFlag(filepath.Join(dir, "none")); got || err != nil {
 		t.Errorf("missing: %v, %v", got, err)
+	}
+}
+
+// A committed slot that stage 1 refuses hands over to the spare; when
+// that fails too, there is no good slot.
+func TestTrybootFallback(t *testing.T) {
+	d := ab.Dir(t.TempDir())
+	for _, f := range (ab.Tryboot{}).Initial(piEntry(contract.SlotA), piEntry(contract.SlotB)) {
+		if err := d.WriteFile(f.Path, f.Data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slotFiles(t, d, contract.SlotA)
+	slotFiles(t, d, contract.SlotB)
+	fw := &pimodel.Firmware{FAT: d, DTB: piDTB}
+	b := boot(t, fw, contract.SlotA, false)
+	to, err := (ab.Tryboot{}).Fallback(d, b.Env())
+	if err != nil || to != contract.SlotB {
+		t.Fatalf("Fallback from a: %s, %v", to, err)
+	}
+	fw.Reboot("")
+	b = boot(t, fw, contract.SlotB, false)
+	if st := piState(t, d, b.Env()); st != (ab.State{Committed: contract.SlotB, Failed: contract.SlotA}) {
+		t.Fatalf("on b: %s", st)
+	}
+	if _, err := (ab.Tryboot{}).Fallback(d, b.Env()); !errors.Is(err, ab.ErrNoGoodSlot) {
+		t.Errorf("Fallback from b: %v, want ErrNoGoodSlot", err)
+	}
+	// A failed trial: the next plain boot is the committed slot.
+	if err := (ab.Tryboot{}).Disarm(d, contract.SlotA); err != nil {
+		t.Fatal(err)
+	}
+	arm(t, d, fw, contract.SlotA)
+	b = boot(t, fw, contract.SlotA, true)
+	if to, err := (ab.Tryboot{}).Fallback(d, b.Env()); err != nil || to != contract.SlotB {
+		t.Fatalf("Fallback of the trial: %s, %v", to, err)
+	}
+	fw.Reboot("")
+	b = boot(t, fw, contract.SlotB, false)
+	if st := piState(t, d, b.Env()); st != (ab.State{Committed: contract.SlotB, Failed: contract.SlotA}) {
+		t.Errorf("after the failed trial: %s", st)
 	}
 }

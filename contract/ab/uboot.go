@@ -67,9 +67,14 @@ func ParseState(b []byte) (committed, trial contract.Slot, tries int, err error)
 	return committed, trial, tries, nil
 }
 
-// Initial implements Mechanism: the state file naming e.Slot committed.
-func (UBoot) Initial(e Entry) []File {
-	return []File{{Path: contract.BootStateFile, Data: StateText(e.Slot, "", 0)}, argsFile(e)}
+// Initial implements Mechanism: the state file naming e.Slot committed,
+// and each slot's args file.
+func (UBoot) Initial(e Entry, spare ...Entry) []File {
+	out := []File{{Path: contract.BootStateFile, Data: StateText(e.Slot, "", 0)}, argsFile(e)}
+	for _, s := range spare {
+		out = append(out, argsFile(s))
+	}
+	return out
 }
 
 // uBootArgsVar is the U-Boot variable boot.scr imports a slot's Args into.
@@ -222,4 +227,30 @@ func bootSlot(dev, cmdline string, booti bool) string {
 		"setenv bootargs \"" + cmdline + "\"",
 		"booti ${kernel_addr_r} ${ramdisk_addr_r}:${filesize} ${basalt_fdt}",
 	}, "\n")
+}
+
+// Fallback implements Mechanism. On trial (boot.scr counted this boot
+// down): tries=0, boot.scr boots the committed slot next. The committed
+// slot: slot=OTHER trial=BOOTED tries=0, when the other slot has boot files
+// and is not itself a spent trial.
+func (m UBoot) Fallback(d Dir, env Env) (contract.Slot, error) {
+	b, err := d.ReadFile(contract.BootStateFile)
+	if err != nil {
+		return "", fmt.Errorf("A/B state: %w", err)
+	}
+	c, t, n, err := ParseState(b)
+	if err != nil {
+		return "", err
+	}
+	if env.Booted == t && t != c {
+		return c, m.write(d, c, t, 0)
+	}
+	other := env.Booted.Other()
+	if !hasBootFiles(d, other) {
+		return "", fmt.Errorf("slot %s: %w (no %s/%s)", other, ErrNoGoodSlot, contract.SlotDir(other), contract.KernelFile)
+	}
+	if t == other && n == 0 {
+		return "", fmt.Errorf("slot %s: %w (it failed before)", other, ErrNoGoodSlot)
+	}
+	return other, m.write(d, other, env.Booted, 0)
 }
