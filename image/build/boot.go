@@ -21,7 +21,7 @@ import (
 )
 
 // initramfsTree is stage 1's initramfs: /init (the device binary), the
-// mount points it needs, /dev/console, and the board's boot modules closed
+// mount points it needs, the A/B mechanism's name (ab.InitramfsFile), /dev/console, and the board's boot modules closed
 // over their dependencies (image/kmod) with a modules.dep and modules.alias
 // of just those and modules.load.
 func initramfsTree(b *boards.Board, k debian.Kernel, ix *kmod.Index, initBin []byte, epoch int64) (*tree.Tree, error) {
@@ -33,6 +33,10 @@ func initramfsTree(b *boards.Board, k debian.Kernel, ix *kmod.Index, initBin []b
 		if err := t.Mkdir(d, 0o755); err != nil {
 			return nil, err
 		}
+	}
+	// Stage 1 falls back through the board's A/B mechanism.
+	if err := t.AddBytes(strings.TrimPrefix(ab.InitramfsFile, "/"), 0o644, []byte(string(b.AB)+"\n")); err != nil {
+		return nil, err
 	}
 	if err := t.Add(tree.Entry{Path: "dev/console", Type: tree.CharDev, Mode: 0o600, Major: 5, Minor: 1, MTime: epoch}); err != nil {
 		return nil, err
@@ -88,41 +92,32 @@ func slotArgs(vp *cv.Params) string {
 	return vp.CmdlineArgs()
 }
 
-// bootTree assembles the boot partition: the bootloader (systemd-boot, or
-// U-Boot's boot.scr), the A/B mechanism's initial state naming slot A
-// committed (contract/ab), slot A's kernel, initrd, version and device
-// trees, and the config drop-in dir.
-func bootTree(s *spec.Spec, b *boards.Board, r *resolved, initrd string, vp *cv.Params, epoch int64) (*tree.Tree, error) {
-	t := tree.New(epoch)
-	sd := contract.SlotDir(contract.SlotA)
-	bootFiles := r.boot
+// addSlotBootFiles adds slot's kernel and initrd (with Secure Boot one
+// signed UKI instead), version and device trees.
+func addSlotBootFiles(t *tree.Tree, s *spec.Spec, b *boards.Board, r *resolved, slot contract.Slot, initrd string, vp *cv.Params) error {
+	sd := contract.SlotDir(slot)
 	if r.sb != nil {
-		// Secure Boot: the slot boots one signed UKI; systemd-boot is
-		// signed, and the keys to enroll go along.
-		uki, err := slotUKI(s, b, r, initrd, vp, contract.SlotA)
+		uki, err := slotUKI(s, b, r, initrd, vp, slot)
 		if err != nil {
-			return nil, fmt.Errorf("unified kernel image: %w", err)
+			return fmt.Errorf("unified kernel image: %w", err)
 		}
 		if err := t.AddBytes(sd+"/"+contract.UKIFile, 0o644, uki); err != nil {
-			return nil, err
-		}
-		if bootFiles, err = r.sb.bootFiles(r.boot); err != nil {
-			return nil, err
+			return err
 		}
 	} else {
 		if err := t.AddHostFile(sd+"/"+contract.KernelFile, r.kernel.Vmlinuz, 0o644); err != nil {
-			return nil, fmt.Errorf("kernel: %w", err)
+			return fmt.Errorf("kernel: %w", err)
 		}
 		if err := t.AddHostFile(sd+"/"+contract.InitrdFile, initrd, 0o644); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if err := t.AddBytes(sd+"/"+contract.BootVersionFile, 0o644, []byte(s.Version+"\n")); err != nil {
-		return nil, err
+		return err
 	}
 	for _, d := range b.DTBs {
 		if r.kernel.DTBs == "" {
-			return nil, fmt.Errorf("board wants device tree %s, but kernel %s ships none", d, r.kernel.Release)
+			return fmt.Errorf("board wants device tree %s, but kernel %s ships none", d, r.kernel.Release)
 		}
 		src := filepath.Join(r.kernel.DTBs, filepath.FromSlash(d))
 		// The Pi firmware looks for the tree by its name after os_prefix.
@@ -131,12 +126,38 @@ func bootTree(s *spec.Spec, b *boards.Board, r *resolved, initrd string, vp *cv.
 			dst = sd + "/" + path.Base(d)
 		}
 		if err := t.AddHostFile(dst, src, 0o644); err != nil {
-			return nil, fmt.Errorf("device tree: %w", err)
+			return fmt.Errorf("device tree: %w", err)
 		}
-		// Chained to U-Boot (rpi3), the firmware hands U-Boot the tree it
-		// finds at the FAT's root.
-		if len(b.FirmwareConfig) > 0 {
-			if err := t.AddHostFile(path.Base(d), src, 0o644); err != nil {
+	}
+	return nil
+}
+
+// bootTree assembles the boot partition: the bootloader (systemd-boot, or
+// U-Boot's boot.scr), the A/B mechanism's initial state naming slot A
+// committed and slot B its spare (contract/ab: stage 1 falls back to B when
+// it refuses A's root), both slots' kernel, initrd, version and device
+// trees (the same: both slots hold this version), and the config drop-in dir.
+func bootTree(s *spec.Spec, b *boards.Board, r *resolved, initrd string, vp *cv.Params, epoch int64) (*tree.Tree, error) {
+	t := tree.New(epoch)
+	for _, sl := range []contract.Slot{contract.SlotA, contract.SlotB} {
+		if err := addSlotBootFiles(t, s, b, r, sl, initrd, vp); err != nil {
+			return nil, err
+		}
+	}
+	bootFiles := r.boot
+	if r.sb != nil {
+		// Secure Boot: each slot boots one signed UKI; systemd-boot is
+		// signed, and the keys to enroll go along.
+		var err error
+		if bootFiles, err = r.sb.bootFiles(r.boot); err != nil {
+			return nil, err
+		}
+	}
+	// Chained to U-Boot (rpi3), the firmware hands U-Boot the tree it
+	// finds at the FAT's root.
+	if len(b.FirmwareConfig) > 0 {
+		for _, d := range b.DTBs {
+			if err := t.AddHostFile(path.Base(d), filepath.Join(r.kernel.DTBs, filepath.FromSlash(d)), 0o644); err != nil {
 				return nil, fmt.Errorf("device tree: %w", err)
 			}
 		}
@@ -148,7 +169,10 @@ func bootTree(s *spec.Spec, b *boards.Board, r *resolved, initrd string, vp *cv.
 	if err != nil {
 		return nil, fmt.Errorf("board %s: %w", b.Name, err)
 	}
-	for _, f := range m.Initial(ab.Entry{Slot: contract.SlotA, Title: s.Name + " " + s.Version, Version: s.Version, Cmdline: cmdline(b, ab.SlotPlaceholder), Args: slotArgs(vp), UKI: r.sb != nil}) {
+	entry := func(sl contract.Slot) ab.Entry {
+		return ab.Entry{Slot: sl, Title: s.Name + " " + s.Version, Version: s.Version, Cmdline: cmdline(b, ab.SlotPlaceholder), Args: slotArgs(vp), UKI: r.sb != nil}
+	}
+	for _, f := range m.Initial(entry(contract.SlotA), entry(contract.SlotB)) {
 		if f.Path == ab.BLSLoaderConf && r.sb != nil && len(r.sb.enroll) > 0 {
 			f.Data = append(f.Data, ab.BLSEnrollForce...)
 		}

@@ -300,8 +300,9 @@ func partitions(s *spec.Spec, b *boards.Board, slot int64) (disk.Layout, error) 
 	return l, nil
 }
 
-// writeDisk writes the sparse image: FAT32 boot, squashfs root A, root B
-// empty (written by the first update), an empty ext4 data filesystem (grown
+// writeDisk writes the sparse image: FAT32 boot, squashfs root A and the
+// same bytes in root B (the spare stage 1 falls back to; the first update
+// overwrites it), an empty ext4 data filesystem (grown
 // to fill the medium by the device on first boot).
 func writeDisk(path string, l disk.Layout, s *spec.Spec, b *boards.Board, boot *tree.Tree, rootA string, epoch int64) error {
 	volID := sha256.Sum256([]byte("basalt-fat-volume-id\x00" + seed(s, b)))
@@ -313,7 +314,7 @@ func writeDisk(path string, l disk.Layout, s *spec.Spec, b *boards.Board, boot *
 				VolumeID:      binary.LittleEndian.Uint32(volID[:4]),
 				HiddenSectors: uint32(p.Start / disk.SectorSize),
 			})
-		case contract.PartRootA:
+		case contract.PartRootA, contract.PartRootB:
 			f, err := os.Open(rootA)
 			if err != nil {
 				return err
