@@ -9,7 +9,9 @@
 // failed: ..." and a reboot after a 5-second countdown, so that the
 // bootloader can fall back to the other slot; with basalt.debug=1 on the
 // kernel command line an emergency shell when the initramfs has one, or a
-// halt.
+// halt. When the slot's root itself is refused (verity, squashfs) stage 1
+// first tells the A/B mechanism to boot the other slot (fallback.go), or
+// stops when there is none.
 package stage1
 
 import (
@@ -69,6 +71,11 @@ func Main() {
 	_, err := boot.Sequence{Name: "stage1", Steps: s.steps()}.Run()
 	if err == nil { // switchRoot execs stage 2 or stops when the root has none
 		boot.Hang()
+	}
+	// A root refused is not retried: the next boot is the other slot's.
+	var se slotError
+	if errors.As(err, &se) && !s.cmdline.Debug {
+		s.fallback(err)
 	}
 	p := boot.Policy{Name: "stage1", Debug: s.cmdline.Debug, Countdown: rebootCountdown, Sleep: time.Sleep,
 		Reboot: func() error { unix.Sync(); return unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART) },
@@ -164,7 +171,7 @@ func (s *state) mountRoot() error {
 			hint = verityHint()
 			label += " on " + s.rawDev
 		}
-		return fmt.Errorf("mount %s (%s) on %s as squashfs: %w%s", s.rootDev, label, newRoot, err, hint)
+		return slotError{fmt.Errorf("mount %s (%s) on %s as squashfs: %w%s", s.rootDev, label, newRoot, err, hint)}
 	}
 	say.Mark(contract.RootMountedMarker(s.cmdline.Slot), " (%d ms since kernel start)", sinceBoot().Milliseconds())
 	return nil

@@ -29,14 +29,14 @@ func (s *state) openVerity() error {
 	head := make([]byte, verity.SuperblockSize)
 	off := int64(c.VerityBlocks) * verity.BlockSize
 	if _, err := f.ReadAt(head, off); err != nil {
-		return fmt.Errorf("slot %s (%s): read the verity superblock at %d: %w", c.Slot, s.rootDev, off, err)
+		return slotError{fmt.Errorf("slot %s (%s): read the verity superblock at %d: %w", c.Slot, s.rootDev, off, err)}
 	}
 	sb, err := verity.Parse(head)
 	if err != nil {
-		return fmt.Errorf("slot %s (%s) has no valid hash tree at %d: %w", c.Slot, s.rootDev, off, err)
+		return slotError{fmt.Errorf("slot %s (%s) has no valid hash tree at %d: %w", c.Slot, s.rootDev, off, err)}
 	}
 	if sb.DataBlocks != c.VerityBlocks {
-		return fmt.Errorf("slot %s (%s): verity superblock covers %d blocks, the command line %d", c.Slot, s.rootDev, sb.DataBlocks, c.VerityBlocks)
+		return slotError{fmt.Errorf("slot %s (%s): verity superblock covers %d blocks, the command line %d", c.Slot, s.rootDev, sb.DataBlocks, c.VerityBlocks)}
 	}
 	length, params := verity.Table(s.rootDev, c.VerityBlocks, c.VerityRoot, sb.Salt)
 	node, err := dm.CreateReadOnly(verity.MapperName, dm.Target{Length: length, Type: "verity", Params: params})

@@ -27,12 +27,21 @@ type GateOptions struct {
 func (u *Updater) AfterBoot(ctx context.Context, gate Gate, g GateOptions, reboot func()) error {
 	var st ab.State
 	var versions map[string]string
+	var fails []ab.Failure
 	if err := u.withBoot(func(d ab.Dir) (err error) {
+		if fails, err = ab.ReadFailures(d); err != nil {
+			u.logf("%v", err)
+		}
 		st, err = u.mech.State(d, u.env())
 		versions = slotVersions(d)
 		return err
 	}); err != nil {
 		return err
+	}
+	// Stage 1 refused a slot and fell back (ab.FailureFile): said once
+	// here, kept in the status as the rollback's reason, then cleared.
+	for _, f := range fails {
+		u.logf("slot %s failed at boot: %s", f.Slot, f.Reason)
 	}
 	u.set(func(r *record) { r.Status.AB, r.Status.Slots = st.String(), versions }, false)
 	running := u.d.Release["VERSION"]
@@ -49,6 +58,11 @@ func (u *Updater) AfterBoot(ctx context.Context, gate Gate, g GateOptions, reboo
 			reason = fmt.Sprintf("slot %s never passed its health gate and left no reason: its kernel, stage 1 or the power failed on every try", st.Failed)
 		}
 		u.mu.Unlock()
+		for _, f := range fails {
+			if f.Slot == st.Failed {
+				reason = f.Reason
+			}
+		}
 		u.set(func(r *record) {
 			r.Status.FailedVersion, r.Status.FailedReason = failed, reason
 			r.TrialVersion, r.TrialReason = "", ""
@@ -57,6 +71,11 @@ func (u *Updater) AfterBoot(ctx context.Context, gate Gate, g GateOptions, reboo
 		u.logf("rolled back from %s (slot %s): %s; running %s in slot %s", failed, st.Failed, reason, running, u.d.Booted)
 		// The failed slot's entry or trial goes: the loader stops counting it.
 		if err := u.withBoot(func(d ab.Dir) error { return u.mech.Disarm(d, st.Failed) }); err != nil {
+			return err
+		}
+	}
+	if len(fails) > 0 {
+		if err := u.withBoot(ab.ClearFailures); err != nil {
 			return err
 		}
 	}
