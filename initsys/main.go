@@ -13,11 +13,12 @@ import (
 	"github.com/basaltos/basalt/initsys/modprobe"
 	"github.com/basaltos/basalt/initsys/modules"
 	"github.com/basaltos/basalt/initsys/mountcmd"
+	"github.com/basaltos/basalt/initsys/readbench"
 	"github.com/basaltos/basalt/initsys/stage1"
 	"github.com/basaltos/basalt/initsys/stage2"
 )
 
-const usage = "usage: basalt-init status|config reload|update apply FILE|URL [--reboot]|reboot|poweroff"
+const usage = "usage: basalt-init status|config reload|update apply FILE|URL [--reboot]|reboot|poweroff|readbench"
 
 // Main runs the device binary with its command line and returns the exit code.
 func Main(args []string) int {
@@ -59,6 +60,8 @@ func Main(args []string) int {
 		err = ctl.Reboot()
 	case "poweroff":
 		err = ctl.Poweroff()
+	case "readbench": // diagnostic: root read throughput with and without dm-verity
+		err = readbench.Run(os.Stdout)
 	default:
 		fmt.Fprintf(os.Stderr, "basalt-init: unknown command %q\n%s\n", args[1], usage)
 		return 2
