@@ -219,3 +219,52 @@ func FuzzParseFailures(f *testing.F) {
 		}
 	})
 }
+
+// FuzzUBootFallback: stage 1 reads the state file (anyone can write the
+// FAT) and falls back; it never panics, and when it falls back the slot
+// it names boots next with the refused slot Failed, never the refused one.
+func FuzzUBootFallback(f *testing.F) {
+	f.Add([]byte("slot=a\ntrial=\ntries=0\n"), true)
+	f.Add([]byte("slot=a\ntrial=b\ntries=2\n\x00"), false)
+	f.Add([]byte("slot=b\ntrial=a\ntries=0\n"), true)
+	f.Fuzz(func(t *testing.T, text []byte, bootedA bool) {
+		d := freshBoth(t, UBoot{})
+		d.WriteFile(contract.BootStateFile, text)
+		booted := contract.SlotB
+		if bootedA {
+			booted = contract.SlotA
+		}
+		to, err := UBoot{}.Fallback(d, Env{Booted: booted})
+		if err != nil {
+			return
+		}
+		if to == booted {
+			t.Fatalf("fell back to the refused slot %s", to)
+		}
+		if st := state(t, UBoot{}, d, Env{Booted: to}); st.Failed != booted || st.Committed != to {
+			t.Fatalf("after falling back from %s to %s: %s", booted, to, st)
+		}
+	})
+}
+
+// FuzzBLSFallback: entry names are read from the FAT; whatever they are,
+// Fallback never panics and never names the refused slot.
+func FuzzBLSFallback(f *testing.F) {
+	f.Add("basalt-a.conf", "basalt-b+2-1.conf")
+	f.Add("basalt-a+0-3.conf", "basalt-b.conf")
+	f.Fuzz(func(t *testing.T, n1, n2 string) {
+		d := Dir(t.TempDir())
+		for i, n := range []string{n1, n2} {
+			if n == "" || strings.ContainsAny(n, "/\\\x00") || n == "." || n == ".." || len(n) > 200 {
+				return
+			}
+			if err := d.WriteFile(blsEntries+"/"+n, []byte("version "+strings.Repeat("1", i+1)+"\n")); err != nil {
+				return
+			}
+		}
+		to, err := BLS{}.Fallback(d, Env{Booted: contract.SlotA})
+		if err == nil && to != contract.SlotB {
+			t.Fatalf("fell back to %q", to)
+		}
+	})
+}
