@@ -21,9 +21,10 @@ import (
 )
 
 // initramfsTree is stage 1's initramfs: /init (the device binary), the
-// mount points it needs, the A/B mechanism's name (ab.InitramfsFile), /dev/console, and the board's boot modules closed
-// over their dependencies (image/kmod) with a modules.dep and modules.alias
-// of just those and modules.load.
+// mount points it needs, the A/B mechanism's name (ab.InitramfsFile, for
+// stage 1's fallback), /dev/console, and the board's boot modules closed
+// over their dependencies (image/kmod) with a modules.dep and
+// modules.alias of just those and modules.load.
 func initramfsTree(b *boards.Board, k debian.Kernel, ix *kmod.Index, initBin []byte, epoch int64) (*tree.Tree, error) {
 	t := tree.New(epoch)
 	if err := t.AddBytes("init", 0o755, initBin); err != nil {
