@@ -5,9 +5,6 @@ package qemu_test
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"testing"
@@ -65,15 +62,7 @@ var readbenchRE = regexp.MustCompile(`readbench: slot a, (\d+) MiB: verity ([\d.
 // partition under it, and reports both throughputs and their ratio.
 func BenchmarkVerityRead(b *testing.B) {
 	const board = "qemu-x86_64"
-	blob := make([]byte, 48<<20)
-	r := rand.New(rand.NewPCG(5, 6))
-	for i := range blob {
-		blob[i] = byte(r.Uint32())
-	}
-	p := filepath.Join(b.TempDir(), "blob")
-	if err := os.WriteFile(p, blob, 0o644); err != nil {
-		b.Fatal(err)
-	}
+	p, _ := randomFile(b, "blob", 48<<20, 5, 6)
 	img := buildSpecImage(b, board, fmt.Sprintf("overlays:\n  - {from: %s, to: /usr/share/blob}\n"+
 		"services:\n  - {name: readbench, path: %s, args: [readbench], restart: once}\n", p, contract.InitPath))
 	var ver, raw, ratio, mib float64

@@ -24,15 +24,7 @@ import (
 // slot is the only one, so it reports instead of rebooting).
 func TestE2EVerityRuntimeCorruption(t *testing.T) {
 	const board = "qemu-x86_64"
-	prog := make([]byte, 256<<10)
-	r := rand.New(rand.NewPCG(12, 34))
-	for i := range prog {
-		prog[i] = byte(r.Uint32())
-	}
-	p := filepath.Join(t.TempDir(), "rotten")
-	if err := os.WriteFile(p, prog, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	p, prog := randomFile(t, "rotten", 256<<10, 12, 34)
 	img := buildSpecImage(t, board, fmt.Sprintf("overlays:\n  - {from: %s, to: /usr/bin/rotten, mode: \"0755\"}\n"+
 		"services:\n  - {name: rotten, path: /usr/bin/rotten, restart: once}\n", p))
 	flipAt(t, img, prog[:64])
@@ -43,6 +35,23 @@ func TestE2EVerityRuntimeCorruption(t *testing.T) {
 	expect(ctx, t, m, contract.RootMountedMarker(contract.SlotA))
 	expect(ctx, t, m, contract.MarkerReady)
 	t.Logf("%s", expect(ctx, t, m, "verity: ROOT CORRUPT: a block of slot a's root did not match its hash tree"))
+}
+
+// randomFile writes size incompressible bytes (squashfs stores them as
+// they are) from a PCG seeded with s1, s2 to a temporary file name, and
+// returns its path and bytes.
+func randomFile(t testing.TB, name string, size int, s1, s2 uint64) (string, []byte) {
+	t.Helper()
+	b := make([]byte, size)
+	r := rand.New(rand.NewPCG(s1, s2))
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p, b
 }
 
 // flipAt flips one byte of the first dm-verity block (4 KiB, aligned to the

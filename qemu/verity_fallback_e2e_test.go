@@ -9,26 +9,15 @@ import (
 	"time"
 
 	"github.com/basaltos/basalt/contract"
-	"github.com/basaltos/basalt/qemu"
 )
-
-// markerWithin bounds the wait for each marker of the fallback tests: a
-// boot that stops talking fails the test (and frees the QEMU lock) soon.
-const markerWithin = 4 * time.Minute
-
-func expectWithin(ctx context.Context, t testing.TB, m *qemu.Machine, marker string) string {
-	t.Helper()
-	c, cancel := context.WithTimeout(ctx, markerWithin)
-	defer cancel()
-	return expect(c, t, m, marker)
-}
 
 // TestE2EFirmwareBootCorruptRoot is TestE2EFirmwareBoot's negative twin:
 // one byte of root a's data area is flipped (a fresh image holds the same
 // root in both slots, b intact). dm-verity refuses a, stage 1 records why
 // on the boot FAT and tells the board's A/B mechanism (BLS entries,
 // U-Boot state file) to boot b, and reboots; the firmware boots b to
-// ready, and b's updater reports a's failure and why.
+// ready, and b's updater reports a's failure and why. Each marker within
+// stepDeadline.
 func TestE2EFirmwareBootCorruptRoot(t *testing.T) {
 	for _, name := range directBoards {
 		t.Run(name, func(t *testing.T) {
@@ -36,14 +25,14 @@ func TestE2EFirmwareBootCorruptRoot(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), firmwareDeadline)
 			defer cancel()
 			m := startImageReboot(ctx, t, name, img, 0, true)
-			expectWithin(ctx, t, m, "basalt: stage1: root a: dm-verity on /dev/vda2")
-			expectWithin(ctx, t, m, "dm-verity found corruption: the slot's data does not match its root hash")
-			t.Logf("%s", expectWithin(ctx, t, m, "basalt: stage1: slot a refused: the next boot boots slot b"))
-			expectWithin(ctx, t, m, "basalt: stage1: root b: dm-verity on /dev/vda3")
-			t.Logf("%s", expectWithin(ctx, t, m, contract.RootMountedMarker(contract.SlotB)))
-			expectWithin(ctx, t, m, contract.MarkerReady)
-			t.Logf("%s", expectWithin(ctx, t, m, "basalt: update: slot a failed at boot: stage 1 refused its root: "))
-			t.Logf("%s", expectWithin(ctx, t, m, "basalt: update: rolled back from 0.1.0 (slot a): stage 1 refused its root: "))
+			step(ctx, t, m, "basalt: stage1: root a: dm-verity on /dev/vda2")
+			step(ctx, t, m, "dm-verity found corruption: the slot's data does not match its root hash")
+			t.Logf("%s", step(ctx, t, m, "basalt: stage1: slot a refused: the next boot boots slot b"))
+			step(ctx, t, m, "basalt: stage1: root b: dm-verity on /dev/vda3")
+			t.Logf("%s", step(ctx, t, m, contract.RootMountedMarker(contract.SlotB)))
+			step(ctx, t, m, contract.MarkerReady)
+			t.Logf("%s", step(ctx, t, m, "basalt: update: slot a failed at boot: stage 1 refused its root: "))
+			t.Logf("%s", step(ctx, t, m, "basalt: update: rolled back from 0.1.0 (slot a): stage 1 refused its root: "))
 			if strings.Contains(m.Log(), contract.RootMountedMarker(contract.SlotA)) {
 				t.Errorf("corrupt root a was mounted:\n%s", m.Log())
 			}
@@ -62,12 +51,12 @@ func TestE2EVerityBothSlotsCorrupt(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), firmwareDeadline)
 	defer cancel()
 	m := startImageReboot(ctx, t, name, img, 0, true)
-	expectWithin(ctx, t, m, "basalt: stage1: slot a refused: the next boot boots slot b")
-	expectWithin(ctx, t, m, "basalt: stage1: root b: dm-verity on /dev/vda3")
-	t.Logf("%s", expectWithin(ctx, t, m, "basalt: stage1: NO GOOD SLOT: slot b refused"))
-	t.Logf("%s", expectWithin(ctx, t, m, "basalt: stage1: slot a failed: stage 1 refused its root: "))
-	t.Logf("%s", expectWithin(ctx, t, m, "basalt: stage1: slot b failed: stage 1 refused its root: "))
-	expectWithin(ctx, t, m, "basalt: stage1: stopped here")
+	step(ctx, t, m, "basalt: stage1: slot a refused: the next boot boots slot b")
+	step(ctx, t, m, "basalt: stage1: root b: dm-verity on /dev/vda3")
+	t.Logf("%s", step(ctx, t, m, "basalt: stage1: NO GOOD SLOT: slot b refused"))
+	t.Logf("%s", step(ctx, t, m, "basalt: stage1: slot a failed: stage 1 refused its root: "))
+	t.Logf("%s", step(ctx, t, m, "basalt: stage1: slot b failed: stage 1 refused its root: "))
+	step(ctx, t, m, "basalt: stage1: stopped here")
 	// Stopped: no third boot, no reboot countdown.
 	time.Sleep(10 * time.Second)
 	log := m.Log()

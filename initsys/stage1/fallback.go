@@ -61,7 +61,7 @@ func (s *state) fallback(cause error) {
 		return ferr
 	})
 	if errors.Is(err, ab.ErrNoGoodSlot) {
-		say.Printf("stage1: NO GOOD SLOT: slot %s refused and %v", slot, err)
+		say.Printf("stage1: NO GOOD SLOT: slot %s refused, and the other cannot boot either: %v", slot, err)
 		for _, f := range fails {
 			say.Printf("stage1: slot %s failed: %s", f.Slot, f.Reason)
 		}
