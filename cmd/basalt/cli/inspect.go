@@ -137,6 +137,14 @@ func inspectSummary(w io.Writer, im *imgfile.Image) error {
 			fmt.Fprintf(w, "  A/B state (%s): %s\n", mech, st)
 		}
 	}
+	// A device that refused a slot at boot left why (the card read back).
+	if fails, err := ab.ReadFailures(boot); err != nil {
+		fmt.Fprintf(w, "  %s: %v\n", ab.FailureFile, err)
+	} else {
+		for _, f := range fails {
+			fmt.Fprintf(w, "  slot %s failed at boot (%s): %s\n", f.Slot, ab.FailureFile, f.Reason)
+		}
+	}
 	if ents, err := boot.ReadDir("loader/entries"); err == nil {
 		for _, e := range ents {
 			b, _ := boot.ReadFile("loader/entries/" + e.Name)

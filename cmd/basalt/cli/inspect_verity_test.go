@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/basaltos/basalt/contract"
+	"github.com/basaltos/basalt/contract/ab"
 	cv "github.com/basaltos/basalt/contract/verity"
 	"github.com/basaltos/basalt/image/disk"
 	"github.com/basaltos/basalt/image/fat"
@@ -53,6 +54,7 @@ func TestInspectVerity(t *testing.T) {
 		boot := tree.New(0)
 		if uki == nil {
 			boot.AddBytes("a/"+contract.SlotArgsFile, 0o644, []byte("basalt_args="+p.CmdlineArgs()+"\n"))
+			boot.AddBytes(ab.FailureFile, 0o644, []byte("b: stage 1 refused its root: dm-verity found corruption\n"))
 		} else {
 			signed, err := uki(p.CmdlineArgs())
 			if err != nil {
@@ -93,6 +95,9 @@ func TestInspectVerity(t *testing.T) {
 			t.Fatal(err)
 		}
 		f.Close()
+		if want := "slot b failed at boot (" + ab.FailureFile + "): stage 1 refused its root: dm-verity found corruption"; uki == nil && !strings.Contains(out, want) {
+			t.Errorf("inspect does not show the failure record (%q):\n%s", want, out)
+		}
 		if uki != nil && !strings.Contains(out, "uki: a/"+contract.UKIFile+` signed by "CN=basalt inspect test db" (cert sha256 `) {
 			t.Errorf("inspect does not say who signed the UKI:\n%s", out)
 		}
