@@ -43,6 +43,28 @@ const (
 	K3sImagesDir   = K3sDataDir + "/agent/images"
 	K3sImagesCache = ".cache.json"
 
+	// K3sRootContainerd is a containerd store the builder seeded from the
+	// preloaded archives (containerd's own importer, namespace k8s.io, k3s'
+	// labels: pinned, managed): io.containerd.metadata.v1.bolt/meta.db and
+	// io.containerd.content.v1.content/blobs/sha256/<hex>, the layout of
+	// containerd's root, plus K3sRootContainerdID. At boot, before k3s
+	// starts, when k3s' containerd root K3sContainerdDir has no meta.db yet
+	// (first boot), the device copies meta.db there, links each blob into
+	// its content store, and records the seed's id in K3sContainerdSeeded:
+	// containerd then starts with the images present and k3s has nothing
+	// to import. While K3sContainerdSeeded names this root's seed, the
+	// device does not link the archives into K3sImagesDir; when it names
+	// another (an update or rollback to a slot with other images), it links
+	// this root's blobs and archives, and k3s imports the archives once.
+	K3sRootContainerd   = "/usr/lib/basalt/k3s/containerd"
+	K3sRootContainerdID = K3sRootContainerd + "/id" // hex sha256 of the seed's meta.db
+	// K3sContainerdDir is k3s' containerd root (on data).
+	K3sContainerdDir    = K3sDataDir + "/agent/containerd"
+	K3sContainerdSeeded = K3sContainerdDir + "/basalt-seed"
+	// Inside a containerd root (K3sRootContainerd, K3sContainerdDir).
+	ContainerdMetaDB = "io.containerd.metadata.v1.bolt/meta.db"
+	ContainerdBlobs  = "io.containerd.content.v1.content/blobs/sha256"
+
 	// K3sRootManifests holds the spec's manifests: in the root. The device
 	// links each file into K3sManifestsDir (k3s writes its own packaged
 	// manifests there, so that directory stays a writable one on data).

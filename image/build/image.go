@@ -96,6 +96,11 @@ func buildBoard(ctx context.Context, s *spec.Spec, o Options, b *boards.Board, i
 	}); err != nil {
 		return Artifact{}, err
 	}
+	if r.k3s != nil && len(r.k3s.images) > 0 {
+		if err := st.do("containerd seed", func() (err error) { r.k3s.seed, err = in.containerdSeed(r.k3s.images); return err }); err != nil {
+			return Artifact{}, err
+		}
+	}
 	initBin, err := initbin.Get(b.Arch)
 	if err != nil {
 		return Artifact{}, err

@@ -32,6 +32,9 @@ type k3sRoot struct {
 	// images go to contract.K3sRootImages, manifests to K3sRootManifests.
 	images    []rootFile
 	manifests []manifestFile
+	// seed is the host directory of the containerd store seeded from
+	// images (containerdSeed), for contract.K3sRootContainerd; "" for none.
+	seed string
 }
 
 // rootFile is a host file placed in the root under Name.
@@ -55,6 +58,7 @@ func (in *inputs) k3s(b *boards.Board) (*k3sRoot, []Input, error) {
 	kr := &k3sRoot{version: o.Version}
 	var list []Input
 	var airgap, airgapSum string
+	downloaded := false
 	switch env := os.Getenv(K3sEnv); {
 	case env != "":
 		fi, err := os.Stat(env)
@@ -97,6 +101,7 @@ func (in *inputs) k3s(b *boards.Board) (*k3sRoot, []Input, error) {
 			if airgap, airgapSum, err = rel.Fetch(in.ctx, a, a.Airgap); err != nil {
 				return nil, nil, k3sFetchErr(err)
 			}
+			downloaded = true
 			list = append(list, Input{Name: a.Airgap, Kind: "k3s-airgap", Version: o.Version, Source: k3s.AssetURL(o.Mirror, o.Version, a.Airgap), SHA256: airgapSum})
 		}
 	}
@@ -116,7 +121,13 @@ func (in *inputs) k3s(b *boards.Board) (*k3sRoot, []Input, error) {
 		list = append(list, Input{Name: a.Airgap, Kind: "k3s-airgap", Source: airgap, SHA256: airgapSum})
 	}
 	if airgap != "" {
-		kr.images = append(kr.images, rootFile{Name: digestName(filepath.Base(airgap), airgapSum), Host: airgap})
+		// A downloaded archive is a cache file named by its sha256: the
+		// root gets the release's name, whose extension k3s imports by.
+		n := filepath.Base(airgap)
+		if downloaded {
+			n = a.Airgap
+		}
+		kr.images = append(kr.images, rootFile{Name: digestName(n, airgapSum), Host: airgap})
 	}
 
 	imgs, ilist, err := in.images(b)
@@ -275,7 +286,8 @@ func checkK3sModules(ix *kmod.Index, release string) error {
 
 // addK3s puts k3s into the root: the binary, its pre-extracted data dir with
 // the links k3s would make, kubectl/crictl/ctr links, mount/umount answered
-// by the device binary, and the preloaded image archives.
+// by the device binary, the preloaded image archives and the containerd
+// store seeded from them.
 func addK3s(t *tree.Tree, kr *k3sRoot) error {
 	rel := func(p string) string { return strings.TrimPrefix(p, "/") }
 	if err := t.AddHostFile(rel(contract.K3sBin), kr.bin, 0o755); err != nil {
@@ -309,6 +321,11 @@ func addK3s(t *tree.Tree, kr *k3sRoot) error {
 	for _, f := range kr.images {
 		if err := t.AddHostFile(rel(contract.K3sRootImages)+"/"+f.Name, f.Host, 0o644); err != nil {
 			return err
+		}
+	}
+	if kr.seed != "" {
+		if err := addHost(t, rel(contract.K3sRootContainerd), kr.seed, nil, 0, 0, nil); err != nil {
+			return fmt.Errorf("containerd seed: %w", err)
 		}
 	}
 	return addManifests(t, kr.manifests)

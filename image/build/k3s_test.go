@@ -34,6 +34,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/klauspost/compress/zstd"
 )
 
 // k3sRelease writes a stand-in k3s release for amd64 into dir (the device
@@ -49,12 +50,33 @@ func k3sRelease(t testing.TB, dir string) (hash string, airgap []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	airgap = bytes.Repeat([]byte("stand-in air-gap images "), 4096)
+	airgap = airgapArchive(t, 64<<10)
 	a, _ := k3s.AssetsFor(boards.AMD64)
 	if err := k3stest.Release(dir, a.Binary, bin, a.Airgap, airgap, a.Checksums); err != nil {
 		t.Fatal(err)
 	}
 	return hash, airgap
+}
+
+// airgapArchive is a stand-in for k3s' air-gap archive in its format: a
+// docker-archive (docker save) of one image, rancher/mirrored-pause:3.6,
+// whose one layer holds size random bytes, zstd-compressed.
+func airgapArchive(t testing.TB, size int64) []byte {
+	t.Helper()
+	img, err := random.Image(size, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag, _ := name.NewTag("docker.io/rancher/mirrored-pause:3.6")
+	var b bytes.Buffer
+	zw, _ := zstd.NewWriter(&b, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	if err := tarball.Write(tag, img, zw); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }
 
 // caMirror serves a fake Debian mirror with ca-certificates (the one

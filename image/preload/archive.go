@@ -24,13 +24,7 @@ var archiveExts = []string{".tar", ".tar.gz", ".tgz", ".tar.zst", ".tzst"}
 // k3s imports, a docker-archive (manifest.json) or OCI layout (index.json
 // and oci-layout) inside, and for zstd a window k3s can decode.
 func CheckArchive(path string) error {
-	ext := ""
-	for _, e := range archiveExts {
-		if strings.HasSuffix(path, e) && len(e) > len(ext) {
-			ext = e
-		}
-	}
-	if ext == "" {
+	if archiveExt(path) == "" {
 		return fmt.Errorf("%s: k3s imports %s archives; rename it or convert it", path, strings.Join(archiveExts, ", "))
 	}
 	f, err := os.Open(path)
@@ -38,34 +32,11 @@ func CheckArchive(path string) error {
 		return err
 	}
 	defer f.Close()
-	var r io.Reader = f
-	switch ext {
-	case ".tar.gz", ".tgz":
-		zr, err := gzip.NewReader(f)
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		r = zr
-	case ".tar.zst", ".tzst":
-		var hdr [18]byte
-		n, _ := io.ReadFull(f, hdr[:])
-		w, err := ZstdWindow(hdr[:n])
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		if w > uint64(MaxZstdWindow) {
-			return fmt.Errorf("%s: zstd window %d MiB, k3s decodes at most %d MiB: recompress with --long=25 or less", path, w>>20, MaxZstdWindow>>20)
-		}
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return err
-		}
-		zr, err := zstd.NewReader(f, zstd.WithDecoderMaxWindow(MaxZstdWindow), zstd.WithDecoderConcurrency(1))
-		if err != nil {
-			return err
-		}
-		defer zr.Close()
-		r = zr
+	r, done, err := decompress(f, path)
+	if err != nil {
+		return err
 	}
+	defer done()
 	tr := tar.NewReader(r)
 	seen := map[string]bool{}
 	for {
@@ -82,6 +53,51 @@ func CheckArchive(path string) error {
 		}
 	}
 	return fmt.Errorf("%s: neither a docker-archive (no manifest.json) nor an OCI image layout (no index.json and oci-layout)", path)
+}
+
+// decompress reads an archive as k3s' importer does by the extension of
+// its name: gzip, zstd (window at most MaxZstdWindow, checked first, with
+// a message that says how to fix it) or plain tar.
+func decompress(f *os.File, name string) (io.Reader, func(), error) {
+	path := f.Name()
+	switch ext := archiveExt(name); ext {
+	case ".tar.gz", ".tgz":
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return zr, func() { zr.Close() }, nil
+	case ".tar.zst", ".tzst":
+		var hdr [18]byte
+		n, _ := io.ReadFull(f, hdr[:])
+		w, err := ZstdWindow(hdr[:n])
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if w > uint64(MaxZstdWindow) {
+			return nil, nil, fmt.Errorf("%s: zstd window %d MiB, k3s decodes at most %d MiB: recompress with --long=25 or less", path, w>>20, MaxZstdWindow>>20)
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return nil, nil, err
+		}
+		zr, err := zstd.NewReader(f, zstd.WithDecoderMaxWindow(MaxZstdWindow), zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return nil, nil, err
+		}
+		return zr, zr.Close, nil
+	}
+	return f, func() {}, nil
+}
+
+// archiveExt is the longest of archiveExts path ends in ("" for none).
+func archiveExt(path string) string {
+	ext := ""
+	for _, e := range archiveExts {
+		if strings.HasSuffix(path, e) && len(e) > len(ext) {
+			ext = e
+		}
+	}
+	return ext
 }
 
 // ZstdWindow returns the window size a zstd frame header declares (RFC

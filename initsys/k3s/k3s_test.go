@@ -283,3 +283,54 @@ func TestPrecheck(t *testing.T) {
 		t.Error("a role change was applied without a reboot")
 	}
 }
+
+// TestLinkSeed: the first boot copies the seeded meta.db, links its blobs
+// and links no archive; a later boot of the same root does nothing more;
+// a root with another seed (after an update) links its blobs and archives
+// for k3s to import and leaves containerd's meta.db alone.
+func TestLinkSeed(t *testing.T) {
+	root := t.TempDir()
+	put := func(p, s string) {
+		os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755)
+		if err := os.WriteFile(filepath.Join(root, p), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(p string) string { b, _ := os.ReadFile(filepath.Join(root, p)); return string(b) }
+	exists := func(p string) bool { _, err := os.Lstat(filepath.Join(root, p)); return err == nil }
+	link := func(p string) string { s, _ := os.Readlink(filepath.Join(root, p)); return s }
+	seed := contract.K3sRootContainerd + "/"
+	ctrd := contract.K3sContainerdDir + "/"
+	put(seed+contract.ContainerdMetaDB, "db-1")
+	put(seed+contract.ContainerdBlobs+"/aaaa", "blob a")
+	put(seed+"id", "seed-1\n")
+	put(contract.K3sRootImages+"/app-1111.tar", "archive")
+	for range 2 {
+		if err := Link(root); err != nil {
+			t.Fatal(err)
+		}
+		if read(ctrd+contract.ContainerdMetaDB) != "db-1" || link(ctrd+contract.ContainerdBlobs+"/aaaa") != seed+contract.ContainerdBlobs+"/aaaa" || read(contract.K3sContainerdSeeded) != "seed-1\n" {
+			t.Fatalf("not seeded: meta.db %q, blob %q, marker %q", read(ctrd+contract.ContainerdMetaDB), link(ctrd+contract.ContainerdBlobs+"/aaaa"), read(contract.K3sContainerdSeeded))
+		}
+		if exists(contract.K3sImagesDir + "/app-1111.tar") {
+			t.Fatal("archive linked for import though its images are seeded")
+		}
+	}
+	if fi, _ := os.Stat(filepath.Join(root, ctrd+contract.ContainerdMetaDB)); fi.Mode().Perm() != 0o600 {
+		t.Errorf("meta.db mode %v", fi.Mode())
+	}
+	// An update: another seed in the root, with another blob and archive.
+	put(seed+"id", "seed-2\n")
+	put(seed+contract.ContainerdMetaDB, "db-2")
+	put(seed+contract.ContainerdBlobs+"/bbbb", "blob b")
+	put(contract.K3sRootImages+"/app-2222.tar", "archive 2")
+	if err := Link(root); err != nil {
+		t.Fatal(err)
+	}
+	if read(ctrd+contract.ContainerdMetaDB) != "db-1" || read(contract.K3sContainerdSeeded) != "seed-1\n" {
+		t.Errorf("containerd's live meta.db or marker replaced: %q %q", read(ctrd+contract.ContainerdMetaDB), read(contract.K3sContainerdSeeded))
+	}
+	if link(ctrd+contract.ContainerdBlobs+"/bbbb") != seed+contract.ContainerdBlobs+"/bbbb" || !exists(contract.K3sImagesDir+"/app-2222.tar") {
+		t.Error("the new seed's blob or archive is not linked")
+	}
+}

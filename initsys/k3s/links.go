@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/basaltos/basalt/contract"
+	"github.com/basaltos/basalt/initsys/identity"
 )
 
 // Link makes k3s' data dir use what the builder put in the root (see
@@ -19,7 +20,9 @@ import (
 //     records, stays), links into K3sRootImages whose target is gone
 //     (another slot's images) removed, and an empty K3sImagesCache created
 //     when missing (k3s then skips archives it imported before);
-//   - each K3sRootManifests file linked into K3sManifestsDir, likewise.
+//   - each K3sRootManifests file linked into K3sManifestsDir, likewise;
+//   - k3s' containerd seeded from K3sRootContainerd (seedContainerd), and
+//     then the archives are not linked: their images are there already.
 //
 // A root without those directories (an OS-only image, a test orchestrator
 // without images) just has fewer links.
@@ -32,7 +35,13 @@ func Link(root string) error {
 	if _, err := os.Stat(at(contract.K3sRootData)); err == nil {
 		errs = append(errs, symlink(contract.K3sRootData, at(contract.K3sDataDir+"/data")))
 	}
-	errs = append(errs, linkEach(root, contract.K3sRootImages, contract.K3sImagesDir))
+	seeded, err := seedContainerd(root)
+	errs = append(errs, err)
+	if !seeded {
+		errs = append(errs, linkEach(root, contract.K3sRootImages, contract.K3sImagesDir))
+	} else if err := os.MkdirAll(at(contract.K3sImagesDir), 0o755); err != nil {
+		errs = append(errs, fmt.Errorf("k3s %s: %w", contract.K3sImagesDir, err))
+	}
 	if err := createIfMissing(at(contract.K3sImagesDir + "/" + contract.K3sImagesCache)); err != nil {
 		errs = append(errs, err)
 	}
@@ -118,4 +127,52 @@ func createIfMissing(path string) error {
 		return fmt.Errorf("k3s %s: %w", path, err)
 	}
 	return f.Close()
+}
+
+// seedContainerd seeds k3s' containerd root from the builder's store
+// (contract.K3sRootContainerd) and says whether it holds this root's seed,
+// so the archives need no import. Each blob is linked (no copy); meta.db is
+// copied only into a containerd root that has none (the first boot): a
+// meta.db there is containerd's live state (pulled images, containers),
+// never replaced. After an update to a slot with another seed, the blobs
+// are linked and false is returned: k3s imports the archives once (the
+// blobs' links make containerd find their content present, but the import
+// still reads and hashes each). The order (blobs, meta.db, marker; each
+// file written whole and renamed) leaves a power cut nothing worse than one
+// import.
+func seedContainerd(root string) (bool, error) {
+	at := func(p string) string { return filepath.Join(root, p) }
+	id, err := os.ReadFile(at(contract.K3sRootContainerdID))
+	if os.IsNotExist(err) {
+		return false, nil // no seed: an image without preloaded archives
+	}
+	if err != nil {
+		return false, fmt.Errorf("containerd seed: %w", err)
+	}
+	if cur, err := os.ReadFile(at(contract.K3sContainerdSeeded)); err == nil && string(cur) == string(id) {
+		return true, nil
+	}
+	if err := linkEach(root, contract.K3sRootContainerd+"/"+contract.ContainerdBlobs, contract.K3sContainerdDir+"/"+contract.ContainerdBlobs); err != nil {
+		return false, fmt.Errorf("containerd seed: %w", err)
+	}
+	db := at(contract.K3sContainerdDir + "/" + contract.ContainerdMetaDB)
+	if _, err := os.Lstat(db); err == nil {
+		return false, nil
+	}
+	b, err := os.ReadFile(at(contract.K3sRootContainerd + "/" + contract.ContainerdMetaDB))
+	if err != nil {
+		return false, fmt.Errorf("containerd seed: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(db), 0o700); err != nil {
+		return false, fmt.Errorf("containerd seed: %w", err)
+	}
+	for _, f := range []struct {
+		path string
+		data []byte
+	}{{db, b}, {at(contract.K3sContainerdSeeded), id}} {
+		if err := identity.WriteFile(f.path, f.data, 0o600); err != nil {
+			return false, fmt.Errorf("containerd seed: %w", err)
+		}
+	}
+	return true, nil
 }
