@@ -76,6 +76,7 @@ testdata: deps tour-inputs pi-inputs $(CACHE)/test-orchestrator/k3s $(CACHE)/tes
 	@bash scripts/testkernel.sh amd64 $(CACHE)/testkernel/amd64
 	@bash scripts/testkernel.sh arm64 $(CACHE)/testkernel/arm64
 	@bash scripts/testkernel.sh armhf $(CACHE)/testkernel/armhf
+	@bash scripts/containerd-inputs.sh $(CACHE)
 
 # basalt's test orchestrator (a stand-in for k3s in boot tests, not k3s) for
 # each arch, in k3s' release names and format: BASALT_K3S=$(CACHE)/test-orchestrator.
@@ -84,7 +85,9 @@ $(CACHE)/test-orchestrator/k3s: $(ORCHESTRATOR_SRC)
 	@bash scripts/test-orchestrator.sh $(CACHE)/test-orchestrator
 
 # The containerd proof (a test program in k3s' place, not k3s) with a real
-# containerd and runc from their Go modules, for the container runtime boot test.
+# containerd and runc from their Go modules, for the container runtime boot test
+# (runc's cross libseccomp from Debian's libseccomp-dev:arm64/:armhf .debs,
+# downloaded by apt-get into a sysroot next to it, nothing installed).
 CONTAINERD_SRC := $(wildcard initsys/k3s/testdata/containerd-proof/*.go) scripts/test-containerd.sh $(ORCHESTRATOR_SRC)
 $(CACHE)/test-containerd/k3s: $(CONTAINERD_SRC)
 	@bash scripts/test-containerd.sh $(CACHE)/test-containerd

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,11 +37,19 @@ const (
 	markHello = "basalt-containerd-proof: hello from a container"
 	markOK    = "containerd-proof: OK"
 	markFail  = "containerd-proof: FAIL: "
+	// markSeccomp: runc was linked with libseccomp and the container ran
+	// under ctr's default seccomp profile.
+	markSeccomp = "containerd-proof: runc has seccomp"
+	// markSeeded: the device seeded containerd from the builder's store,
+	// so there was nothing to import.
+	markSeeded = "containerd-proof: images present in containerd at its start (seeded at build time)"
 )
 
 // helloImage writes an OCI archive of one image, name:1, whose entrypoint
-// is the containerd proof's hello program built for arch.
-func helloImage(t *testing.T, arch boards.Arch, name, out string) {
+// is the containerd proof's hello program built for arch, plus, when
+// payload > 0, a layer of payload bytes of text-like data (gzip about
+// halves it, as it does real images' files) for the import bench.
+func helloImage(t testing.TB, arch boards.Arch, name, out string, payload int) {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "hello")
 	goarch := map[boards.Arch]string{"amd64": "amd64", "arm64": "arm64", "armhf": "arm"}[arch]
@@ -62,7 +71,11 @@ func helloImage(t *testing.T, arch boards.Arch, name, out string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := mutate.AppendLayers(empty.Image, l)
+	layers := []v1.Layer{l}
+	if payload > 0 {
+		layers = append(layers, payloadLayer(t, payload))
+	}
+	img, err := mutate.AppendLayers(empty.Image, layers...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +95,29 @@ func helloImage(t *testing.T, arch boards.Arch, name, out string) {
 	}
 }
 
-func mustDiffIDs(t *testing.T, img v1.Image) []v1.Hash {
+// payloadLayer is a layer holding one file of n deterministic bytes drawn
+// from 64 letters (6 bits of entropy per byte).
+func payloadLayer(t testing.TB, n int) v1.Layer {
+	t.Helper()
+	body := make([]byte, n)
+	r := rand.New(rand.NewPCG(1, 2))
+	const letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	for i := range body {
+		body[i] = letters[r.IntN(len(letters))]
+	}
+	var layer bytes.Buffer
+	tw := tar.NewWriter(&layer)
+	tw.WriteHeader(&tar.Header{Name: "payload", Mode: 0o644, Size: int64(n), Typeflag: tar.TypeReg})
+	tw.Write(body)
+	tw.Close()
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(layer.Bytes())), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func mustDiffIDs(t testing.TB, img v1.Image) []v1.Hash {
 	cf, err := img.ConfigFile()
 	if err != nil {
 		t.Fatal(err)
@@ -92,8 +127,10 @@ func mustDiffIDs(t *testing.T, img v1.Image) []v1.Hash {
 
 // containerdImage builds a k3s image for board whose "k3s" is the
 // containerd proof (BASALT_K3S=.cache/test-containerd) with one preloaded
-// image, named name (the proof runs it when it is containerd-proof-hello).
-func containerdImage(t *testing.T, board, name string) string {
+// image, named name (the proof runs it when it is containerd-proof-hello),
+// with a payload layer of payload bytes when > 0. The builder seeds
+// containerd's store from it (contract.K3sRootContainerd).
+func containerdImage(t testing.TB, board, name string, payload int) string {
 	t.Helper()
 	proof, _ := filepath.Abs("../.cache/test-containerd")
 	testutil.NeedFile(t, filepath.Join(proof, "k3s"), "make testdata (scripts/test-containerd.sh builds the containerd proof)")
@@ -104,7 +141,7 @@ func containerdImage(t *testing.T, board, name string) string {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	helloImage(t, b.Arch, name, filepath.Join(dir, "hello.tar"))
+	helloImage(t, b.Arch, name, filepath.Join(dir, "hello.tar"), payload)
 	k := testKernel(t, b.Arch)
 	y := fmt.Sprintf(`apiVersion: basalt.dev/v1alpha1
 kind: Image
@@ -140,7 +177,7 @@ config:
 	return arts[0].Image
 }
 
-func bootContainerd(ctx context.Context, t *testing.T, board, img string) *qemu.Machine {
+func bootContainerd(ctx context.Context, t testing.TB, board, img string) *qemu.Machine {
 	t.Helper()
 	b, _ := boards.Get(board)
 	testutil.NeedTool(t, b.QEMU.Binary)
@@ -153,33 +190,42 @@ func bootContainerd(ctx context.Context, t *testing.T, board, img string) *qemu.
 }
 
 // TestE2EContainerd: a real containerd and runc (scripts/test-containerd.sh)
-// in a basalt k3s image on qemu-x86_64: the device links the preloaded
-// archive into agent/images, the containerd proof imports it into the
-// k8s.io namespace pinned, runs a container from it that prints its marker
-// (overlayfs snapshot, cgroup v2, seccomp), and sees an image that is not
-// preloaded refused.
+// in a basalt k3s image on each QEMU board: the builder seeded a containerd
+// store from the preloaded archive, the device seeds k3s' containerd root
+// from it at first boot (meta.db copied, blobs linked, archive not linked),
+// so containerd starts with the image in the k8s.io namespace, pinned,
+// nothing imported; the containerd proof runs a container from it that
+// prints its marker (overlayfs snapshot, cgroup v2, seccomp: runc is linked
+// with libseccomp on all three arches), times a plain import of the same
+// archive, and sees an image that is not preloaded refused. One boot per
+// board.
 func TestE2EContainerd(t *testing.T) {
-	board := "qemu-x86_64"
-	img := containerdImage(t, board, "basalt.test/containerd-proof-hello")
-	ctx, cancel := context.WithTimeout(context.Background(), containerdDeadline)
-	defer cancel()
-	t0 := time.Now()
-	m := bootContainerd(ctx, t, board, img)
-	lines, ok := proofLines(ctx, t, m)
-	t.Logf("proof done %.1f s after power on", time.Since(t0).Seconds())
-	hello := false
-	for _, l := range lines {
-		t.Log(l)
-		hello = hello || strings.Contains(l, markHello)
-	}
-	if !ok || !hello {
-		t.Fatalf("the containerd proof failed (hello marker seen: %v):\n%s", hello, m.Log())
+	for _, board := range []string{"qemu-x86_64", "qemu-arm64", "qemu-armv7"} {
+		t.Run(board, func(t *testing.T) {
+			img := containerdImage(t, board, "basalt.test/containerd-proof-hello", 0)
+			ctx, cancel := context.WithTimeout(context.Background(), containerdDeadline)
+			defer cancel()
+			t0 := time.Now()
+			m := bootContainerd(ctx, t, board, img)
+			lines, ok := proofLines(ctx, t, m)
+			t.Logf("proof done %.1f s after power on", time.Since(t0).Seconds())
+			hello, seccomp, seeded := false, false, false
+			for _, l := range lines {
+				t.Log(l)
+				hello = hello || strings.Contains(l, markHello)
+				seccomp = seccomp || strings.Contains(l, markSeccomp)
+				seeded = seeded || strings.Contains(l, markSeeded)
+			}
+			if !ok || !hello || !seccomp || !seeded {
+				t.Fatalf("the containerd proof failed (hello marker seen: %v, seccomp: %v, seeded: %v):\n%s", hello, seccomp, seeded, m.Log())
+			}
+		})
 	}
 }
 
 // proofLines collects the containerd proof's console lines until it says
 // OK (true) or FAIL (false, with the containerd log tail that follows).
-func proofLines(ctx context.Context, t *testing.T, m *qemu.Machine) ([]string, bool) {
+func proofLines(ctx context.Context, t testing.TB, m *qemu.Machine) ([]string, bool) {
 	t.Helper()
 	var lines []string
 	for {
@@ -210,7 +256,7 @@ func proofLines(ctx context.Context, t *testing.T, m *qemu.Machine) ([]string, b
 // fails, naming what is preloaded, and never prints the container marker.
 func TestE2EContainerdNotPreloaded(t *testing.T) {
 	board := "qemu-x86_64"
-	img := containerdImage(t, board, "basalt.test/some-other-image")
+	img := containerdImage(t, board, "basalt.test/some-other-image", 0)
 	ctx, cancel := context.WithTimeout(context.Background(), containerdDeadline)
 	defer cancel()
 	m := bootContainerd(ctx, t, board, img)
