@@ -283,11 +283,17 @@ func writeDisk(t testing.TB, arch boards.Arch, out, dir string, corrupt bool) {
 // buildProbe cross-compiles testdata/stage2probe for arch.
 func buildProbe(t testing.TB, arch boards.Arch, out string) {
 	t.Helper()
+	crossBuild(t, arch, "./testdata/stage2probe", out)
+}
+
+// crossBuild cross-compiles the test program pkg (static) for arch.
+func crossBuild(t testing.TB, arch boards.Arch, pkg, out string) {
+	t.Helper()
 	goarch, goarm := arch.GOARCH()
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./testdata/stage2probe")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch, "GOARM="+goarm)
 	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build stage2probe: %v\n%s", err, msg)
+		t.Fatalf("build %s: %v\n%s", pkg, err, msg)
 	}
 }
 

@@ -18,9 +18,10 @@
 // streaming pass, hashing as it writes. Payload order and sizes are part
 // of the signed manifest; a member that does not match is an error.
 //
-// Delta updates fit later as another payload kind (a block-hash index of
-// the rootfs, as RAUC's adaptive updates: the device hashes its current
-// slot's blocks and fetches only the missing ones with HTTP Range).
+// Delta updates fit later (docs/update.md, "Delta updates"): with verity
+// on, the rootfs payload's hash area is already a signed block-hash index;
+// without, another payload kind before the rootfs. The device would copy
+// the blocks its running slot has and fetch the others with HTTP Range.
 package bundle
 
 import (

@@ -8,12 +8,11 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/basaltos/basalt/initsys/boot"
 	"github.com/basaltos/basalt/initsys/k3s"
+	"github.com/basaltos/basalt/initsys/sock"
 	"github.com/basaltos/basalt/initsys/supervise"
 	"github.com/basaltos/basalt/initsys/update"
 )
@@ -77,18 +76,10 @@ func Serve(ctx context.Context, path string, get func() Status) error {
 // ServeJSON answers every connection on path with answer()'s JSON, one
 // connection at a time, until ctx ends.
 func ServeJSON(ctx context.Context, path string, answer func() any) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("socket %s: %w", path, err)
-	}
-	os.Remove(path)
-	l, err := net.Listen("unix", path)
+	l, err := sock.Listen(ctx, path)
 	if err != nil {
-		return fmt.Errorf("socket %s: %w", path, err)
+		return err
 	}
-	go func() {
-		<-ctx.Done()
-		l.Close()
-	}()
 	go func() {
 		for {
 			c, err := l.Accept()

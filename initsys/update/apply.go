@@ -9,6 +9,8 @@ import (
 	"path"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/basaltos/basalt/contract"
 	"github.com/basaltos/basalt/contract/ab"
 	"github.com/basaltos/basalt/contract/bundle"
@@ -220,6 +222,7 @@ func (u *Updater) Apply(ctx context.Context, src string, o Options) (bundle.Mani
 			u.logf("apply failed: %v", err)
 		}
 		u.setPhase(Failed, m.Version, target, err.Error())
+		u.Refresh() // a slot disarmed before its write failed shows so
 		return m, err
 	}
 	u.Refresh()
@@ -250,8 +253,13 @@ func deviceSize(dev string) (int64, error) {
 
 // writeDevice streams r onto the device from offset 0 and syncs it. r is a
 // verifying payload reader: its error at the end fails the write. Reading
-// (tar, sha256) and writing overlap: a goroutine fills buffers while the
-// previous one is written.
+// (download, tar, sha256) and writing overlap: a goroutine fills buffers
+// while the previous one is written. Writeback of each chunk starts as soon
+// as it is written and the writer then waits for the chunk before it
+// (sync_file_range), so the device writes while the next chunk downloads
+// and hashes, the final fsync has little left, and at most two chunks are
+// dirty in the page cache (a device with little RAM does not fill it with
+// a slot's worth of dirty pages and stall on writeback at the end).
 func writeDevice(dev string, r io.Reader) error {
 	f, err := os.OpenFile(dev, os.O_WRONLY, 0)
 	if err != nil {
@@ -295,26 +303,42 @@ func writeDevice(dev string, r io.Reader) error {
 			}
 		}
 	}()
+	fail := func(format string, err error) error {
+		f.Close()
+		return fmt.Errorf(format, dev, err)
+	}
+	fd := int(f.Fd())
+	var off, prev int64
+	flush := true // until sync_file_range is refused (not every file system has it)
 	for {
 		c := <-full
 		if len(c.b) > 0 {
 			if _, err := f.Write(c.b); err != nil {
-				f.Close()
-				return fmt.Errorf("write %s: %w", dev, err)
+				return fail("write %s: %w", err)
 			}
+			if flush {
+				err := unix.SyncFileRange(fd, off, int64(len(c.b)), unix.SYNC_FILE_RANGE_WRITE)
+				if err == nil && off > 0 {
+					err = unix.SyncFileRange(fd, prev, off-prev, unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER)
+				}
+				if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ESPIPE) {
+					flush = false
+				} else if err != nil {
+					return fail("write %s: %w", err)
+				}
+			}
+			prev, off = off, off+int64(len(c.b))
 		}
 		if c.err == io.EOF {
 			break
 		}
 		if c.err != nil {
-			f.Close()
-			return fmt.Errorf("write %s: %w", dev, c.err)
+			return fail("write %s: %w", c.err)
 		}
 		free <- c.b[:cap(c.b)]
 	}
 	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("sync %s: %w", dev, err)
+		return fail("sync %s: %w", err)
 	}
 	return f.Close()
 }

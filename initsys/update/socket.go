@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/basaltos/basalt/initsys/sock"
 )
 
 // Request asks PID 1 to apply a bundle (`basalt-init update apply`).
@@ -30,18 +30,10 @@ type Reply struct {
 // config decides downgrades and tries (opts), reboot is called after a
 // successful apply that asked for it.
 func (u *Updater) Serve(ctx context.Context, path string, opts func() Options, reboot func()) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	l, err := sock.Listen(ctx, path)
+	if err != nil {
 		return err
 	}
-	os.Remove(path)
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		return fmt.Errorf("socket %s: %w", path, err)
-	}
-	go func() {
-		<-ctx.Done()
-		l.Close()
-	}()
 	go func() {
 		for {
 			c, err := l.Accept()

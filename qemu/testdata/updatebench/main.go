@@ -1,0 +1,177 @@
+// Command updatebench is a test program, not part of basalt: BenchmarkUpdateApply
+// (qemu/update_bench_e2e_test.go) runs it as a service of a QEMU VM to measure,
+// in that same VM, the update's apply against a plain sequential write of the
+// same bytes. On slot a it:
+//
+//  1. downloads the bundle at URL (the first argument) to the data partition;
+//  2. writes its rootfs payload's bytes to slot b's partition the plain way
+//     (4 MiB writes through the page cache, one fsync at the end: what
+//     `dd bs=4M conv=fsync` does), the reference;
+//     It also times reading the rootfs out of the file and hashing it,
+//     each alone (what the apply does besides writing);
+//  3. asks PID 1 to apply the downloaded file (the apply's own cost:
+//     tar, sha256, write), then the URL with a reboot (the device's path).
+//
+// PID 1's step lines give the apply's times; this program prints its own
+// ("updatebench: ..."). On slot b (the trial boot) it does nothing.
+package main
+
+import (
+	"archive/tar"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/basaltos/basalt/contract"
+	"github.com/basaltos/basalt/contract/bundle"
+	"github.com/basaltos/basalt/initsys/blockdev"
+	"github.com/basaltos/basalt/initsys/update"
+)
+
+func main() {
+	if err := run(os.Args[1]); err != nil {
+		fmt.Println("updatebench: FAILED:", err)
+		os.Exit(1)
+	}
+}
+
+func run(url string) error {
+	cmdline, _ := os.ReadFile("/proc/cmdline")
+	if !strings.Contains(string(cmdline), contract.CmdlineSlot+"=a") {
+		fmt.Println("updatebench: not on slot a: nothing to do")
+		return nil
+	}
+	for i := 0; ; i++ {
+		if _, err := os.Stat(update.Socket); err == nil {
+			break
+		} else if i > 600 {
+			return err
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	file := filepath.Join(contract.DataMountPoint, "updatebench.bundle")
+	t0 := time.Now()
+	n, err := download(url, file)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("updatebench: downloaded %d bytes in %d ms\n", n, time.Since(t0).Milliseconds())
+
+	// What the apply does besides writing, each alone: read the rootfs
+	// out of the bundle file (tar), hash it.
+	t0 = time.Now()
+	root, err := rootfs(file)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("updatebench: read %d bytes of rootfs from the bundle file in %d ms\n", len(root), time.Since(t0).Milliseconds())
+	t0 = time.Now()
+	sum := sha256.Sum256(root)
+	fmt.Printf("updatebench: sha256 of %d bytes in %d ms (%x...)\n", len(root), time.Since(t0).Milliseconds(), sum[:4])
+	devs, err := blockdev.List("/sys")
+	if err != nil {
+		return err
+	}
+	found, err := blockdev.Find(devs, contract.PartRootB)
+	if err != nil {
+		return err
+	}
+	dev := found[contract.PartRootB].Path("/dev")
+	t0 = time.Now()
+	if err := plainWrite(dev, root); err != nil {
+		return err
+	}
+	fmt.Printf("updatebench: plain write of %d bytes to %s in %d ms\n", len(root), dev, time.Since(t0).Milliseconds())
+
+	for _, req := range []update.Request{{Source: file}, {Source: url, Reboot: true}} {
+		kind := "file"
+		if req.Reboot {
+			kind = "url"
+		}
+		fmt.Printf("updatebench: apply %s %s\n", kind, req.Source)
+		t0 = time.Now()
+		rep, err := update.Ask(update.Socket, req, 30*time.Minute)
+		if err == nil && rep.Error != "" {
+			err = fmt.Errorf("%s", rep.Error)
+		}
+		if err != nil {
+			return fmt.Errorf("apply %s: %w", req.Source, err)
+		}
+		fmt.Printf("updatebench: applied %s in %d ms\n", kind, time.Since(t0).Milliseconds())
+	}
+	return nil
+}
+
+// download GETs url into file (retrying while the network comes up).
+func download(url, file string) (int64, error) {
+	var resp *http.Response
+	var err error
+	for i := 0; i < 60; i++ {
+		if resp, err = http.Get(url); err == nil {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return 0, err
+	}
+	n, err := io.Copy(f, resp.Body)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return n, err
+}
+
+// rootfs reads the bundle's rootfs payload into memory.
+func rootfs(file string) ([]byte, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			return nil, fmt.Errorf("%s: no %s: %w", file, bundle.RootFS, err)
+		}
+		if h.Name == bundle.RootFS {
+			return io.ReadAll(tr)
+		}
+	}
+}
+
+// plainWrite writes b to dev from offset 0 in 4 MiB writes, then fsyncs.
+func plainWrite(dev string, b []byte) error {
+	f, err := os.OpenFile(dev, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	for off := 0; off < len(b); off += 4 << 20 {
+		if _, err := f.Write(b[off:min(off+4<<20, len(b))]); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
