@@ -60,3 +60,21 @@ func TestAfterBootReportsStage1Fallback(t *testing.T) {
 		})
 	}
 }
+
+// A record that does not parse (anyone can write the FAT) is said and
+// cleared, not said again on every boot.
+func TestAfterBootClearsUnreadableFailures(t *testing.T) {
+	f := newFake(t, ab.BLSName)
+	d := ab.Dir(f.boot)
+	d.WriteFile(ab.FailureFile, []byte("garbage\n"))
+	f.restart(t, ab.BLSName, "a", "1.0.0")
+	if err := f.u.AfterBoot(context.Background(), nil, GateOptions{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if c := f.console.String(); !strings.Contains(c, ab.FailureFile+" line 1") || !strings.Contains(c, "(clearing it)") {
+		t.Errorf("console:\n%s", c)
+	}
+	if _, err := d.ReadFile(ab.FailureFile); err == nil {
+		t.Error("unreadable record kept")
+	}
+}

@@ -28,9 +28,11 @@ func (u *Updater) AfterBoot(ctx context.Context, gate Gate, g GateOptions, reboo
 	var st ab.State
 	var versions map[string]string
 	var fails []ab.Failure
+	unreadable := false
 	if err := u.withBoot(func(d ab.Dir) (err error) {
 		if fails, err = ab.ReadFailures(d); err != nil {
-			u.logf("%v", err)
+			u.logf("%v (clearing it)", err)
+			unreadable = true
 		}
 		st, err = u.mech.State(d, u.env())
 		versions = slotVersions(d)
@@ -74,7 +76,7 @@ func (u *Updater) AfterBoot(ctx context.Context, gate Gate, g GateOptions, reboo
 			return err
 		}
 	}
-	if len(fails) > 0 {
+	if len(fails) > 0 || unreadable {
 		if err := u.withBoot(ab.ClearFailures); err != nil {
 			return err
 		}
