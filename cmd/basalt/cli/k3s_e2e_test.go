@@ -220,9 +220,9 @@ func readyz(kc []byte) (string, error) {
 const staticNet = "network:\n  interfaces:\n    eth0: {addresses: [10.0.2.15/24], gateway4: 10.0.2.2, dhcp4: false}\n"
 
 // qemuCLI runs `basalt qemu ARGS` in the background until the test ends
-// (SIGTERM: basalt stops QEMU) and returns its console.
-func (r *k3sRig) qemuCLI(t *testing.T, args ...string) (*consoleLines, context.Context) {
-	ctx, cancel := context.WithTimeout(context.Background(), r.deadline)
+// or the deadline (SIGTERM: basalt stops QEMU) and returns its console.
+func (r *k3sRig) qemuCLI(t *testing.T, deadline time.Duration, args ...string) (*consoleLines, context.Context) {
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	w := newConsoleLines()
 	cmd := exec.Command(r.bin, append([]string{"qemu"}, args...)...)
 	cmd.Env, cmd.Stdout, cmd.Stderr = r.env, w, w
@@ -266,7 +266,7 @@ func TestE2EK3sServer(t *testing.T) {
 	r := newK3sRig(t)
 	img := r.image(t, "debug: {shell: true}\n", "  hostname: k3s-e2e\n  "+strings.ReplaceAll(strings.TrimSuffix(staticNet, "\n"), "\n", "\n  ")+"\n")
 	state := filepath.Join(t.TempDir(), "k3s-e2e")
-	w, ctx := r.qemuCLI(t, img, "--name", state, "--disk-size", "2G", "--memory", fmt.Sprint(r.memory), "--accel", "tcg")
+	w, ctx := r.qemuCLI(t, r.deadline, img, "--name", state, "--disk-size", "2G", "--memory", fmt.Sprint(r.memory), "--accel", "tcg")
 	w.expect(t, ctx, contract.MarkerReady)
 	if r.orchestrator {
 		expectAnywhere(t, ctx, w, "test-orchestrator: host contract: all checks passed (node k3s-e2e, ip 10.0.2.15)")
@@ -380,17 +380,21 @@ func (c *consoleLines) expect(t *testing.T, ctx context.Context, markers ...stri
 	}
 }
 
-// startCluster boots nodes on one hub like `basalt qemu --cluster`, with
-// one TCG CPU and the rig's memory each (three VMs share two host cores),
-// and returns the consoles and the cluster's state directory.
-func (r *k3sRig) startCluster(t *testing.T, img string, nodes []clusterNode) (*consoleLines, context.Context, string) {
-	ctx, cancel := context.WithTimeout(context.Background(), r.deadline+time.Duration(len(nodes)-1)*3*time.Minute)
+// clusterDeadline: n VMs share two host cores.
+func (r *k3sRig) clusterDeadline(n int) time.Duration {
+	return r.deadline + time.Duration(n-1)*3*time.Minute
+}
+
+// startCluster boots nodes on one hub as `basalt qemu --cluster` does,
+// with one TCG CPU and the rig's memory each, for a plan the CLI cannot
+// make (a wrong token), and returns the consoles.
+func (r *k3sRig) startCluster(t *testing.T, img string, nodes []clusterNode) (*consoleLines, context.Context) {
+	ctx, cancel := context.WithTimeout(context.Background(), r.clusterDeadline(len(nodes)))
 	w := newConsoleLines()
 	done := make(chan error, 1)
 	c := r.base(t, img)
-	c.Memory, c.SMP = min(c.Memory, 768), 1
-	state := filepath.Join(t.TempDir(), "state")
-	go func() { done <- runCluster(ctx, c, nodes, w, state) }()
+	c.SMP = 1
+	go func() { done <- runCluster(ctx, c, nodes, w, filepath.Join(t.TempDir(), "state")) }()
 	t.Cleanup(func() {
 		cancel()
 		<-done
@@ -398,10 +402,10 @@ func (r *k3sRig) startCluster(t *testing.T, img string, nodes []clusterNode) (*c
 			t.Logf("consoles:\n%s", w.String())
 		}
 	})
-	return w, ctx, state
+	return w, ctx
 }
 
-// TestE2EK3sCluster: `basalt qemu --cluster 3`'s plan: a server and two
+// TestE2EK3sCluster: `basalt qemu --cluster 3` (the CLI): a server and two
 // agents on a private hub between the VMs, configured only by the seeds
 // the cluster makes; the agents join on their first boot and all become
 // healthy. From the host, `basalt kubeconfig --qemu` (the state the
@@ -413,8 +417,12 @@ func (r *k3sRig) startCluster(t *testing.T, img string, nodes []clusterNode) (*c
 func TestE2EK3sCluster(t *testing.T) {
 	r := newK3sRig(t)
 	token := newToken()
+	img := r.image(t, "debug: {shell: true}\n", "")
 	start := time.Now()
-	w, ctx, state := r.startCluster(t, r.image(t, "debug: {shell: true}\n", ""), clusterNodes(3, token))
+	state := filepath.Join(t.TempDir(), "edge")
+	// One TCG CPU each: three VMs share two host cores.
+	w, ctx := r.qemuCLI(t, r.clusterDeadline(3), img, "--cluster", "3", "--name", state, "--token", token,
+		"--disk-size", "2G", "--memory", fmt.Sprint(r.memory), "--smp", "1", "--accel", "tcg")
 	w.expect(t, ctx, "[basalt-server] "+contract.MarkerOrchestratorReady+" (k3s server)")
 	for _, a := range []string{"basalt-agent-1 (10.77.0.11)", "basalt-agent-2 (10.77.0.12)"} {
 		if r.orchestrator {
@@ -423,7 +431,7 @@ func TestE2EK3sCluster(t *testing.T) {
 		name, _, _ := strings.Cut(a, " ")
 		expectAnywhere(t, ctx, w, "["+name+"] "+contract.MarkerOrchestratorReady+" (k3s agent)")
 	}
-	t.Logf("server and two agents ready %.1f s after the start", time.Since(start).Seconds())
+	t.Logf("server and two agents ready %.1f s after basalt qemu started", time.Since(start).Seconds())
 
 	kc := filepath.Join(t.TempDir(), "kubeconfig")
 	r.basalt(t, "kubeconfig", "--qemu", state, "-o", kc)
@@ -487,7 +495,7 @@ func TestE2EK3sWrongToken(t *testing.T) {
 	r := newK3sRig(t)
 	nodes := clusterNodes(2, newToken())
 	nodes[1].token = "not-the-cluster-token"
-	w, ctx, _ := r.startCluster(t, r.image(t, "", ""), nodes)
+	w, ctx := r.startCluster(t, r.image(t, "", ""), nodes)
 	w.expect(t, ctx, "[basalt-server] "+contract.MarkerOrchestratorReady+" (k3s server)")
 	if r.orchestrator {
 		w.expect(t, ctx, "[basalt-server] [k3s] test-orchestrator: join from 10.77.0.11",
