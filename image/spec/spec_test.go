@@ -135,7 +135,7 @@ func TestParseErrors(t *testing.T) {
 			"F:7: .manifests[0].path: D/m.yaml: no such file or directory",
 		}},
 		{"secure boot on a Pi, key without cert", head + "boards: [rpi4]\nsecureBoot:\n  key: db.key\n", []string{
-			`F:5: .boards[0]: board "rpi4" boots with rpi-firmware: secureBoot needs a UEFI board (allowed: pc-x86_64, qemu-arm64, qemu-x86_64, uefi-arm64)`,
+			`F:5: .boards[0]: board "rpi4" boots with uboot-script: secureBoot needs a UEFI board (allowed: pc-x86_64, qemu-arm64, qemu-x86_64, uefi-arm64)`,
 			"F:6: .secureBoot: want dir (from basalt keygen --secure-boot) or both key and cert (PEM RSA key and its certificate)",
 		}},
 		{"secure boot dir and key", head + "boards: [qemu-x86_64]\nsecureBoot: {dir: sb, key: k}\n", []string{
