@@ -97,7 +97,14 @@ type Board struct {
 type Kernel struct {
 	// Package is the Debian package (or metapackage) providing the kernel.
 	Package string `yaml:"package"`
+	// Suite is where in the spec's Debian release the package is taken
+	// from: "" (the release with its updates) or "backports" (only
+	// RELEASE-backports: a newer kernel the board needs).
+	Suite string `yaml:"suite"`
 }
+
+// KernelBackports is the Kernel.Suite of a kernel from RELEASE-backports.
+const KernelBackports = "backports"
 
 // PackageFile copies one file of a Debian package onto the boot partition.
 type PackageFile struct {

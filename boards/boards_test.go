@@ -17,6 +17,9 @@ func TestBoardsAreComplete(t *testing.T) {
 		if b.Kernel.Package == "" || b.Console == "" || len(b.Modules) == 0 {
 			t.Errorf("%s: kernel package, console and modules are required", b.Name)
 		}
+		if b.Kernel.Suite != "" && b.Kernel.Suite != KernelBackports {
+			t.Errorf("%s: kernel suite %q (want \"\" or %s)", b.Name, b.Kernel.Suite, KernelBackports)
+		}
 		if b.Table != "gpt" && b.Table != "mbr" {
 			t.Errorf("%s: table %q", b.Name, b.Table)
 		}

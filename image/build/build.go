@@ -237,7 +237,9 @@ func Fetch(ctx context.Context, s *spec.Spec, o Options) ([]Fetched, []Input, er
 			return nil, nil, fmt.Errorf("board %s: %w", b.Name, err)
 		}
 		for _, f := range got {
-			out = append(out, Fetched{Board: b.Name, Fetched: f})
+			for _, p := range append([]debian.Fetched{f}, f.Parts...) { // a split kernel's parts too
+				out = append(out, Fetched{Board: b.Name, Fetched: p})
+			}
 		}
 		_, list, err := in.k3s(b)
 		if err != nil {

@@ -133,11 +133,14 @@ func DebianInputs(s *spec.Spec, b *boards.Board) []debian.Input {
 			want = append(want, in)
 		}
 	}
-	pkg := b.Kernel.Package
-	if ks, ok := s.Kernel[b.Name]; ok {
-		pkg = ks.Package
+	kernel := debian.Input{Name: b.Kernel.Package, Kernel: true}
+	if b.Kernel.Suite == boards.KernelBackports {
+		kernel.Suite = s.Debian.Suite + "-backports"
 	}
-	add(debian.Input{Name: pkg, Kernel: true})
+	if ks, ok := s.Kernel[b.Name]; ok {
+		kernel = debian.Input{Name: ks.Package, Kernel: true}
+	}
+	add(kernel)
 	if _, hasBoot := s.Bootloader[b.Name]; b.Bootloader != boards.SystemdBoot || !hasBoot {
 		for _, f := range b.BootFiles { // systemd-boot, raspi-firmware, u-boot-rpi
 			add(debian.Input{Name: f.Package})
@@ -194,7 +197,9 @@ func (in *inputs) resolve(b *boards.Board) (*resolved, error) {
 	debs := map[string]debian.Fetched{} // by the package name asked for
 	for _, f := range got {
 		debs[f.Input.Name] = f
-		r.list = append(r.list, Input{Name: f.Package.Name, Kind: "deb", Version: f.Version, Source: f.Package.URL(), SHA256: f.Package.SHA256})
+		for _, p := range append([]debian.Fetched{f}, f.Parts...) {
+			r.list = append(r.list, Input{Name: p.Package.Name, Kind: "deb", Version: p.Version, Source: p.Package.URL(), SHA256: p.Package.SHA256})
+		}
 	}
 
 	// The kernel.
@@ -230,7 +235,11 @@ func (in *inputs) resolve(b *boards.Board) (*resolved, error) {
 		r.list = append(r.list, Input{Name: "kernel", Kind: "deb", Version: r.kernel.Release, Source: deb, SHA256: sum})
 	default:
 		f := debs[pkg]
-		if r.kernel, err = debian.CachedKernel(in.cache, f.Path, f.Package.SHA256); err != nil {
+		var parts []debian.Part
+		for _, p := range f.Parts {
+			parts = append(parts, debian.Part{Path: p.Path, SHA256: p.Package.SHA256})
+		}
+		if r.kernel, err = debian.CachedKernel(in.cache, f.Path, f.Package.SHA256, parts...); err != nil {
 			return nil, err
 		}
 	}

@@ -136,6 +136,26 @@ func TestBuildPiBoards(t *testing.T) {
 				if st := mtype(t, fat, "basalt/state.txt"); st != string(ab.StateText("a", "", 0)) {
 					t.Errorf("basalt/state.txt %q", st)
 				}
+				if a.Board == "rpi5" {
+					// Debian's 6.12 has no Pi 5 SD driver: rpi5's kernel is
+					// trixie-backports' split 7.x, all of its packages inputs.
+					var m struct {
+						Kernel string
+						Inputs []struct{ Name, Version string }
+					}
+					if err := json.Unmarshal(must(os.ReadFile(a.Manifest)), &m); err != nil {
+						t.Fatal(err)
+					}
+					var names []string
+					for _, in := range m.Inputs {
+						if strings.Contains(in.Version, "~bpo13") {
+							names = append(names, strings.SplitN(in.Name, "-7", 2)[0])
+						}
+					}
+					if strings.HasPrefix(m.Kernel, "6.12") || strings.Join(names, " ") != "linux-image linux-base linux-binary linux-modules" {
+						t.Errorf("rpi5 kernel %s, backports inputs %v", m.Kernel, names)
+					}
+				}
 				if a.Board == "rpi3" {
 					return
 				}

@@ -402,3 +402,77 @@ func TestTrixieInRelease(t *testing.T) {
 		}
 	}
 }
+
+// TestFetchInputsSplitKernel: a kernel from one suite only (backports),
+// split the way trixie-backports' 7.x is (linux-image- depends on
+// linux-base-, linux-binary- and linux-modules-<release>): the parts are
+// fetched and locked by their names, pinned on the next fetch, and unpacked
+// together into one kernel (vmlinuz and device trees in
+// usr/lib/modules/<release>/).
+func TestFetchInputsSplitKernel(t *testing.T) {
+	a := newArchive(t)
+	const rel = "7.3.4+deb13-arm64"
+	const ver = "7.3.4-1~bpo13+1"
+	a.m.addSuite(t, "/debian", "bookworm-backports", []fakePkg{
+		{name: "linux-image-cloud-amd64", version: ver, depends: "linux-image-" + rel + " (= " + ver + ")"},
+		{name: "linux-image-" + rel, version: ver, depends: "linux-base (>= 4.17~), dracut | initramfs-tools, linux-base-" + rel + " (= " + ver + "), linux-binary-" + rel + " (= " + ver + "), linux-modules-" + rel + " (= " + ver + ")"},
+		{name: "linux-base-" + rel, version: ver, files: map[string]string{"usr/lib/modules/" + rel + "/dtb/broadcom/bcm2712-rpi-5-b.dtb": "DTB", "usr/lib/modules/" + rel + "/modules.builtin": ""}},
+		{name: "linux-binary-" + rel, version: ver, files: map[string]string{"usr/lib/modules/" + rel + "/vmlinuz": "KERNEL 7.3"}},
+		{name: "linux-modules-" + rel, version: ver, files: map[string]string{"usr/lib/modules/" + rel + "/kernel/drivers/mmc/host/sdhci-brcmstb.ko.xz": "ELF"}},
+	}, suiteOpts{signer: a.key})
+	ctx := context.Background()
+	inputs := []Input{{Name: "linux-image-cloud-amd64", Kernel: true, Suite: "bookworm-backports"}, {Name: "systemd-boot-efi"}}
+	c := a.client(t, false) // bookworm and its security suite: backports only for the kernel input
+	lock := &cache.Lock{Boards: map[string][]cache.LockedPackage{}}
+	got, err := c.FetchInputs(ctx, lock, "rpi5", inputs, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parts []string
+	for _, p := range got[0].Parts {
+		parts = append(parts, p.Package.Name)
+	}
+	if got[0].Package.Name != "linux-image-"+rel || strings.Join(parts, " ") != "linux-base-"+rel+" linux-binary-"+rel+" linux-modules-"+rel {
+		t.Fatalf("kernel %s, parts %v", got[0].Package.Name, parts)
+	}
+	if got[1].Version != "252.39-1~deb12u1" {
+		t.Errorf("systemd-boot-efi %s: only the kernel comes from backports", got[1].Version)
+	}
+	for _, want := range []string{"linux-image-cloud-amd64", "linux-binary-" + rel, "linux-modules-" + rel, "linux-base-" + rel} {
+		if l, ok := lock.Find("rpi5", want); !ok || l.Suite != "bookworm-backports" {
+			t.Errorf("lock entry for %s: %+v %v", want, l, ok)
+		}
+	}
+	// Pinned: offline from the lock, parts included.
+	off := a.client(t, true)
+	pinned, err := off.FetchInputs(ctx, lock, "rpi5", inputs, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pinned[0].Parts) != 3 {
+		t.Fatalf("pinned parts %+v", pinned[0].Parts)
+	}
+	var ps []Part
+	for _, p := range pinned[0].Parts {
+		ps = append(ps, Part{Path: p.Path, SHA256: p.Package.SHA256})
+	}
+	k, err := CachedKernel(off.Cache, pinned[0].Path, pinned[0].Package.SHA256, ps...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Dir(filepath.Dir(filepath.Dir(filepath.Dir(k.Modules))))
+	want := Kernel{Release: rel, Vmlinuz: filepath.Join(k.Modules, "vmlinuz"), Modules: filepath.Join(root, "usr/lib/modules", rel), DTBs: filepath.Join(k.Modules, "dtb")}
+	if diff := cmp.Diff(want, k); diff != "" {
+		t.Errorf("split kernel (-want +got)\n%s", diff)
+	}
+	if b, err := os.ReadFile(k.Vmlinuz); err != nil || string(b) != "KERNEL 7.3" {
+		t.Errorf("vmlinuz %q %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(k.DTBs, "broadcom/bcm2712-rpi-5-b.dtb")); err != nil {
+		t.Error(err)
+	}
+	// The meta package alone is no kernel.
+	if _, err := CachedKernel(off.Cache, pinned[0].Path, pinned[0].Package.SHA256); err == nil || !strings.Contains(err.Error(), "not a kernel package") {
+		t.Errorf("without its parts: %v", err)
+	}
+}

@@ -1,9 +1,13 @@
 package debian
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/basaltos/basalt/image/cache"
@@ -23,28 +27,73 @@ type Kernel struct {
 // ExtractKernel unpacks boot/vmlinuz-*, lib/modules/<release>/ (or
 // usr/lib/modules/<release>/: trixie's packages are merged-/usr) and
 // usr/lib/linux-image-<release>/ (device trees) of a kernel .deb into dir.
-// A package without boot/vmlinuz-* is an error saying it is not a kernel.
-func ExtractKernel(d *Deb, dir string) (Kernel, error) {
-	names, err := d.ExtractTo(dir, func(n string) bool {
-		return strings.HasPrefix(n, "boot/vmlinuz-") || strings.HasPrefix(n, "lib/modules/") || strings.HasPrefix(n, "usr/lib/modules/") ||
-			strings.HasPrefix(n, "usr/lib/linux-image-") || n == "boot" || n == "lib" || n == "usr" || n == "usr/lib"
-	})
-	if err != nil {
-		return Kernel{}, err
-	}
+// A kernel split into several packages (trixie-backports' 7.x: the
+// linux-image package is empty, linux-binary-<release> holds
+// usr/lib/modules/<release>/vmlinuz, linux-modules-<release> the modules,
+// linux-base-<release> the device trees in usr/lib/modules/<release>/dtb)
+// comes as d and its parts, unpacked together. Without any vmlinuz it is an
+// error saying d is not a kernel package.
+func ExtractKernel(d *Deb, dir string, parts ...*Deb) (Kernel, error) {
 	var k Kernel
-	for _, n := range names {
-		if rel, ok := strings.CutPrefix(n, "boot/vmlinuz-"); ok {
-			if k.Release != "" {
-				return Kernel{}, fmt.Errorf("%s: package %s has two kernels (%s, %s)", d.Path, d.Name(), k.Release, rel)
+	var vmlinuz string
+	for _, deb := range append([]*Deb{d}, parts...) {
+		names, err := deb.ExtractTo(dir, func(n string) bool {
+			return strings.HasPrefix(n, "boot/vmlinuz-") || strings.HasPrefix(n, "lib/modules/") || strings.HasPrefix(n, "usr/lib/modules/") ||
+				strings.HasPrefix(n, "usr/lib/linux-image-") || n == "boot" || n == "lib" || n == "usr" || n == "usr/lib"
+		})
+		if err != nil {
+			return Kernel{}, err
+		}
+		for _, n := range names {
+			rel, ok := strings.CutPrefix(n, "boot/vmlinuz-")
+			if !ok {
+				rel, ok = splitVmlinuz(n)
 			}
-			k.Release = rel
+			if !ok {
+				continue
+			}
+			if k.Release != "" {
+				return Kernel{}, fmt.Errorf("%s: package %s has two kernels (%s, %s)", deb.Path, deb.Name(), k.Release, rel)
+			}
+			k.Release, vmlinuz = rel, filepath.Join(dir, filepath.FromSlash(n))
 		}
 	}
 	if k.Release == "" {
 		return Kernel{}, fmt.Errorf("%s: package %s has no boot/vmlinuz-*: not a kernel package", d.Path, d.Name())
 	}
-	return LocalKernel(filepath.Join(dir, "boot", "vmlinuz-"+k.Release), modulesDir(dir, k.Release))
+	return LocalKernel(vmlinuz, modulesDir(dir, k.Release))
+}
+
+// splitVmlinuz returns the release of a split kernel's
+// usr/lib/modules/<release>/vmlinuz.
+func splitVmlinuz(name string) (string, bool) {
+	rest, ok := strings.CutPrefix(name, "usr/lib/modules/")
+	if !ok {
+		return "", false
+	}
+	rel, file, ok := strings.Cut(rest, "/")
+	return rel, ok && file == "vmlinuz" && rel != ""
+}
+
+// kernelPartKinds prefix the names of a split kernel's parts.
+var kernelPartKinds = []string{"linux-base-", "linux-binary-", "linux-modules-"}
+
+// KernelParts are the packages a split kernel package needs besides itself
+// (ExtractKernel), by name: those of linux-base-, linux-binary- and
+// linux-modules-<release> that depends names, for the package
+// linux-image-<release>.
+func KernelParts(name, depends string) []string {
+	rel, ok := strings.CutPrefix(name, "linux-image-")
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, kind := range kernelPartKinds {
+		if slices.Contains(firstDepends(depends), kind+rel) {
+			out = append(out, kind+rel)
+		}
+	}
+	return out
 }
 
 // modulesDir is root's lib/modules/<release>, or usr/lib/modules/<release>
@@ -68,17 +117,38 @@ func dirExists(p string) bool {
 // when ExtractKernel starts unpacking something else.
 const kernelTree = "kernel-v2-"
 
-// CachedKernel returns the kernel of the .deb at path, whose sha256 the
-// caller has checked to be sum, unpacked in c: the first call extracts it
-// (ExtractKernel) into a cache tree keyed by sum, later calls use that tree
-// (checked against its sums) without decompressing the package again.
-func CachedKernel(c *cache.Cache, path, sum string) (Kernel, error) {
-	root, err := c.Tree(kernelTree+sum, func(dir string) error {
+// Part is one more package of a split kernel: the .deb and its checked sha256.
+type Part struct{ Path, SHA256 string }
+
+// CachedKernel returns the kernel of the .deb at path (and its parts, for a
+// split kernel), whose sha256 the caller has checked to be sum, unpacked
+// in c: the first call extracts it (ExtractKernel) into a cache tree keyed
+// by sum (and the parts' sums), later calls use that tree (checked against
+// its sums) without decompressing the packages again.
+func CachedKernel(c *cache.Cache, path, sum string, parts ...Part) (Kernel, error) {
+	key := sum
+	if len(parts) > 0 {
+		h := sha256.New()
+		io.WriteString(h, sum)
+		for _, p := range parts {
+			io.WriteString(h, "+"+p.SHA256)
+		}
+		key = hex.EncodeToString(h.Sum(nil))
+	}
+	root, err := c.Tree(kernelTree+key, func(dir string) error {
 		d, err := OpenDeb(path)
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
-		_, err = ExtractKernel(d, dir)
+		var debs []*Deb
+		for _, p := range parts {
+			pd, err := OpenDeb(p.Path)
+			if err != nil {
+				return fmt.Errorf("%s: %w", p.Path, err)
+			}
+			debs = append(debs, pd)
+		}
+		_, err = ExtractKernel(d, dir, debs...)
 		return err
 	})
 	if err != nil {
@@ -86,10 +156,16 @@ func CachedKernel(c *cache.Cache, path, sum string) (Kernel, error) {
 	}
 	// ExtractKernel made sure there is exactly one.
 	vmlinuz, err := filepath.Glob(filepath.Join(root, "boot", "vmlinuz-*"))
+	if err == nil && len(vmlinuz) == 0 {
+		vmlinuz, err = filepath.Glob(filepath.Join(root, "usr", "lib", "modules", "*", "vmlinuz"))
+	}
 	if err != nil || len(vmlinuz) != 1 {
-		return Kernel{}, fmt.Errorf("cached kernel of %s (%s): want one boot/vmlinuz-*, found %v", path, root, vmlinuz)
+		return Kernel{}, fmt.Errorf("cached kernel of %s (%s): want one boot/vmlinuz-* or usr/lib/modules/*/vmlinuz, found %v", path, root, vmlinuz)
 	}
 	release := strings.TrimPrefix(filepath.Base(vmlinuz[0]), "vmlinuz-")
+	if filepath.Base(vmlinuz[0]) == "vmlinuz" {
+		release = filepath.Base(filepath.Dir(vmlinuz[0]))
+	}
 	return LocalKernel(vmlinuz[0], modulesDir(root, release))
 }
 
@@ -107,9 +183,12 @@ func LocalKernel(vmlinuz, modules string) (Kernel, error) {
 	if filepath.Base(root) == "usr" {
 		root = filepath.Dir(root) // above usr/lib/modules/<release>
 	}
-	dtbs := filepath.Join(root, "usr", "lib", "linux-image-"+k.Release)
-	if dirExists(dtbs) {
-		k.DTBs = dtbs
+	// A split kernel's device trees are in modules/dtb.
+	for _, dtbs := range []string{filepath.Join(root, "usr", "lib", "linux-image-"+k.Release), filepath.Join(modules, "dtb")} {
+		if dirExists(dtbs) {
+			k.DTBs = dtbs
+			break
+		}
 	}
 	return k, nil
 }
