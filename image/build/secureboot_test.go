@@ -14,6 +14,8 @@ import (
 	"github.com/basaltos/basalt/contract"
 	"github.com/basaltos/basalt/image/disk"
 	"github.com/basaltos/basalt/image/secureboot"
+	"github.com/basaltos/basalt/image/spec"
+	"github.com/basaltos/basalt/internal/errclass"
 	"github.com/basaltos/basalt/internal/testutil"
 )
 
@@ -93,5 +95,22 @@ func TestBuildSecureBoot(t *testing.T) {
 		if k, _ := secureboot.SectionData(uki, ".linux"); len(k) == 0 {
 			t.Error("UKI has no kernel")
 		}
+	}
+}
+
+// TestBuildSecureBootRefusesBundle: no bundle that would carry an unsigned
+// kernel to a Secure Boot device (nothing written).
+func TestBuildSecureBootRefusesBundle(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "db.key"), nil, 0o600)
+	s := writeSpec(t, dir, "")
+	s.SecureBoot = &spec.SecureBoot{Key: "db.key", Cert: "db.crt"}
+	out := filepath.Join(dir, "out")
+	_, err := Build(context.Background(), s, Options{OutDir: out, Bundle: true})
+	if errclass.Code(err) != errclass.ExitInvalid || !strings.Contains(err.Error(), "update bundles of Secure Boot images are not supported yet") {
+		t.Errorf("err %v, want the refusal (exit %d)", err, errclass.ExitInvalid)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Errorf("%s written", out)
 	}
 }
