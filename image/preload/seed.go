@@ -56,7 +56,8 @@ func Seed(ctx context.Context, dir string, archives []Archive, epoch time.Time) 
 	}
 	work := dbPath + ".work"
 	defer os.Remove(work)
-	bdb, err := bolt.Open(work, 0o644, &bolt.Options{Timeout: time.Second, NoFreelistSync: true})
+	// A scratch database: no fsync per transaction (the copy is synced).
+	bdb, err := bolt.Open(work, 0o644, &bolt.Options{Timeout: time.Second, NoFreelistSync: true, NoSync: true})
 	if err != nil {
 		return nil, fmt.Errorf("containerd store: %w", err)
 	}
@@ -184,13 +185,17 @@ func reproducible(db *bolt.DB, path string, epoch time.Time) error {
 		return err
 	}
 	os.Remove(path)
-	dst, err := bolt.Open(path, 0o644, &bolt.Options{Timeout: time.Second, NoFreelistSync: true})
+	dst, err := bolt.Open(path, 0o644, &bolt.Options{Timeout: time.Second, NoFreelistSync: true, NoSync: true})
 	if err != nil {
 		return err
 	}
 	// One key per transaction: bolt spills a transaction's dirty buckets
 	// in Go map order, so a bigger one could lay pages out differently.
 	if err := bolt.Compact(dst, db, 1); err != nil {
+		dst.Close()
+		return err
+	}
+	if err := dst.Sync(); err != nil {
 		dst.Close()
 		return err
 	}

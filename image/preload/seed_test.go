@@ -96,3 +96,26 @@ func imagesCheck(ctx context.Context, db *metadata.DB, img images.Image) (bool, 
 	ok, req, present, missing, err := images.Check(ctx, db.ContentStore(), img.Target, platforms.All)
 	return ok, req, present, missing, err
 }
+
+// FuzzSeed: whatever bytes an archive holds, Seed returns an image list or
+// an error, never panics (the builder seeds user-supplied tarballs).
+func FuzzSeed(f *testing.F) {
+	img, _ := random.Image(64, 1)
+	var oci bytes.Buffer
+	if err := WriteOCI(&oci, img, "example.com/aa:1"); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(oci.Bytes())
+	f.Add([]byte("not a tar"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		dir := t.TempDir()
+		p := filepath.Join(dir, "a.tar")
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		names, err := Seed(context.Background(), filepath.Join(dir, "seed"), []Archive{{"a.tar", p}}, time.Unix(0, 0))
+		if err == nil && len(names) == 0 {
+			t.Fatal("no error and no image")
+		}
+	})
+}
