@@ -35,6 +35,8 @@ var (
 //	                      (the apply's own cost: tar, sha256, write; goal >= 0.9)
 //	url-root-write-ratio  plain write ms / the URL apply's write-root step ms
 //	                      (the device's path: bounded by the download)
+//	url-download-ratio    the URL apply's write-root MB/s / a plain download's MB/s
+//	                      in the same VM (what the one pass costs over the download)
 //	bundle-root-ratio     bundle bytes / rootfs payload (the slot image) bytes
 //	download-commit-s     from the URL apply's start to the commit after the reboot
 //
@@ -99,6 +101,7 @@ func BenchmarkUpdateApply(b *testing.B) {
 	b.ReportMetric(mb/(fileWrite/n/1000), "file-apply-MB/s")
 	b.ReportMetric(mb/(urlWrite/n/1000), "url-apply-MB/s")
 	b.ReportMetric(float64(len(raw))/(1<<20)/(dl/n/1000), "plain-download-MB/s")
+	b.ReportMetric((float64(root)/urlWrite)/(float64(len(raw))/dl), "url-download-ratio")
 	b.ReportMetric(mb/(read/n/1000), "tar-read-MB/s")
 	b.ReportMetric(mb/(hash/n/1000), "sha256-MB/s")
 	b.ReportMetric(float64(len(raw))/float64(root), "bundle-root-ratio")
