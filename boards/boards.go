@@ -125,8 +125,9 @@ type QEMU struct {
 	// ovmf / qemu-efi-aarch64 packages) or a -bios image (U-Boot).
 	Code string `yaml:"code"`
 	Vars string `yaml:"vars"`
-	// SecureBootCode is the UEFI code with Secure Boot (OVMF built with
-	// SMM; its vars template Vars starts in setup mode, no keys).
+	// SecureBootCode is the UEFI code that enforces Secure Boot (OVMF's
+	// SMM build; AAVMF's usual code); the vars template Vars starts in
+	// setup mode, without keys.
 	SecureBootCode string `yaml:"secureBootCode"`
 	BIOS           string `yaml:"bios"`
 	// SD attaches the disk as the machine's SD card (raspi3b); QEMU wants

@@ -200,7 +200,9 @@ func args(c *Config, p plan) ([]string, error) {
 		if q.SecureBootCode == "" {
 			return nil, fmt.Errorf("board %s has no Secure Boot firmware for QEMU", b.Name)
 		}
-		machine += ",smm=on" // OVMF's Secure Boot build keeps its vars in SMM
+		if b.Arch == boards.AMD64 {
+			machine += ",smm=on" // OVMF's Secure Boot build keeps its vars in SMM
+		}
 	}
 	a := []string{
 		"-name", "basalt-" + b.Name,
@@ -235,8 +237,10 @@ func args(c *Config, p plan) ([]string, error) {
 			a = append(a, "-dtb", c.DTB)
 		}
 	case c.SecureBoot:
-		a = append(a, "-global", "driver=cfi.pflash01,property=secure,value=on",
-			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+esc(q.SecureBootCode))
+		if b.Arch == boards.AMD64 { // OVMF's Secure Boot build: vars writable from SMM only
+			a = append(a, "-global", "driver=cfi.pflash01,property=secure,value=on")
+		}
+		a = append(a, "-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+esc(q.SecureBootCode))
 		if p.vars != "" {
 			a = append(a, "-drive", "if=pflash,format=raw,unit=1,file="+esc(p.vars))
 		}

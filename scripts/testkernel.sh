@@ -3,7 +3,8 @@
 # (amd64 -> cloud-amd64, arm64 -> cloud-arm64, armhf -> armmp) into DIR:
 #   DIR/vmlinuz, DIR/lib/modules/<release>/... with modules.dep (host depmod),
 #   DIR/release (the kernel release string).
-#   DIR/systemd-boot*.efi (amd64, arm64: from systemd-boot-efi of that arch).
+#   DIR/systemd-boot*.efi and DIR/linux*.efi.stub (amd64, arm64: systemd-boot
+#   and the EFI stub of Secure Boot UKIs, from systemd-boot-efi of that arch).
 # Device tests that run before an image exists boot this kernel directly.
 # Uses host apt-get/dpkg-deb/depmod; basalt itself fetches kernels in Go.
 set -euo pipefail
@@ -16,7 +17,9 @@ case $arch in
   armhf) meta=linux-image-armmp ;;
   *) echo "testkernel.sh: unknown arch $arch (amd64, arm64, armhf)" >&2; exit 2 ;;
 esac
-if [ -f "$out/vmlinuz" ] && [ -f "$out/release" ]; then exit 0; fi
+stub=
+case $arch in amd64) stub=linuxx64.efi.stub ;; arm64) stub=linuxaa64.efi.stub ;; esac
+if [ -f "$out/vmlinuz" ] && [ -f "$out/release" ] && { [ -z "$stub" ] || [ -f "$out/$stub" ]; }; then exit 0; fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/lists/partial" "$work/cache/archives/partial"
@@ -41,7 +44,7 @@ cp "$work/root/boot/vmlinuz-$release" "$out.tmp/vmlinuz"
 cp -a "$work/root/lib/modules/$release" "$out.tmp/lib/modules/"
 cp "$work/root/boot/config-$release" "$out.tmp/config"
 depmod -b "$out.tmp" "$release"
-if [ -d "$work/sdboot" ]; then cp "$work"/sdboot/usr/lib/systemd/boot/efi/systemd-boot*.efi "$out.tmp/"; fi
+if [ -d "$work/sdboot" ]; then cp "$work"/sdboot/usr/lib/systemd/boot/efi/systemd-boot*.efi "$work/sdboot/usr/lib/systemd/boot/efi/$stub" "$out.tmp/"; fi
 echo "$release" >"$out.tmp/release"
 rm -rf "$out" && mv "$out.tmp" "$out"
 echo "testkernel.sh: $pkg -> $out"
