@@ -14,6 +14,7 @@ import (
 	"github.com/basaltos/basalt/initsys/boot"
 	"github.com/basaltos/basalt/initsys/k3s"
 	"github.com/basaltos/basalt/initsys/status"
+	"github.com/basaltos/basalt/initsys/update"
 )
 
 // infoScreen is what the console shows after the ready marker, and again
@@ -37,6 +38,10 @@ func infoScreen(st status.Status, hostname string, cfg *config.Config, shell boo
 	}
 	if st.Orchestrator.State != "" && st.Orchestrator.State != k3s.Off {
 		fmt.Fprintf(&b, "  k3s:      %s\n", st.Orchestrator.String())
+	}
+	// A rollback or a slot refused at boot (stage 1's fallback): why.
+	if u := st.Update; u != nil && u.Phase == update.RolledBack {
+		fmt.Fprintf(&b, "  update:   %s\n", u)
 	}
 	users := sshUsers(cfg)
 	switch {

@@ -8,6 +8,7 @@ import (
 	"github.com/basaltos/basalt/initsys/k3s"
 	"github.com/basaltos/basalt/initsys/status"
 	"github.com/basaltos/basalt/initsys/supervise"
+	"github.com/basaltos/basalt/initsys/update"
 )
 
 // TestInfoScreen: the console after "ready" names the device, its
@@ -24,6 +25,12 @@ func TestInfoScreen(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("info screen lacks %q:\n%s", want, got)
 		}
+	}
+	// The slot the device fell back to says why (on a key press: the
+	// updater reads the A/B state after the first screen).
+	st.Update = &update.Status{Phase: update.RolledBack, Version: "1.4.0", Slot: "b", Reason: "stage 1 refused its root: dm-verity found corruption"}
+	if got := infoScreen(st, "store-0042", cfg, false); !strings.Contains(got, "update:   rolled back 1.4.0 (slot b): stage 1 refused its root: dm-verity found corruption") {
+		t.Errorf("info screen after a fallback:\n%s", got)
 	}
 	if got := infoScreen(status.Status{}, "x", nil, true); !strings.Contains(got, "no SSH keys configured") || !strings.Contains(got, "emergency shell") {
 		t.Errorf("info screen without keys, with a shell:\n%s", got)
