@@ -413,7 +413,8 @@ func (r *k3sRig) startCluster(t *testing.T, img string, nodes []clusterNode) (*c
 // the server's admin kubeconfig, which reads /readyz through the forwarded
 // API port; basalt's default manifests are linked into the server's
 // auto-deploy dir. Then agent 1 reboots (over its forwarded SSH) and rejoins as
-// itself: the same /etc/rancher/node/password, accepted by the server.
+// itself: the same /etc/rancher/node/password, accepted by the server; and
+// agent 2, its node password replaced, reboots and is refused (the twin).
 func TestE2EK3sCluster(t *testing.T) {
 	r := newK3sRig(t)
 	token := newToken()
@@ -460,6 +461,12 @@ func TestE2EK3sCluster(t *testing.T) {
 	if err != nil || strings.TrimSpace(pw1) == "" {
 		t.Fatalf("agent node password: %v %q", err, pw1)
 	}
+	// The negative twin, at the same time: agent 2 loses its identity (another
+	// node password) and reboots; the server refuses it, the agent says so
+	// and is retried, never ready again.
+	if r.orchestrator {
+		sshRun(st.Nodes[2].SSH, signer, "echo not-its-node-password >"+contract.K3sNodePassword+" && /sbin/basalt-init reboot")
+	}
 	sshRun(agent, signer, "/sbin/basalt-init reboot") // the session may end with the reboot
 	w.expect(t, ctx, "[basalt-agent-1] basalt: reboot now", "[basalt-agent-1] "+contract.MarkerOrchestratorReady+" (k3s agent)")
 	if r.orchestrator {
@@ -468,6 +475,15 @@ func TestE2EK3sCluster(t *testing.T) {
 	pw2, err := sshRun(agent, signer, "cat "+contract.K3sNodePassword)
 	if err != nil || pw2 != pw1 {
 		t.Fatalf("agent node password after reboot: %q (%v), before %q", pw2, err, pw1)
+	}
+	if r.orchestrator {
+		const refused = "[basalt-agent-2] [k3s] test-orchestrator: FAIL: agent: join https://10.77.0.10:6443 refused: 403 Forbidden: node password rejected for basalt-agent-2"
+		w.expect(t, ctx, "[basalt-agent-2] basalt: reboot now", refused, "[k3s] restart #", refused)
+		expectAnywhere(t, ctx, w, "[basalt-server] [k3s] test-orchestrator: join of basalt-agent-2 refused: node password rejected for basalt-agent-2")
+		log := w.String()
+		if strings.Contains(log[strings.Index(log, "[basalt-agent-2] basalt: reboot now"):], "[basalt-agent-2] "+contract.MarkerOrchestratorReady) {
+			t.Errorf("agent 2 became ready with another node password")
+		}
 	}
 	if strings.Contains(w.String(), token) {
 		t.Errorf("the join token is on a console")
