@@ -31,7 +31,8 @@ const rpi3Deadline = 12 * time.Minute
 // inputs `make pi-inputs` fetched) and sizes it to 1 GiB, a power of two
 // as QEMU wants an SD card, so that the test boots the file itself and
 // U-Boot's writes to the state file stay in it from one boot to the next.
-func piImage(t *testing.T, board string) string {
+// args are added to slot a's kernel arguments.
+func piImage(t *testing.T, board string, args ...string) string {
 	t.Helper()
 	prepared, _ := filepath.Abs("../.cache/pi")
 	cacheDir, _ := filepath.Abs("../.cache/basalt")
@@ -60,21 +61,15 @@ func piImage(t *testing.T, board string) string {
 	// QEMU's raspi3b resets the moment its emulated watchdog is started:
 	// slot a's kernel arguments (boot.scr and cmdline.txt read them) tell
 	// the init to leave it alone.
-	im, err := imgfile.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	boot, err := im.BootFS()
-	if err != nil {
-		t.Fatal(err)
-	}
+	im, boot := openBoot(t, img)
 	p, _ := im.Part(contract.PartBoot)
+	extra := " " + strings.Join(append([]string{stage1.CmdlineNoWatchdog}, args...), " ") + "\n"
 	name, data := "a/"+contract.SlotArgsFile, []byte(nil)
 	if old, err := boot.ReadFile(name); err == nil {
-		data = append([]byte(strings.TrimRight(string(old), "\n")), " "+stage1.CmdlineNoWatchdog+"\n"...)
+		data = append([]byte(strings.TrimRight(string(old), "\n")), extra...)
 	} else if old, err := boot.ReadFile("a/" + ab.PiCmdlineFile); err == nil {
 		name = "a/" + ab.PiCmdlineFile
-		data = append([]byte(strings.TrimRight(string(old), "\n")), " "+stage1.CmdlineNoWatchdog+"\n"...)
+		data = append([]byte(strings.TrimRight(string(old), "\n")), extra...)
 	} else {
 		t.Fatalf("slot a has neither %s nor %s: %v", contract.SlotArgsFile, ab.PiCmdlineFile, err)
 	}
@@ -91,6 +86,21 @@ func piImage(t *testing.T, board string) string {
 		t.Fatal(err)
 	}
 	return img
+}
+
+// openBoot opens img and its boot FAT; the caller closes im.
+func openBoot(t *testing.T, img string) (*imgfile.Image, *fat.FS) {
+	t.Helper()
+	im, err := imgfile.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	boot, err := im.BootFS()
+	if err != nil {
+		im.Close()
+		t.Fatal(err)
+	}
+	return im, boot
 }
 
 func startRPi3(ctx context.Context, t *testing.T, img string) *qemu.Machine {
@@ -169,80 +179,87 @@ func rollsBack(t *testing.T, img string, start func(context.Context, *testing.T,
 	expect(ctx, t, m, "basalt: booting slot a")
 	m.Kill()
 	<-m.Exited()
-	im, err := imgfile.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
+	im, boot := openBoot(t, img)
 	defer im.Close()
-	boot, err := im.BootFS()
-	if err != nil {
-		t.Fatal(err)
-	}
 	if st, err := (ab.UBoot{}).State(boot, ab.Env{}); err != nil || st.Committed != contract.SlotA || st.Failed != contract.SlotB {
 		t.Errorf("state after the rollback: %+v %v, want committed a, slot b failed", st, err)
 	}
 }
 
-// startRPi4OnRaspi3b boots the rpi4 image's own U-Boot (rpi_arm64, the
-// binary the rpi5 image carries too) on QEMU's raspi3b, the rpi4 image as
-// the SD card. QEMU stands in for the firmware: it loads u-boot.bin from
-// the image with the Pi 3's device tree (the rpi4 image has only Pi 4
-// trees at its root, for the real firmware). U-Boot then runs the image's
-// boot.scr; its ${fdtfile} (the Pi 3's) is not in slot a, so the kernel
-// gets the tree U-Boot was given.
-func startRPi4OnRaspi3b(ctx context.Context, t *testing.T, img string) *qemu.Machine {
-	t.Helper()
-	im, err := imgfile.Open(img)
-	if err != nil {
-		t.Fatal(err)
+// startOnRaspi3b returns a start function for rollsBack that boots a
+// 64-bit Pi image's own U-Boot (rpi_arm64, the binary rpi4 and rpi5 carry)
+// on QEMU's raspi3b, the image as the SD card. QEMU stands in for the
+// firmware: it loads u-boot.bin from the image with the Pi 3's device tree
+// from the slot kernel's own packages (release: its kernel release prefix;
+// the rpi4 and rpi5 images have only their own trees at the root, for the
+// real firmware). U-Boot then runs the image's boot.scr; its ${fdtfile}
+// (the Pi 3's) is not in slot a, so the kernel gets the tree U-Boot was
+// given.
+func startOnRaspi3b(release string) func(context.Context, *testing.T, string) *qemu.Machine {
+	return func(ctx context.Context, t *testing.T, img string) *qemu.Machine {
+		t.Helper()
+		im, boot := openBoot(t, img)
+		ub, err := boot.ReadFile("u-boot.bin")
+		im.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		uboot := filepath.Join(t.TempDir(), "u-boot.bin")
+		if err := os.WriteFile(uboot, ub, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		k, _ := filepath.Abs("../.cache/basalt")
+		dtbs, _ := filepath.Glob(filepath.Join(k, "tree", "kernel-v2-*", "root", "usr", "lib", "linux-image-"+release+"*", "broadcom", "bcm2837-rpi-3-b.dtb"))
+		if len(dtbs) == 0 {
+			t.Fatalf("no bcm2837-rpi-3-b.dtb of a %s kernel in the cache (make pi-inputs)", release)
+		}
+		b, err := boards.Get("rpi3") // raspi3b's QEMU section
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := qemu.Start(ctx, qemu.Config{Board: b, Image: img, Accel: qemu.TCG, NoReboot: true, Kernel: uboot, DTB: dtbs[0]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Kill() })
+		return m
 	}
-	boot, err := im.BootFS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ub, err := boot.ReadFile("u-boot.bin")
-	im.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	uboot := filepath.Join(t.TempDir(), "u-boot.bin")
-	if err := os.WriteFile(uboot, ub, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	k, _ := filepath.Abs("../.cache/basalt")
-	dtbs, _ := filepath.Glob(filepath.Join(k, "tree", "kernel-v2-*", "root", "usr", "lib", "linux-image-*", "broadcom", "bcm2837-rpi-3-b.dtb"))
-	if len(dtbs) == 0 {
-		t.Fatal("no bcm2837-rpi-3-b.dtb in the cached arm64 kernel")
-	}
-	b, err := boards.Get("rpi3") // raspi3b's QEMU section
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := qemu.Start(ctx, qemu.Config{Board: b, Image: img, Accel: qemu.TCG, NoReboot: true, Kernel: uboot, DTB: dtbs[0]})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Kill() })
-	return m
 }
 
-// TestE2ERPi4UBoot boots the rpi4 image through the U-Boot and boot.scr it
-// carries, on raspi3b (QEMU emulates no Pi 4), with one build:
-//   - ready: slot a's kernel and initrd from boot.scr, stage 1 finds the
-//     MBR partitions by position, mounts root a through dm-verity, ready;
+// uBootOnRaspi3b boots board's image through the U-Boot and boot.scr it
+// carries, on raspi3b (QEMU emulates no Pi 4 or Pi 5), with one build:
+//   - ready: slot a's kernel (release) and initrd from boot.scr, stage 1
+//     finds the MBR partitions by position, mounts root a through
+//     dm-verity, ready;
 //   - failed-trial-rolls-back, the negative twin: slot b armed for one
 //     trial with a broken kernel; U-Boot counts the trial down on the SD
 //     card (fatwrite), fails to boot b, and the next boot falls back to a.
 //
-// The Pi 4's SoC, its firmware loading U-Boot and its device tree are not
-// exercised (docs/boards.md).
-func TestE2ERPi4UBoot(t *testing.T) {
-	img := piImage(t, "rpi4")
+// A board whose console is not the Pi 3's gets the Pi 3's (the mini UART
+// QEMU's serial shows) added to slot a's arguments: the last console= is
+// /dev/console. The board's SoC, its firmware loading U-Boot and its
+// device tree are not exercised (docs/boards.md).
+func uBootOnRaspi3b(t *testing.T, board, release string) {
+	b, err := boards.Get(board)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pi3, err := boards.Get("rpi3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var args []string
+	if b.Console != pi3.Console {
+		args = append(args, "console="+pi3.Console)
+	}
+	img := piImage(t, board, args...)
+	start := startOnRaspi3b(release)
 	t.Run("ready", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), rpi3Deadline)
 		defer cancel()
-		m := startRPi4OnRaspi3b(ctx, t, img)
+		m := start(ctx, t, img)
 		expect(ctx, t, m, "basalt: booting slot a")
+		t.Logf("%s", expect(ctx, t, m, "Linux version "+release))
 		expect(ctx, t, m, "Machine model: Raspberry Pi 3 Model B")
 		t.Logf("%s", expect(ctx, t, m, contract.RootMountedMarker(contract.SlotA)))
 		t.Logf("%s", expect(ctx, t, m, contract.MarkerReady))
@@ -250,6 +267,19 @@ func TestE2ERPi4UBoot(t *testing.T) {
 		<-m.Exited()
 	})
 	t.Run("failed-trial-rolls-back", func(t *testing.T) {
-		rollsBack(t, img, startRPi4OnRaspi3b)
+		rollsBack(t, img, start)
 	})
+}
+
+// TestE2ERPi4UBoot boots the rpi4 image (trixie's 6.12 kernel) on raspi3b
+// (uBootOnRaspi3b).
+func TestE2ERPi4UBoot(t *testing.T) {
+	uBootOnRaspi3b(t, "rpi4", "6.12.")
+}
+
+// TestE2ERPi5UBoot boots the rpi5 image (trixie-backports' 7.3 kernel, its
+// initramfs with the Pi 5's SD and RP1 modules and the Pi 3's SD host) on
+// raspi3b (uBootOnRaspi3b): the rpi5 slot chain, not the BCM2712.
+func TestE2ERPi5UBoot(t *testing.T) {
+	uBootOnRaspi3b(t, "rpi5", "7.3.")
 }
