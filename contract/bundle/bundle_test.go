@@ -181,6 +181,44 @@ func TestManifestCheck(t *testing.T) {
 	}
 }
 
+// ukiManifest is testManifest of a Secure Boot image: uki-a and uki-b in
+// place of kernel and initrd.
+func ukiManifest() Manifest {
+	m := testManifest()
+	m.Payloads = m.Payloads[:1]
+	for _, n := range []string{"uki-a", "uki-b"} {
+		m.Payloads = append(m.Payloads, Payload{Name: n, Kind: UKI, Size: 3, SHA256: sum([]byte(n[4:] + "uk"))})
+	}
+	return m
+}
+
+// TestManifestCheckUKI: a bundle carries kernel+initrd or both slots' UKIs.
+func TestManifestCheckUKI(t *testing.T) {
+	if m := ukiManifest(); m.Check() != nil || !m.UKI() || testManifest().UKI() {
+		t.Fatalf("UKI manifest: Check %v, UKI() %v; plain UKI() %v", m.Check(), m.UKI(), testManifest().UKI())
+	}
+	if UKIName("b") != "uki-b" {
+		t.Errorf("UKIName(b) = %q", UKIName("b"))
+	}
+	for name, mod := range map[string]func(*Manifest){
+		"one uki":        func(m *Manifest) { m.Payloads = m.Payloads[:2] },
+		"uki of slot c":  func(m *Manifest) { m.Payloads[2].Name = "uki-c" },
+		"uki and kernel": func(m *Manifest) { m.Payloads = append(m.Payloads, testManifest().Payloads[1:3]...) },
+		"uki kind":       func(m *Manifest) { m.Payloads[1].Kind = Kernel },
+	} {
+		m := ukiManifest()
+		mod(&m)
+		if err := m.Check(); err == nil {
+			t.Errorf("%s: Check passed", name)
+		}
+	}
+	m := testManifest()
+	m.Payloads = append(m.Payloads, ukiManifest().Payloads[1:]...)
+	if err := m.Check(); err == nil || !strings.Contains(err.Error(), "beside") {
+		t.Errorf("kernel, initrd and a UKI: %v", err)
+	}
+}
+
 func TestCompareVersions(t *testing.T) {
 	for _, tc := range []struct {
 		a, b string

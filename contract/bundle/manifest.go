@@ -13,6 +13,11 @@
 //	initrd          the slot's initramfs
 //	dtbs/<path>     device trees, when the board has any
 //
+// A Secure Boot image's slots boot one signed unified kernel image each
+// (contract.UKIFile), whose signed command line names the slot; so its
+// bundle carries, in place of kernel and initrd, one UKI per slot it may
+// be installed into (uki-a, uki-b) and the device writes the target's.
+//
 // So a device reads 1 MiB at most, checks the signature with its baked
 // keys, and only then reads a payload byte: it applies the bundle in one
 // streaming pass, hashing as it writes. Payload order and sizes are part
@@ -30,6 +35,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/basaltos/basalt/contract"
 	"github.com/basaltos/basalt/contract/verity"
 	"path"
 	"strconv"
@@ -53,7 +59,20 @@ const (
 	Kernel = "kernel"
 	Initrd = "initrd"
 	DTB    = "dtb"
+	// UKI is a slot's signed unified kernel image (Secure Boot), one per
+	// slot: named UKIName(slot).
+	UKI = "uki"
 )
+
+// UKIName is the name of slot's UKI payload: uki-<slot>.
+func UKIName(slot contract.Slot) string { return UKI + "-" + string(slot) }
+
+// UKI reports whether m carries per-slot UKIs (a Secure Boot image) rather
+// than kernel and initrd.
+func (m Manifest) UKI() bool {
+	_, ok := m.Payload(UKIName(contract.SlotA))
+	return ok
+}
 
 // DTBPrefix starts the names of device-tree payloads: dtbs/<path under the
 // slot's dtbs dir>.
@@ -159,8 +178,12 @@ func (m Manifest) Check() error {
 			if !ok || rest == "" || path.Clean(rest) != rest || strings.HasPrefix(rest, "../") || rest == ".." || strings.HasPrefix(rest, "/") {
 				return bad("payload %d: device tree name %q: want dtbs/<relative path>", i, p.Name)
 			}
+		} else if p.Kind == UKI {
+			if p.Name != UKIName(contract.SlotA) && p.Name != UKIName(contract.SlotB) {
+				return bad("payload %d: a %s payload must be called %s or %s, not %q", i, UKI, UKIName(contract.SlotA), UKIName(contract.SlotB), p.Name)
+			}
 		} else if p.Kind != RootFS && p.Kind != Kernel && p.Kind != Initrd {
-			return bad("payload %d: kind %q (allowed: rootfs, kernel, initrd, dtb)", i, p.Kind)
+			return bad("payload %d: kind %q (allowed: rootfs, kernel, initrd, dtb, uki)", i, p.Kind)
 		} else if want != p.Kind {
 			return bad("payload %d: a %s payload must be called %s, not %q", i, p.Kind, p.Kind, p.Name)
 		}
@@ -178,9 +201,20 @@ func (m Manifest) Check() error {
 			return bad("payload %s: only the rootfs has a verity section", p.Name)
 		}
 	}
-	for _, k := range []string{RootFS, Kernel, Initrd} {
+	// What a slot boots: kernel + initrd, or (Secure Boot) a UKI for each
+	// slot, never both.
+	need, not := []string{RootFS, Kernel, Initrd}, []string{UKIName(contract.SlotA), UKIName(contract.SlotB)}
+	if seen[UKIName(contract.SlotA)] || seen[UKIName(contract.SlotB)] {
+		need, not = []string{RootFS, UKIName(contract.SlotA), UKIName(contract.SlotB)}, []string{Kernel, Initrd}
+	}
+	for _, k := range need {
 		if !seen[k] {
 			return bad("no %s payload", k)
+		}
+	}
+	for _, k := range not {
+		if seen[k] {
+			return bad("payload %s beside %s (a bundle carries kernel and initrd, or one UKI per slot)", k, strings.Join(need[1:], " and "))
 		}
 	}
 	return nil

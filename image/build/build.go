@@ -113,13 +113,6 @@ func Build(ctx context.Context, s *spec.Spec, o Options) (arts []Artifact, err e
 	if o.Epoch == 0 {
 		o.Epoch = DefaultEpoch
 	}
-	// A bundle carries kernel + initrd; a Secure Boot slot needs its own
-	// signed UKI (the slot is named inside the signature), which bundles
-	// and the device's apply do not handle yet: refuse rather than write
-	// a bundle the firmware would refuse on the device.
-	if s.SecureBoot != nil && (o.Bundle || o.SignKey != nil) {
-		return nil, invalidf("%s: update bundles of Secure Boot images are not supported yet (they would carry an unsigned kernel): build without --bundle/--sign-key", s.Where(".secureBoot"))
-	}
 	bs, err := specBoards(s, o.Boards)
 	if err != nil {
 		return nil, err

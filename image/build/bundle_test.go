@@ -57,18 +57,9 @@ func TestBuildBundle(t *testing.T) {
 	}
 	img, _ := os.Open(a.Image)
 	defer img.Close()
-	for {
-		p, pr, err := r.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(pr)
-		if err != nil {
-			t.Fatalf("payload %s: %v", p.Name, err)
-		}
+	ps, data := readPayloads(t, r)
+	for _, p := range ps {
+		b := data[p.Name]
 		if p.Name == bundle.RootFS {
 			// The payload is squashfs + hash tree, verified by the real tool
 			// with the manifest's root hash.
@@ -100,5 +91,25 @@ func TestBuildBundle(t *testing.T) {
 	s2, _ := fileSHA(arts2[0].Bundle)
 	if s1 != s2 {
 		t.Errorf("bundle sha256 %s then %s", s1, s2)
+	}
+}
+
+// readPayloads reads (and so verifies) every payload of r.
+func readPayloads(t *testing.T, r *bundle.Reader) ([]bundle.Payload, map[string][]byte) {
+	t.Helper()
+	var ps []bundle.Payload
+	data := map[string][]byte{}
+	for {
+		p, pr, err := r.Next()
+		if err == io.EOF {
+			return ps, data
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if data[p.Name], err = io.ReadAll(pr); err != nil {
+			t.Fatalf("payload %s: %v", p.Name, err)
+		}
+		ps = append(ps, p)
 	}
 }

@@ -3,6 +3,7 @@ package build
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -12,10 +13,9 @@ import (
 	"time"
 
 	"github.com/basaltos/basalt/contract"
+	"github.com/basaltos/basalt/contract/bundle"
 	"github.com/basaltos/basalt/image/disk"
 	"github.com/basaltos/basalt/image/secureboot"
-	"github.com/basaltos/basalt/image/spec"
-	"github.com/basaltos/basalt/internal/errclass"
 	"github.com/basaltos/basalt/internal/testutil"
 )
 
@@ -29,15 +29,7 @@ const efiStub = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub"
 func TestBuildSecureBoot(t *testing.T) {
 	testutil.NeedFile(t, efiStub, "apt-get install systemd-boot-efi")
 	dir := t.TempDir()
-	keys := filepath.Join(dir, "sb")
-	os.Mkdir(keys, 0o755)
-	files, err := secureboot.KeySet("basalt test", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range files {
-		os.WriteFile(filepath.Join(keys, f.Name), f.Data, 0o600)
-	}
+	keys := writeKeySet(t, dir)
 	s := writeSpec(t, dir, "secureBoot:\n  dir: sb\n  stub: "+efiStub+"\n")
 	var sums []string
 	var img string
@@ -98,19 +90,79 @@ func TestBuildSecureBoot(t *testing.T) {
 	}
 }
 
-// TestBuildSecureBootRefusesBundle: no bundle that would carry an unsigned
-// kernel to a Secure Boot device (nothing written).
-func TestBuildSecureBootRefusesBundle(t *testing.T) {
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "db.key"), nil, 0o600)
-	s := writeSpec(t, dir, "")
-	s.SecureBoot = &spec.SecureBoot{Key: "db.key", Cert: "db.crt"}
-	out := filepath.Join(dir, "out")
-	_, err := Build(context.Background(), s, Options{OutDir: out, Bundle: true})
-	if errclass.Code(err) != errclass.ExitInvalid || !strings.Contains(err.Error(), "update bundles of Secure Boot images are not supported yet") {
-		t.Errorf("err %v, want the refusal (exit %d)", err, errclass.ExitInvalid)
+// writeKeySet writes a fresh secureboot.KeySet to dir/sb (spec
+// secureBoot.dir: sb) and returns that directory.
+func writeKeySet(t *testing.T, dir string) string {
+	t.Helper()
+	keys := filepath.Join(dir, "sb")
+	os.Mkdir(keys, 0o755)
+	files, err := secureboot.KeySet("basalt test", time.Now())
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := os.Stat(out); err == nil {
-		t.Errorf("%s written", out)
+	for _, f := range files {
+		os.WriteFile(filepath.Join(keys, f.Name), f.Data, 0o600)
+	}
+	return keys
+}
+
+// TestBuildSecureBootBundle: a Secure Boot image's bundle carries the
+// rootfs and each slot's signed UKI (no kernel, no initrd); uki-a is the
+// image's own a/uki.efi, uki-b's signed command line names slot b; the
+// signature and every payload verify.
+func TestBuildSecureBootBundle(t *testing.T) {
+	testutil.NeedFile(t, efiStub, "apt-get install systemd-boot-efi")
+	dir := t.TempDir()
+	keys := writeKeySet(t, dir)
+	k := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{1}, 32))
+	pub, _ := bundle.MarshalPublicKey(k.Public().(ed25519.PublicKey))
+	os.WriteFile(filepath.Join(dir, "k.pub"), pub, 0o644)
+	s := writeSpec(t, dir, "update:\n  publicKey: [k.pub]\nsecureBoot:\n  dir: sb\n  stub: "+efiStub+"\n")
+	arts, err := Build(context.Background(), s, Options{OutDir: filepath.Join(dir, "out"), Epoch: 1700000000, SignKey: k})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(arts[0].Bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := bundle.Open(f, []ed25519.PublicKey{k.Public().(ed25519.PublicKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := r.Manifest()
+	ps, got := readPayloads(t, r)
+	var names []string
+	for _, p := range ps {
+		names = append(names, p.Name+":"+p.Kind)
+	}
+	if want := "rootfs:rootfs uki-a:uki uki-b:uki"; strings.Join(names, " ") != want || !m.UKI() {
+		t.Fatalf("payloads %q, want %q", strings.Join(names, " "), want)
+	}
+	if m.Payloads[0].Verity == nil {
+		t.Error("rootfs payload without verity parameters")
+	}
+	l, err := disk.Read(arts[0].Image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	boot := extract(t, arts[0].Image, l.Partitions[0])
+	a := filepath.Join(t.TempDir(), "uki.efi")
+	run(t, "mcopy", "-i", boot, "::a/"+contract.UKIFile, a)
+	if !bytes.Equal(must(os.ReadFile(a)), got["uki-a"]) {
+		t.Error("the bundle's uki-a differs from the image's a/uki.efi")
+	}
+	for _, slot := range []contract.Slot{contract.SlotA, contract.SlotB} {
+		uki := got[bundle.UKIName(slot)]
+		cl, err := secureboot.SectionData(uki, ".cmdline")
+		if err != nil || !bytes.Contains(cl, []byte(contract.CmdlineSlot+"="+string(slot)+" ")) || !bytes.Contains(cl, []byte("basalt.verity="+m.Payloads[0].Verity.RootHash)) {
+			t.Errorf("%s: command line %q (err %v) lacks slot %s or the root hash", bundle.UKIName(slot), cl, err, slot)
+		}
+		out := filepath.Join(t.TempDir(), "uki.efi")
+		os.WriteFile(out, uki, 0o644)
+		if b, err := exec.Command(testutil.NeedTool(t, "sbverify"), "--cert", filepath.Join(keys, secureboot.DBCertFile), out).CombinedOutput(); err != nil {
+			t.Errorf("sbverify %s: %v\n%s", bundle.UKIName(slot), err, b)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -36,7 +37,8 @@ func refusef(format string, a ...any) error {
 }
 
 // check decides whether m may be installed on this device, before any write.
-func (u *Updater) check(m bundle.Manifest, o Options, rootSize int64, st ab.State) error {
+// uki says whether the running slot boots a signed UKI (Secure Boot).
+func (u *Updater) check(m bundle.Manifest, o Options, rootSize int64, st ab.State, uki bool) error {
 	rel := u.d.Release
 	if m.Board != rel["BOARD"] {
 		return refusef("bundle is for board %s, this device is %s", m.Board, rel["BOARD"])
@@ -62,6 +64,12 @@ func (u *Updater) check(m bundle.Manifest, o Options, rootSize int64, st ab.Stat
 	}
 	if st.Committed != u.d.Booted {
 		return refusef("the running slot %s is not the committed slot (%s)", u.d.Booted, st)
+	}
+	switch {
+	case uki && !m.UKI():
+		return refusef("slot %s boots a signed UKI (Secure Boot): the bundle carries a kernel and initrd, which the firmware would refuse", u.d.Booted)
+	case m.UKI() && rel[ab.ReleaseKey] != ab.BLSName:
+		return refusef("the bundle boots a UKI (Secure Boot), which A/B mechanism %s cannot", rel[ab.ReleaseKey])
 	}
 	p, _ := m.Payload(bundle.RootFS)
 	if p.Size > rootSize {
@@ -110,14 +118,20 @@ func (u *Updater) Apply(ctx context.Context, src string, o Options) (bundle.Mani
 			}
 			m = r.Manifest()
 			var st ab.State
-			if err := u.withBoot(func(d ab.Dir) (err error) { st, err = u.mech.State(d, u.env()); return err }); err != nil {
+			var uki bool
+			if err := u.withBoot(func(d ab.Dir) (err error) {
+				names, _ := d.Names(contract.SlotDir(u.d.Booted))
+				uki = slices.Contains(names, contract.UKIFile)
+				st, err = u.mech.State(d, u.env())
+				return err
+			}); err != nil {
 				return err
 			}
 			devSize, err := deviceSize(u.d.RootDev[target])
 			if err != nil {
 				return err
 			}
-			if err := u.check(m, o, devSize, st); err != nil {
+			if err := u.check(m, o, devSize, st, uki); err != nil {
 				return err
 			}
 			u.logf("applying %s %s into slot %s", m.Image, m.Version, target)
@@ -172,6 +186,17 @@ func (u *Updater) Apply(ctx context.Context, src string, o Options) (bundle.Mani
 						name = sd + "/" + contract.InitrdFile
 					case bundle.DTB:
 						name = sd + "/" + contract.DTBDir + "/" + path.Clean(strings.TrimPrefix(p.Name, bundle.DTBPrefix))
+					case bundle.UKI:
+						// Secure Boot: one signed UKI per slot (its signed
+						// command line names the slot); the target's one is
+						// the slot's uki.efi, the other is only hashed.
+						if p.Name != bundle.UKIName(target) {
+							if _, err := io.Copy(io.Discard, pr); err != nil {
+								return staged(payloadErr(err))
+							}
+							continue
+						}
+						name = sd + "/" + contract.UKIFile
 					case bundle.RootFS:
 						return staged(fmt.Errorf("a second %s payload", bundle.RootFS))
 					}
@@ -196,7 +221,7 @@ func (u *Updater) Apply(ctx context.Context, src string, o Options) (bundle.Mani
 			if tries <= 0 {
 				tries = ab.DefaultTries
 			}
-			e := ab.Entry{Slot: target, Title: m.Image + " " + m.Version, Version: m.Version, Cmdline: m.Cmdline}
+			e := ab.Entry{Slot: target, Title: m.Image + " " + m.Version, Version: m.Version, Cmdline: m.Cmdline, UKI: m.UKI()}
 			if p, _ := m.Payload(bundle.RootFS); p.Verity != nil {
 				// The new root is mounted under dm-verity with its signed root hash.
 				e.Args = p.Verity.CmdlineArgs()

@@ -84,7 +84,8 @@ var rootfs = bytes.Repeat([]byte("new root "), 50000)
 // k signs it (nil: unsigned).
 func makeBundle(t testing.TB, version string, mod func(*bundle.Manifest), k ed25519.PrivateKey) string {
 	t.Helper()
-	pl := map[string][]byte{bundle.RootFS: rootfs, bundle.Kernel: []byte("new kernel " + version), bundle.Initrd: []byte("new initrd")}
+	pl := map[string][]byte{bundle.RootFS: rootfs, bundle.Kernel: []byte("new kernel " + version), bundle.Initrd: []byte("new initrd"),
+		bundle.UKIName("a"): fakeUKI("a", version), bundle.UKIName("b"): fakeUKI("b", version)}
 	m := bundle.Manifest{Format: 1, Image: "demo", Version: version, Board: "qemu-x86_64", Compat: "demo", Cmdline: "console=ttyS0 basalt.slot=${slot}"}
 	for _, n := range []string{bundle.RootFS, bundle.Kernel, bundle.Initrd} {
 		m.Payloads = append(m.Payloads, bundle.Payload{Name: n, Kind: n, Size: int64(len(pl[n])), SHA256: sum(pl[n])})

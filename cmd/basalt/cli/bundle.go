@@ -21,7 +21,8 @@ func newBundleCmd(_ *globalOptions) *cobra.Command {
 		Short: "Sign, verify and inspect update bundles",
 		Long: `An update bundle (NAME-VERSION-BOARD.bundle, written by basalt build
 --sign-key) is a tar of manifest.json, its ed25519 signature and the payloads
-(rootfs, kernel, initrd, dtbs). These commands sign a bundle away from the
+(rootfs, kernel, initrd, dtbs; a Secure Boot image: rootfs and one signed
+UKI per slot, uki-a and uki-b). These commands sign a bundle away from the
 build machine and check bundles for audits.
 
   basalt bundle inspect out/demo-1.1.0-qemu-x86_64.bundle

@@ -22,11 +22,22 @@ import (
 // small fake payloads (named so: no real root is needed to test the verbs).
 func writeTestBundle(t *testing.T, path, v, board string) {
 	t.Helper()
-	pl := map[string][]byte{bundle.RootFS: bytes.Repeat([]byte("fake root "), 1000), bundle.Kernel: []byte("fake kernel"), bundle.Initrd: []byte("fake initrd")}
+	writeTestBundleOf(t, path, v, board, []bundle.Payload{{Name: bundle.Kernel, Kind: bundle.Kernel}, {Name: bundle.Initrd, Kind: bundle.Initrd}})
+}
+
+// writeTestBundleOf is writeTestBundle with these boot payloads after the
+// rootfs (each one's content "fake NAME").
+func writeTestBundleOf(t *testing.T, path, v, board string, boot []bundle.Payload) {
+	t.Helper()
+	pl := map[string][]byte{bundle.RootFS: bytes.Repeat([]byte("fake root "), 1000)}
 	m := bundle.Manifest{Format: bundle.FormatVersion, Image: "demo", Version: v, Board: board, Compat: "demo", Cmdline: "basalt.slot=${slot}"}
-	for _, n := range []string{bundle.RootFS, bundle.Kernel, bundle.Initrd} {
-		s := sha256.Sum256(pl[n])
-		m.Payloads = append(m.Payloads, bundle.Payload{Name: n, Kind: n, Size: int64(len(pl[n])), SHA256: hex.EncodeToString(s[:])})
+	for _, p := range append([]bundle.Payload{{Name: bundle.RootFS, Kind: bundle.RootFS}}, boot...) {
+		if pl[p.Name] == nil {
+			pl[p.Name] = []byte("fake " + p.Name)
+		}
+		s := sha256.Sum256(pl[p.Name])
+		p.Size, p.SHA256 = int64(len(pl[p.Name])), hex.EncodeToString(s[:])
+		m.Payloads = append(m.Payloads, p)
 	}
 	raw, err := bundle.MarshalManifest(m)
 	if err != nil {
@@ -77,6 +88,26 @@ func TestKeygenBundleSignVerify(t *testing.T) {
 		t.Errorf("verify with two keys (rotation): %d %s", code, errs)
 	}
 	if code, out, _ := runCLI("bundle", "inspect", b); code != 0 || !strings.Contains(out, "demo 1.0.0 for board qemu-x86_64") || !strings.Contains(out, `"sha256"`) {
+		t.Errorf("inspect: %d %s", code, out)
+	}
+}
+
+// TestBundleSecureBoot: verify and inspect show a Secure Boot bundle's
+// per-slot UKI payloads.
+func TestBundleSecureBoot(t *testing.T) {
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "keys")
+	runCLI("keygen", "-o", keys)
+	b := filepath.Join(dir, "demo-1.0.0-qemu-x86_64.bundle")
+	writeTestBundleOf(t, b, "1.0.0", "qemu-x86_64", []bundle.Payload{{Name: bundle.UKIName("a"), Kind: bundle.UKI}, {Name: bundle.UKIName("b"), Kind: bundle.UKI}})
+	if code, out, errs := runCLI("bundle", "sign", b, "--key", filepath.Join(keys, keyPrivateName)); code != 0 {
+		t.Fatalf("sign: %d %s %s", code, out, errs)
+	}
+	code, out, errs := runCLI("bundle", "verify", b, "--key", filepath.Join(keys, keyPublicName))
+	if code != 0 || !strings.Contains(out, "uki-a ") || !strings.Contains(out, "uki-b ") || !strings.Contains(out, "signature and payloads ok") {
+		t.Errorf("verify: %d %s %s", code, out, errs)
+	}
+	if code, out, _ := runCLI("bundle", "inspect", b); code != 0 || !strings.Contains(out, `"name": "uki-b"`) || !strings.Contains(out, `"kind": "uki"`) || strings.Contains(out, `"kernel"`) {
 		t.Errorf("inspect: %d %s", code, out)
 	}
 }
