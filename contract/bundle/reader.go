@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"unsafe"
 )
 
 // ReadHead reads the first two members of a bundle: the manifest bytes and
@@ -135,21 +136,51 @@ func (r *Reader) Next() (Payload, io.Reader, error) {
 	return p, r.cur, nil
 }
 
+// payloadReader hashes what it returns while the caller goes on: each
+// Read hands its bytes to a goroutine that hashes them and reads the next
+// bytes from the tar meanwhile, so a consumer that writes what it read
+// (the device's slot writer) reads, hashes and writes in parallel. The
+// hashing of a Read's bytes is finished before the next Read returns, and
+// before a Read whose buffer overlaps them reads into it; a caller must
+// not change the bytes it got until its next Read (the io.Reader
+// convention of the consumers here: they write them, or drop them).
 type payloadReader struct {
-	r    io.Reader
-	p    Payload
-	h    hash.Hash
-	n    int64
-	done error
+	r       io.Reader
+	p       Payload
+	h       hash.Hash
+	n       int64
+	done    error
+	pending []byte        // bytes being hashed
+	hashed  chan struct{} // closed when pending is hashed
+}
+
+// wait waits for the pending bytes to be hashed.
+func (pr *payloadReader) wait() {
+	if pr.hashed != nil {
+		<-pr.hashed
+		pr.pending, pr.hashed = nil, nil
+	}
 }
 
 func (pr *payloadReader) Read(b []byte) (int, error) {
 	if pr.done != nil {
 		return 0, pr.done
 	}
+	if overlaps(b, pr.pending) {
+		pr.wait()
+	}
 	n, err := pr.r.Read(b)
-	pr.h.Write(b[:n])
+	pr.wait()
 	pr.n += int64(n)
+	if n > 0 && err == nil {
+		pr.pending, pr.hashed = b[:n], make(chan struct{})
+		go func(b []byte, done chan struct{}) {
+			pr.h.Write(b)
+			close(done)
+		}(pr.pending, pr.hashed)
+		return n, nil
+	}
+	pr.h.Write(b[:n])
 	if err == io.EOF {
 		switch sum := hex.EncodeToString(pr.h.Sum(nil)); {
 		case pr.n != pr.p.Size:
@@ -163,4 +194,13 @@ func (pr *payloadReader) Read(b []byte) (int, error) {
 		pr.done = err
 	}
 	return n, err
+}
+
+// overlaps reports whether a and b share memory.
+func overlaps(a, b []byte) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return false
+	}
+	a0, b0 := uintptr(unsafe.Pointer(unsafe.SliceData(a))), uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	return a0 < b0+uintptr(len(b)) && b0 < a0+uintptr(len(a))
 }
