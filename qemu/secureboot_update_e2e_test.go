@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/basaltos/basalt/boards"
 	"github.com/basaltos/basalt/contract"
 	"github.com/basaltos/basalt/contract/bundle"
+	"github.com/basaltos/basalt/image/disk"
 	"github.com/basaltos/basalt/internal/testutil"
 	"github.com/basaltos/basalt/qemu"
 )
@@ -34,6 +36,7 @@ func TestE2ESecureBootUpdate(t *testing.T) {
 	}
 	testutil.NeedTool(t, b.QEMU.Binary)
 	testutil.NeedFile(t, b.QEMU.SecureBootCode, "apt-get install "+strings.Join(b.QEMU.HostPackages, " "))
+	testutil.NeedTool(t, "mtype")
 	testutil.NeedFile(t, "/bin/busybox", "apt-get install busybox-static (QEMU's guestfwd relay, qemu.Relay)")
 	stub := filepath.Join(testKernel(t, b.Arch), path.Base(b.EFIStub.From))
 	testutil.NeedFile(t, stub, "make testdata (scripts/testkernel.sh unpacks systemd-boot-efi of the arch)")
@@ -87,5 +90,28 @@ func TestE2ESecureBootUpdate(t *testing.T) {
 		t.Errorf("%d boots said 'Secure boot enabled', want 2 (a, then b):\n%s", n, log)
 	}
 	t.Logf("%d kernel boots said 'Secure boot enabled'", strings.Count(log, "Secure boot enabled"))
+	// The boot partition afterwards (QEMU wrote through to img): b's
+	// committed entry boots its UKI, b has no kernel or initrd.
+	l, err := disk.Read(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fatImg := fmt.Sprintf("%s@@%d", img, l.Partitions[0].Start)
+	mtools := func(args ...string) string {
+		out, err := exec.Command(args[0], append([]string{"-i", fatImg}, args[1:]...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	entry := mtools("mtype", "::loader/entries/basalt-b.conf")
+	if !strings.Contains(entry, "efi /b/"+contract.UKIFile+"\n") || !strings.Contains(entry, "1.1.0") {
+		t.Errorf("b's entry:\n%s", entry)
+	}
+	ls := mtools("mdir", "-b", "::b")
+	if strings.Contains(ls, contract.KernelFile) || strings.Contains(ls, contract.InitrdFile) || !strings.Contains(ls, contract.UKIFile) {
+		t.Errorf("b/ holds:\n%s", ls)
+	}
+	t.Logf("boot partition: b/ = %s; basalt-b.conf:\n%s", strings.Join(strings.Fields(ls), " "), entry)
 	t.Logf("v1 boot, apply of v2 (%s written as b/%s), trial boot of b with Secure Boot on, commit: %.1f s", bundle.UKIName(contract.SlotB), contract.UKIFile, time.Since(t1).Seconds())
 }
