@@ -121,7 +121,7 @@ unit-run:
 	@set -o pipefail; $(GO) test -json -count=1 ./... | $(GO) run ./internal/testtimes
 
 e2e-run:
-	@set -o pipefail; $(GO) test -json -count=1 -tags e2e -run '^TestE2E' -timeout 35m ./... | $(GO) run ./internal/testtimes
+	@set -o pipefail; $(GO) test -json -count=1 -tags e2e -run '^TestE2E' -timeout 60m ./... | $(GO) run ./internal/testtimes
 
 # The k3s boot tests alone; with BASALT_K3S=/path/to/k3s (a binary or a directory of
 # k3s release files) they build and boot a real k3s instead of the test orchestrator.
