@@ -167,15 +167,21 @@ func sshRun(addr string, signer ssh.Signer, cmd string) (string, error) {
 // waited for this way.
 func expectSeen(t *testing.T, ctx context.Context, m *qemu.Machine, markers ...string) {
 	t.Helper()
+	waitSeen(t, ctx, m.Log, markers...)
+}
+
+// waitSeen waits until each marker is somewhere in log(), in any order.
+func waitSeen(t *testing.T, ctx context.Context, log func() string, markers ...string) {
+	t.Helper()
 	for {
-		log := m.Log()
-		missing := slices.DeleteFunc(slices.Clone(markers), func(mk string) bool { return strings.Contains(log, mk) })
+		l := log()
+		missing := slices.DeleteFunc(slices.Clone(markers), func(mk string) bool { return strings.Contains(l, mk) })
 		if len(missing) == 0 {
 			return
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("waiting for %q: %v\nconsole:\n%s", missing, ctx.Err(), log)
+			t.Fatalf("waiting for %q: %v\nconsole:\n%s", missing, ctx.Err(), l)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
@@ -495,13 +501,7 @@ func TestE2EK3sCluster(t *testing.T) {
 // either order).
 func expectAnywhere(t *testing.T, ctx context.Context, w *consoleLines, marker string) {
 	t.Helper()
-	for !strings.Contains(w.String(), marker) {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("waiting for %q: %v\nconsoles:\n%s", marker, ctx.Err(), w.String())
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+	waitSeen(t, ctx, w.String, marker)
 }
 
 // TestE2EK3sWrongToken is the cluster's negative twin: an agent with a
